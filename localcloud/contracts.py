@@ -1,0 +1,32 @@
+"""Small interfaces between the local services (OSS serves objects that IoT checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectFacts:
+    """What IoT Platform learns about a package file it is pointed at."""
+
+    bucket: str
+    key: str
+    size: int
+    md5_hex: str  # lowercase hex MD5 of the bytes
+
+
+class ObjectLookup(Protocol):
+    """Resolves a FirmwareUrl to an object stored in the local OSS."""
+
+    def lookup_url(self, url: str) -> ObjectFacts | None:
+        """The object the URL names (path-style or virtual-host, signed or not), or None."""
+        ...
+
+
+class OssEventSink(Protocol):
+    """Receives OSS object-created notifications (the local FC subscribes)."""
+
+    def __call__(self, event: dict[str, object]) -> None:
+        """``event`` is the native FC OSS trigger payload: ``{"events": [record]}``."""
+        ...

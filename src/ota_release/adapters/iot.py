@@ -1,0 +1,275 @@
+"""OtaPlatform on IoT Platform through alibabacloud-iot20180120 (imported on first use)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ota_release.adapters import CloudCredentials
+from ota_release.errors import (
+    DuplicateNameError,
+    NotFoundError,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
+from ota_release.ports import CreatedFirmware, FirmwareRecord, UploadTicket
+
+PAGE_SIZE = 100
+#: Codes worth a retry whatever HTTP status carried them.
+TRANSIENT_CODES = {
+    "iot.system.SystemException",
+    "iot.system.SystemBusy",
+    "Throttling",
+    "Throttling.User",
+    "Throttling.Api",
+    "Throttling.Concurrency",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+}
+#: Codes that mean "a package with this FirmwareName exists" (the stand-in's and the
+#: documented spellings; the real code is unconfirmed, see docs/operations.md).
+DUPLICATE_NAME_CODES = {
+    "iot.ota.FirmwareNameExisted",
+    "iot.ota.FirmwareNameExists",
+    "iot.ota.RepeatedFirmwareName",
+}
+NOT_FOUND_CODES = {"iot.ota.FirmwareNotFound"}
+
+_PARAM_TO_ATTR = {
+    "DestVersion": "dest_version",
+    "FirmwareName": "firmware_name",
+    "FirmwareUrl": "firmware_url",
+    "IotInstanceId": "iot_instance_id",
+    "FirmwareSign": "firmware_sign",
+    "SignMethod": "sign_method",
+    "FirmwareSize": "firmware_size",
+    "ProductKey": "product_key",
+    "FirmwareDesc": "firmware_desc",
+    "Type": "type",
+    "SrcVersion": "src_version",
+    "ModuleName": "module_name",
+    "NeedToVerify": "need_to_verify",
+    "Udi": "udi",
+}
+
+
+def _error_for(
+    operation: str,
+    code: str,
+    message: str,
+    request_id: str | None,
+    status: int | None,
+    retry_after_ms: int | None = None,
+) -> PlatformError:
+    retry_after = retry_after_ms / 1000.0 if retry_after_ms else None
+    if (
+        code in TRANSIENT_CODES
+        or code.startswith("Throttling")
+        or (status is not None and (status >= 500 or status == 429))
+    ):
+        return TransientError(
+            "iot",
+            operation,
+            code,
+            message,
+            request_id=request_id,
+            status=status,
+            retry_after=retry_after,
+        )
+    if code in DUPLICATE_NAME_CODES:
+        return DuplicateNameError(
+            "iot", operation, code, message, request_id=request_id, status=status
+        )
+    if code in NOT_FOUND_CODES:
+        return NotFoundError("iot", operation, code, message, request_id=request_id, status=status)
+    return PermanentError("iot", operation, code, message, request_id=request_id, status=status)
+
+
+def classify_sdk_error(exc: Exception, operation: str) -> PlatformError:
+    """Map a Tea/darabonba exception (or a network error) to transient/permanent."""
+    code = getattr(exc, "code", None)
+    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+    if code:
+        data = getattr(exc, "data", None)
+        request_id = getattr(exc, "request_id", None)
+        if not request_id and isinstance(data, dict):
+            request_id = data.get("RequestId")
+        retry_after = getattr(exc, "retry_after", None)
+        return _error_for(
+            operation,
+            str(code),
+            str(getattr(exc, "message", "") or exc),
+            request_id,
+            int(status) if status else None,
+            int(retry_after) if retry_after else None,
+        )
+    # No code: the request never got an answer (connection refused/reset, timeout) or the
+    # answer was not JSON. Either way nothing was decided server-side that we can read.
+    return TransientError("iot", operation, type(exc).__name__, str(exc)[:300])
+
+
+class IotOtaPlatform:
+    """IoT Platform's OTA operations with errors classified for the retry policy."""
+
+    def __init__(
+        self,
+        credentials: CloudCredentials,
+        endpoint: str,
+        region: str,
+        *,
+        protocol: str = "https",
+        signature_algorithm: str | None = None,
+        connect_timeout_ms: int = 5000,
+        read_timeout_ms: int = 30000,
+    ) -> None:
+        self._credentials = credentials
+        self._endpoint = endpoint
+        self._region = region
+        self._protocol = protocol
+        self._signature_algorithm = signature_algorithm
+        self._connect_timeout_ms = connect_timeout_ms
+        self._read_timeout_ms = read_timeout_ms
+        self._client: Any = None
+
+    def _sdk(self) -> tuple[Any, Any]:
+        from alibabacloud_iot20180120 import models
+        from alibabacloud_iot20180120.client import Client
+        from alibabacloud_tea_openapi import models as openapi
+
+        if self._client is None:
+            c = self._credentials
+            config = openapi.Config(
+                access_key_id=c.access_key_id,
+                access_key_secret=c.access_key_secret,
+                security_token=c.security_token,
+                endpoint=self._endpoint,
+                region_id=self._region,
+                protocol=self._protocol,
+                connect_timeout=self._connect_timeout_ms,
+                read_timeout=self._read_timeout_ms,
+            )
+            if self._signature_algorithm:
+                config.signature_algorithm = self._signature_algorithm
+            self._client = Client(config)
+        return self._client, models
+
+    def _invoke(self, operation: str, call: Callable[[Any, Any], Any]) -> Any:
+        client, models = self._sdk()
+        try:
+            response = call(client, models)
+        except PlatformError:
+            raise
+        except Exception as exc:
+            raise classify_sdk_error(exc, operation) from exc
+        body = response.body
+        if body is None:
+            raise TransientError("iot", operation, "EmptyResponse", "no response body")
+        if not body.success:
+            # HTTP 200 with Success=false is a failure the SDK does not raise.
+            raise _error_for(
+                operation,
+                str(body.code or "UnknownError"),
+                str(body.error_message or ""),
+                body.request_id,
+                getattr(response, "status_code", None),
+            )
+        return body
+
+    def find_firmware(
+        self,
+        name: str,
+        dest_version: str | None,
+        product_key: str | None,
+        iot_instance_id: str | None,
+    ) -> FirmwareRecord | None:
+        """Page through ListOTAFirmware (filtered by version/product when given) for ``name``.
+
+        ListOTAFirmware cannot filter by name, so the pipeline narrows by DestVersion first
+        (usually one page) and scans everything only when CreateOTAFirmware says the name
+        is taken by some other package.
+        """
+        return self._scan(name, dest_version, product_key, iot_instance_id)
+
+    def _scan(
+        self,
+        name: str,
+        dest_version: str | None,
+        product_key: str | None,
+        iot_instance_id: str | None,
+    ) -> FirmwareRecord | None:
+        page = 1
+        while True:
+
+            def call(client: Any, models: Any, page: int = page) -> Any:
+                return client.list_otafirmware(
+                    models.ListOTAFirmwareRequest(
+                        current_page=page,
+                        page_size=PAGE_SIZE,
+                        dest_version=dest_version,
+                        product_key=product_key,
+                        iot_instance_id=iot_instance_id,
+                    )
+                )
+
+            body = self._invoke("ListOTAFirmware", call)
+            items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
+            for item in items:
+                if item.firmware_name == name:
+                    return FirmwareRecord(
+                        firmware_id=item.firmware_id,
+                        name=item.firmware_name,
+                        dest_version=item.dest_version,
+                        sign_method=item.sign_method,
+                        sign=item.firmware_sign,
+                        size=int(item.firmware_size) if item.firmware_size is not None else None,
+                        module=item.module_name,
+                        product_key=item.product_key,
+                        src_version=item.src_version,
+                        type=item.type,
+                        utc_create=item.utc_create,
+                        status=item.status,
+                    )
+            page_count = int(body.page_count or 0)
+            if not items or page >= page_count:
+                return None
+            page += 1
+
+    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
+        kwargs = {_PARAM_TO_ATTR[k]: v for k, v in params.items() if v is not None}
+
+        def call(client: Any, models: Any) -> Any:
+            return client.create_otafirmware(models.CreateOTAFirmwareRequest(**kwargs))
+
+        body = self._invoke("CreateOTAFirmware", call)
+        data = body.data
+        if data is None or not data.firmware_id:
+            raise TransientError(
+                "iot",
+                "CreateOTAFirmware",
+                "EmptyResponse",
+                "Success=true without a FirmwareId",
+                request_id=body.request_id,
+            )
+        return CreatedFirmware(data.firmware_id, data.utc_create, body.request_id)
+
+    def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
+        body = self._invoke(
+            "GenerateOTAUploadURL",
+            lambda client, models: client.generate_otaupload_url(
+                models.GenerateOTAUploadURLRequest(
+                    file_suffix=file_suffix, iot_instance_id=iot_instance_id
+                )
+            ),
+        )
+        d = body.data
+        return UploadTicket(
+            firmware_url=d.firmware_url,
+            host=d.host,
+            key=d.key,
+            access_key_id=d.ossaccess_key_id,
+            policy=d.policy,
+            signature=d.signature,
+            request_id=body.request_id,
+        )

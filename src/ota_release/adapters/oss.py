@@ -1,0 +1,284 @@
+"""ObjectStore on OSS through oss2 (imported on first use)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from ota_release.adapters import CloudCredentials
+from ota_release.errors import (
+    NotFoundError,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
+from ota_release.ports import ObjectInfo, ObjectStream, UploadTicket
+
+_TRANSIENT_CODES = {
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+    "Throttling",
+    "TooManyRequests",
+    "SlowDown",
+    "RequestTimeTooSkewed",
+}
+POST_CHUNK = 1024 * 1024
+
+
+def _is_ip_host(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def classify_oss_error(exc: Exception, operation: str) -> PlatformError:
+    """Map an oss2/requests exception onto transient/permanent."""
+    import oss2
+
+    if isinstance(exc, oss2.exceptions.OssError):
+        status = int(getattr(exc, "status", 0) or 0)
+        code = str(getattr(exc, "code", "") or type(exc).__name__)
+        message = str(getattr(exc, "message", "") or exc)
+        request_id = getattr(exc, "request_id", None) or None
+        if status in (404,) and code in ("NoSuchKey", "NoSuchBucket"):
+            return NotFoundError(
+                "oss", operation, code, message, request_id=request_id, status=status
+            )
+        if status < 0 or status >= 500 or status == 429 or code in _TRANSIENT_CODES:
+            # oss2 reports network failures as RequestError with a negative status.
+            return TransientError(
+                "oss",
+                operation,
+                code or "RequestError",
+                message,
+                request_id=request_id,
+                status=status,
+            )
+        return PermanentError("oss", operation, code, message, request_id=request_id, status=status)
+    return TransientError("oss", operation, type(exc).__name__, str(exc))
+
+
+class _Body:
+    """An oss2 GetObject result exposed as an ObjectStream."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data: bytes = self._result.read(size if size >= 0 else None)
+        except Exception as exc:
+            raise classify_oss_error(exc, "GetObject") from exc
+        return data
+
+    def close(self) -> None:
+        # Closing a connection that already died may fail; there is nothing left to do.
+        with contextlib.suppress(Exception):
+            self._result.resp.response.close()
+
+
+class _MultipartForm:
+    """A PostObject form body streamed from an ObjectStream with a known length.
+
+    ``requests`` sends a Content-Length (not chunked encoding) for an iterable that
+    has ``__len__``, which is what OSS PostObject expects.
+    """
+
+    def __init__(self, fields: dict[str, str], filename: str, body: ObjectStream, size: int):
+        self.boundary = "ota-release-" + uuid.uuid4().hex
+        head = b""
+        for name, value in fields.items():
+            head += (
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                f"{value}\r\n"
+            ).encode()
+        safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+        head += (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{safe_name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        self._head = head
+        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self._body = body
+        self._size = size
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return len(self._head) + self._size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        sent = 0
+        while True:
+            chunk = self._body.read(POST_CHUNK)
+            if not chunk:
+                break
+            sent += len(chunk)
+            yield chunk
+        if sent != self._size:
+            raise TransientError(
+                "oss",
+                "PostObject",
+                "IntegrityError",
+                f"source gave {sent} bytes, expected {self._size}",
+            )
+        yield self._tail
+
+
+class OssObjectStore:
+    """Reads the watched bucket; writes only to the staged upload host IoT hands out."""
+
+    def __init__(
+        self,
+        credentials: CloudCredentials,
+        endpoint: str,
+        public_endpoint: str,
+        *,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._credentials = credentials
+        self._endpoint = endpoint
+        self._public_endpoint = public_endpoint
+        self._connect_timeout = connect_timeout
+        self._buckets: dict[tuple[str, str], Any] = {}
+
+    def _bucket(self, name: str, endpoint: str | None = None) -> Any:
+        import oss2
+
+        endpoint = endpoint or self._endpoint
+        cached = self._buckets.get((endpoint, name))
+        if cached is not None:
+            return cached
+        c = self._credentials
+        auth = (
+            oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token)
+            if c.security_token
+            else oss2.Auth(c.access_key_id, c.access_key_secret)
+        )
+        bucket = oss2.Bucket(
+            auth,
+            endpoint,
+            name,
+            connect_timeout=self._connect_timeout,
+            # We verify integrity ourselves (size + CRC-64 with crcmod's C extension)
+            # so oss2's pure-Python fallback never runs on the hot path.
+            enable_crc=False,
+        )
+        self._buckets[(endpoint, name)] = bucket
+        return bucket
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            result = self._bucket(bucket).head_object(key)
+        except Exception as exc:
+            error = classify_oss_error(exc, "HeadObject")
+            if isinstance(error, NotFoundError) or getattr(exc, "status", None) == 404:
+                return None
+            raise error from exc
+        headers = result.headers
+        crc = headers.get("x-oss-hash-crc64ecma")
+        modified = getattr(result, "last_modified", None)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=int(result.content_length),
+            etag=str(result.etag or "").strip('"'),
+            object_type=str(headers.get("x-oss-object-type", "Normal")),
+            last_modified=(datetime.fromtimestamp(modified, timezone.utc) if modified else None),
+            crc64=int(crc) if crc and crc.isdigit() else None,
+            request_id=result.request_id,
+        )
+
+    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+        try:
+            result = self._bucket(bucket).get_object(key)
+            data: bytes = result.read(limit + 1)
+            result.resp.response.close()
+        except Exception as exc:
+            raise classify_oss_error(exc, "GetObject") from exc
+        if len(data) > limit:
+            raise ValueError(f"{key} is larger than {limit} bytes")
+        return data
+
+    def open_stream(self, bucket: str, key: str) -> ObjectStream:
+        try:
+            result = self._bucket(bucket).get_object(key)
+        except Exception as exc:
+            raise classify_oss_error(exc, "GetObject") from exc
+        return _Body(result)
+
+    def object_url(self, bucket: str, key: str, ttl: int) -> str:
+        if ttl > 0:
+            url: str = self._bucket(bucket, self._public_endpoint).sign_url(
+                "GET", key, ttl, slash_safe=True
+            )
+            return url
+        parts = urlsplit(self._public_endpoint)
+        path = quote(key, safe="/")
+        if _is_ip_host(self._public_endpoint):
+            return f"{parts.scheme}://{parts.netloc}/{bucket}/{path}"
+        return f"{parts.scheme}://{bucket}.{parts.netloc}/{path}"
+
+    def post_object(
+        self, ticket: UploadTicket, body: ObjectStream, size: int, filename: str
+    ) -> None:
+        import requests
+
+        fields = {
+            "key": ticket.key,
+            "OSSAccessKeyId": ticket.access_key_id,
+            "policy": ticket.policy,
+            "Signature": ticket.signature,
+            "success_action_status": "200",
+        }
+        form = _MultipartForm(fields, filename, body, size)
+        try:
+            response = requests.post(
+                ticket.host,
+                data=form,
+                headers={"Content-Type": form.content_type},
+                timeout=(self._connect_timeout, 120),
+            )
+        except PlatformError:
+            raise
+        except Exception as exc:
+            raise TransientError("oss", "PostObject", type(exc).__name__, str(exc)) from exc
+        if response.status_code >= 300:
+            code, message, request_id = _xml_error(response.text)
+            error_cls = (
+                TransientError
+                if response.status_code >= 500 or response.status_code == 429
+                else PermanentError
+            )
+            raise error_cls(
+                "oss",
+                "PostObject",
+                code or f"HTTP{response.status_code}",
+                message or response.reason,
+                request_id=request_id or response.headers.get("x-oss-request-id"),
+                status=response.status_code,
+            )
+
+
+def _xml_error(text: str) -> tuple[str | None, str | None, str | None]:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - a response from the OSS endpoint
+    except ET.ParseError:
+        return None, None, None
+    return root.findtext("Code"), root.findtext("Message"), root.findtext("RequestId")

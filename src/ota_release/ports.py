@@ -1,0 +1,135 @@
+"""The three ports the release logic talks to, and the values that cross them.
+
+Domain modules depend on these protocols only; ``ota_release.adapters`` implements them
+with the cloud SDKs, and the unit tests with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD of an OSS object tells."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str  # without quotes, as OSS reports it
+    object_type: str = "Normal"  # Normal | Multipart | Appendable
+    last_modified: datetime | None = None
+    crc64: int | None = None
+    request_id: str | None = None
+
+
+class ObjectStream(Protocol):
+    """A readable, closable object body."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """GenerateOTAUploadURL's answer: where and how to PostObject a package file."""
+
+    firmware_url: str
+    host: str
+    key: str
+    access_key_id: str
+    policy: str
+    signature: str
+    request_id: str | None = None
+
+
+class ObjectStore(Protocol):
+    """The watched bucket (read only) and the staged upload target."""
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's metadata, or None when it does not exist."""
+        ...
+
+    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+        """Read an object of at most ``limit`` bytes (more raises ValueError)."""
+        ...
+
+    def open_stream(self, bucket: str, key: str) -> ObjectStream:
+        """Open the object's body for streaming reads."""
+        ...
+
+    def object_url(self, bucket: str, key: str, ttl: int) -> str:
+        """The object's public URL, signed for ``ttl`` seconds when ``ttl`` > 0."""
+        ...
+
+    def post_object(
+        self, ticket: UploadTicket, body: ObjectStream, size: int, filename: str
+    ) -> None:
+        """Stream ``body`` to ``ticket.host`` with an OSS PostObject form upload."""
+        ...
+
+
+@dataclass(frozen=True)
+class FirmwareRecord:
+    """A firmware package as IoT Platform lists it."""
+
+    firmware_id: str
+    name: str
+    dest_version: str
+    sign_method: str | None = None
+    sign: str | None = None
+    size: int | None = None
+    module: str | None = None
+    product_key: str | None = None
+    src_version: str | None = None
+    type: int | None = None
+    utc_create: str | None = None
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class CreatedFirmware:
+    firmware_id: str
+    utc_create: str | None
+    request_id: str | None
+
+
+class OtaPlatform(Protocol):
+    """IoT Platform's OTA package operations."""
+
+    def find_firmware(
+        self,
+        name: str,
+        dest_version: str | None,
+        product_key: str | None,
+        iot_instance_id: str | None,
+    ) -> FirmwareRecord | None:
+        """The existing package called ``name``, if any, searched through every page.
+
+        ``dest_version``/``product_key`` narrow the listing; None searches all packages.
+        """
+        ...
+
+    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
+        """CreateOTAFirmware with API-named parameters."""
+        ...
+
+    def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
+        """GenerateOTAUploadURL."""
+        ...
+
+
+@dataclass(frozen=True)
+class PublishReceipt:
+    message_id: str
+    request_id: str | None = None
+
+
+class Notifier(Protocol):
+    """The MNS topic that hears every outcome."""
+
+    def publish(self, body: str, tag: str) -> PublishReceipt: ...

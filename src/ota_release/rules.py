@@ -1,0 +1,336 @@
+"""The CreateOTAFirmware request rules, in one place.
+
+Every constraint that IoT Platform documents for CreateOTAFirmware lives here. The sidecar
+validation, the local IoT stand-in (``localcloud.iot``), the generated JSON Schema and the
+docs all read it, so a rule is changed once.
+
+Parameters are keyed by their API names (``DestVersion``, ``FirmwareName``, ...). Values may
+be typed (as the sidecar produces them) or strings (as they arrive in an RPC query string);
+:func:`check_create_firmware` accepts both and reports every violation at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+# Documented limits -------------------------------------------------------------------------
+
+FIRMWARE_NAME_MAX = 40
+VERSION_MAX = 64
+MODULE_NAME_MAX = 64
+DESC_MAX = 100
+UDI_MAX = 4096
+ID_MAX = 64
+SIGN_METHODS = ("MD5", "SHA256")
+SIGN_HEX_LENGTH = {"MD5": 32, "SHA256": 64}
+TYPE_FULL = 0
+TYPE_DIFF = 1
+#: "HTTPS download: one file <= 1000 MB" and GenerateOTAUploadURL's file limit. The docs
+#: do not say whether MB means 10^6 or 2^20 bytes; we take the larger reading so that a
+#: package the platform accepts is never rejected here.
+FIRMWARE_SIZE_MAX = 1000 * 1024 * 1024
+#: Packages per account (newer docs: per instance).
+PACKAGE_QUOTA = 500
+#: CreateOTAFirmware calls per second per account, shared by its RAM users.
+ACCOUNT_QPS = 10
+
+# Character classes. Kanji/Hanzi, Hiragana and Katakana are allowed in FirmwareName by the
+# Chinese reference; the English one lists ASCII only. Accepting both is the superset.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+FIRMWARE_NAME_PATTERN = rf"^[A-Za-z0-9{_CJK}][A-Za-z0-9{_CJK}_\-()]*$"
+VERSION_PATTERN = r"^[A-Za-z0-9._-]+$"
+MODULE_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+#: Not documented beyond "the ProductKey of the product"; real keys are short alphanumerics.
+#: A lenient sanity rule that stops whitespace, slashes and the like.
+PRODUCT_KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
+IOT_INSTANCE_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+HEX_PATTERN = r"^[0-9a-f]+$"
+
+_NAME_RE = re.compile(FIRMWARE_NAME_PATTERN)
+_VERSION_RE = re.compile(VERSION_PATTERN)
+_MODULE_RE = re.compile(MODULE_NAME_PATTERN)
+_PRODUCT_KEY_RE = re.compile(PRODUCT_KEY_PATTERN)
+_INSTANCE_RE = re.compile(IOT_INSTANCE_ID_PATTERN)
+_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+
+#: API parameter names that CreateOTAFirmware accepts for a single-file package.
+API_PARAMETERS = (
+    "DestVersion",
+    "FirmwareName",
+    "FirmwareUrl",
+    "IotInstanceId",
+    "FirmwareSign",
+    "SignMethod",
+    "FirmwareSize",
+    "ProductKey",
+    "FirmwareDesc",
+    "Type",
+    "SrcVersion",
+    "ModuleName",
+    "NeedToVerify",
+    "Udi",
+)
+REQUIRED = ("DestVersion", "FirmwareName", "FirmwareUrl")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which field, which rule, and the value that broke it."""
+
+    field: str
+    rule: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule} (got {_show(self.value)})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "rule": self.rule, "value": _show(self.value)}
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    # Containers are summarised, never repr'd: a hostile sidecar can nest them deeply.
+    if isinstance(value, (dict, list, tuple, set)):
+        return f"<{type(value).__name__} of {len(value)} items>"
+    if isinstance(value, str) and len(value) > 4 * limit:
+        value = value[: 4 * limit]
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Single-field checks -----------------------------------------------------------------------
+
+
+def check_firmware_name(value: Any, field: str = "FirmwareName") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    out = []
+    if not 1 <= len(value) <= FIRMWARE_NAME_MAX:
+        out.append(Violation(field, f"must be 1 to {FIRMWARE_NAME_MAX} characters long", value))
+    if value and not _NAME_RE.match(value):
+        out.append(
+            Violation(
+                field,
+                "may contain only letters (incl. Chinese/Japanese), digits, '-', '_', '(' "
+                "and ')', and must start with a letter or a digit",
+                value,
+            )
+        )
+    return out
+
+
+def check_version(value: Any, field: str) -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    out = []
+    if not 1 <= len(value) <= VERSION_MAX:
+        out.append(Violation(field, f"must be 1 to {VERSION_MAX} characters long", value))
+    if value and not _VERSION_RE.match(value):
+        out.append(Violation(field, "may contain only letters, digits, '.', '-' and '_'", value))
+    return out
+
+
+def check_module_name(value: Any, field: str = "ModuleName") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    out = []
+    if not 1 <= len(value) <= MODULE_NAME_MAX:
+        out.append(Violation(field, f"must be 1 to {MODULE_NAME_MAX} characters long", value))
+    if value and not _MODULE_RE.match(value):
+        out.append(Violation(field, "may contain only letters, digits, '.', '-' and '_'", value))
+    return out
+
+
+def check_description(value: Any, field: str = "FirmwareDesc") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    if not 1 <= len(value) <= DESC_MAX:
+        return [Violation(field, f"must be 1 to {DESC_MAX} characters long", value)]
+    return []
+
+
+def check_udi(value: Any, field: str = "Udi") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    if len(value) > UDI_MAX:
+        return [Violation(field, f"must be at most {UDI_MAX} characters long", value)]
+    return []
+
+
+def check_identifier(value: Any, field: str, pattern: re.Pattern[str]) -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    if not 1 <= len(value) <= ID_MAX or not pattern.match(value):
+        return [
+            Violation(
+                field,
+                f"must be 1 to {ID_MAX} characters of letters, digits, '-' and '_'",
+                value,
+            )
+        ]
+    return []
+
+
+def check_sign_method(value: Any, field: str = "SignMethod") -> list[Violation]:
+    if value not in SIGN_METHODS:
+        return [Violation(field, "must be one of " + ", ".join(SIGN_METHODS), value)]
+    return []
+
+
+def check_sign(value: Any, method: Any, field: str = "FirmwareSign") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    if not _HEX_RE.match(value):
+        return [Violation(field, "must be a hexadecimal digest", value)]
+    expected = SIGN_HEX_LENGTH.get(method) if isinstance(method, str) else None
+    if expected is not None and len(value) != expected:
+        return [
+            Violation(field, f"must be {expected} hex characters for SignMethod {method}", value)
+        ]
+    return []
+
+
+def check_size(value: Any, field: str = "FirmwareSize") -> list[Violation]:
+    size = _as_int(value)
+    if size is None:
+        return [Violation(field, "must be an integer number of bytes", value)]
+    if not 1 <= size <= FIRMWARE_SIZE_MAX:
+        return [Violation(field, f"must be between 1 and {FIRMWARE_SIZE_MAX} bytes", value)]
+    return []
+
+
+def check_type(value: Any, field: str = "Type") -> list[Violation]:
+    if _as_int(value) not in (TYPE_FULL, TYPE_DIFF):
+        return [Violation(field, "must be 0 (full) or 1 (differential)", value)]
+    return []
+
+
+def check_need_to_verify(value: Any, field: str = "NeedToVerify") -> list[Violation]:
+    if _as_bool(value) is None:
+        return [Violation(field, "must be true or false", value)]
+    return []
+
+
+def check_url(value: Any, field: str = "FirmwareUrl") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return [Violation(field, "must be an http(s) URL of an object in OSS", value)]
+    return []
+
+
+# Whole-request check ------------------------------------------------------------------------
+
+
+def check_create_firmware(
+    params: Mapping[str, Any], *, required: tuple[str, ...] = REQUIRED
+) -> list[Violation]:
+    """Check a CreateOTAFirmware request; return every violation (empty when valid).
+
+    ``params`` is keyed by API parameter names; ``None`` values count as absent.
+    ``required`` lets the sidecar check run before the FirmwareUrl exists.
+    """
+    p = {k: v for k, v in params.items() if v is not None}
+    out: list[Violation] = []
+    for name in required:
+        if name not in p or p[name] == "":
+            out.append(Violation(name, "is required", p.get(name)))
+    if p.get("FirmwareName"):
+        out += check_firmware_name(p["FirmwareName"])
+    if p.get("DestVersion"):
+        out += check_version(p["DestVersion"], "DestVersion")
+    if p.get("FirmwareUrl"):
+        out += check_url(p["FirmwareUrl"])
+    if "FirmwareDesc" in p:
+        out += check_description(p["FirmwareDesc"])
+    if "ModuleName" in p:
+        out += check_module_name(p["ModuleName"])
+    if "ProductKey" in p:
+        out += check_identifier(p["ProductKey"], "ProductKey", _PRODUCT_KEY_RE)
+    if "IotInstanceId" in p:
+        out += check_identifier(p["IotInstanceId"], "IotInstanceId", _INSTANCE_RE)
+    if "Udi" in p:
+        out += check_udi(p["Udi"])
+    if "NeedToVerify" in p:
+        out += check_need_to_verify(p["NeedToVerify"])
+    if "FirmwareSize" in p:
+        out += check_size(p["FirmwareSize"])
+    method = p.get("SignMethod", "MD5")
+    if "SignMethod" in p:
+        out += check_sign_method(method)
+    if "FirmwareSign" in p:
+        out += check_sign(p["FirmwareSign"], method)
+    fw_type = TYPE_FULL
+    if "Type" in p:
+        type_errors = check_type(p["Type"])
+        out += type_errors
+        fw_type = _as_int(p["Type"]) if not type_errors else TYPE_FULL  # type: ignore[assignment]
+    if "SrcVersion" in p:
+        out += check_version(p["SrcVersion"], "SrcVersion")
+    if fw_type == TYPE_DIFF:
+        src = p.get("SrcVersion")
+        if not src:
+            out.append(Violation("SrcVersion", "is required when Type is 1 (differential)", src))
+        elif src == p.get("DestVersion"):
+            out.append(
+                Violation(
+                    "SrcVersion",
+                    "must differ from DestVersion when Type is 1 (differential)",
+                    src,
+                )
+            )
+    return out
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,19}", value):
+        return int(value)
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def parse_query_bool(value: Any) -> bool | None:
+    """``True``/``False`` as the Tea SDK sends them (and lowercase), else None."""
+    return _as_bool(value)
+
+
+def parse_query_int(value: Any) -> int | None:
+    """A non-negative decimal integer as found in a query string, else None."""
+    return _as_int(value)
+
+
+#: Human-readable rule table used by the docs and the JSON Schema descriptions.
+RULES_TABLE: dict[str, str] = {
+    "FirmwareName": f"1-{FIRMWARE_NAME_MAX} chars: letters (incl. Chinese/Japanese), digits, "
+    "- _ ( ); starts with a letter or digit; unique per account",
+    "DestVersion": f"required, 1-{VERSION_MAX} chars of A-Z a-z 0-9 . - _",
+    "SrcVersion": f"1-{VERSION_MAX} chars of A-Z a-z 0-9 . - _; required for Type 1 and must "
+    "differ from DestVersion",
+    "ModuleName": f"1-{MODULE_NAME_MAX} chars of A-Z a-z 0-9 . - _; omitted = default module",
+    "FirmwareDesc": f"1-{DESC_MAX} chars (a Chinese character counts as one)",
+    "SignMethod": " or ".join(SIGN_METHODS) + " (default MD5)",
+    "FirmwareSign": "hex digest: 32 chars for MD5, 64 for SHA256",
+    "FirmwareSize": f"1-{FIRMWARE_SIZE_MAX} bytes",
+    "Type": "0 full (default) or 1 differential",
+    "NeedToVerify": "true (default) or false",
+    "Udi": f"at most {UDI_MAX} chars",
+    "ProductKey": f"1-{ID_MAX} chars of letters, digits, - _",
+    "IotInstanceId": f"1-{ID_MAX} chars of letters, digits, - _ (required on purchased instances)",
+    "FirmwareUrl": "required, http(s) URL of the package in OSS",
+}

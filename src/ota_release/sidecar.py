@@ -1,0 +1,549 @@
+"""The metadata sidecar: parse it, check every CreateOTAFirmware rule, build a ReleaseSpec.
+
+A sidecar sits next to the firmware file (``cam-2.0.0.bin.ota.json``, ``.ota.yaml`` or
+``.ota.yml``). It is at most 64 KiB of UTF-8 (a BOM is tolerated) holding a mapping whose
+keys are either friendly snake_case names or the API's own parameter names. Every problem
+is collected, so the engineer sees the whole list in one notification.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ota_release import rules
+from ota_release.rules import Violation
+
+MAX_SIDECAR_BYTES = 64 * 1024
+MAX_NESTING = 16
+
+#: friendly key -> API parameter name
+FRIENDLY_TO_API: dict[str, str] = {
+    "version": "DestVersion",
+    "name": "FirmwareName",
+    "module": "ModuleName",
+    "type": "Type",
+    "src_version": "SrcVersion",
+    "product_key": "ProductKey",
+    "description": "FirmwareDesc",
+    "sign_method": "SignMethod",
+    "sign": "FirmwareSign",
+    "size": "FirmwareSize",
+    "need_to_verify": "NeedToVerify",
+    "udi": "Udi",
+    "iot_instance_id": "IotInstanceId",
+}
+API_TO_FRIENDLY = {api: friendly for friendly, api in FRIENDLY_TO_API.items()}
+SCHEMA_KEY = "$schema"
+_FORBIDDEN_KEYS = {
+    "FirmwareUrl": "the function sets FirmwareUrl from the uploaded object; remove it",
+    "url": "the function sets FirmwareUrl from the uploaded object; remove it",
+    "MultiFiles": "multi-file packages are not supported; upload one file per sidecar",
+}
+_TYPE_WORDS = {"full": rules.TYPE_FULL, "diff": rules.TYPE_DIFF, "differential": rules.TYPE_DIFF}
+_DIGEST_BYTES = {"MD5": 16, "SHA256": 32}
+
+
+class SidecarDocument(BaseModel):
+    """The sidecar's fields with their types; the JSON Schema is generated from this model.
+
+    Only types are enforced here: lengths, character sets and cross-field rules live in
+    :mod:`ota_release.rules` and reach the schema through ``json_schema_extra``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        populate_by_name=True,
+        title="ota-release sidecar",
+        json_schema_extra={
+            "description": "Metadata for one firmware file, uploaded next to it as "
+            "<firmware file name>.ota.json / .ota.yaml / .ota.yml. Keys may also be "
+            "given by their CreateOTAFirmware parameter names."
+        },
+    )
+
+    schema_: str | None = Field(
+        default=None, alias="$schema", description="JSON Schema reference (ignored)."
+    )
+    version: str = Field(
+        description="DestVersion: " + rules.RULES_TABLE["DestVersion"],
+        json_schema_extra={"pattern": rules.VERSION_PATTERN, "maxLength": rules.VERSION_MAX},
+    )
+    name: str | None = Field(
+        default=None,
+        description="FirmwareName: "
+        + rules.RULES_TABLE["FirmwareName"]
+        + ". Derived from the file name and version when absent.",
+        json_schema_extra={
+            "pattern": rules.FIRMWARE_NAME_PATTERN,
+            "maxLength": rules.FIRMWARE_NAME_MAX,
+        },
+    )
+    module: str | None = Field(
+        default=None,
+        description="ModuleName: " + rules.RULES_TABLE["ModuleName"],
+        json_schema_extra={
+            "pattern": rules.MODULE_NAME_PATTERN,
+            "maxLength": rules.MODULE_NAME_MAX,
+        },
+    )
+    type: Literal["full", "diff", "differential", 0, 1] | None = Field(
+        default=None, description="Type: full/0 (default) or diff/differential/1."
+    )
+    src_version: str | None = Field(
+        default=None,
+        description="SrcVersion: " + rules.RULES_TABLE["SrcVersion"],
+        json_schema_extra={"pattern": rules.VERSION_PATTERN, "maxLength": rules.VERSION_MAX},
+    )
+    product_key: str | None = Field(
+        default=None,
+        description="ProductKey: " + rules.RULES_TABLE["ProductKey"],
+        json_schema_extra={"pattern": rules.PRODUCT_KEY_PATTERN, "maxLength": rules.ID_MAX},
+    )
+    description: str | None = Field(
+        default=None,
+        description="FirmwareDesc: " + rules.RULES_TABLE["FirmwareDesc"],
+        json_schema_extra={"minLength": 1, "maxLength": rules.DESC_MAX},
+    )
+    sign_method: str | None = Field(
+        default=None,
+        description="SignMethod: MD5 (default) or SHA256 (case-insensitive; SHA-256 accepted).",
+    )
+    sign: str | None = Field(
+        default=None,
+        description="FirmwareSign: hex or base64 digest of the file; checked against the "
+        "bytes. Computed when absent.",
+    )
+    size: int | None = Field(
+        default=None,
+        ge=0,
+        description="FirmwareSize in bytes; checked against the object. Taken from the "
+        "object when absent.",
+    )
+    need_to_verify: bool | None = Field(
+        default=None, description="NeedToVerify: " + rules.RULES_TABLE["NeedToVerify"]
+    )
+    udi: str | None = Field(
+        default=None,
+        description="Udi: " + rules.RULES_TABLE["Udi"],
+        json_schema_extra={"maxLength": rules.UDI_MAX},
+    )
+    iot_instance_id: str | None = Field(
+        default=None,
+        description="IotInstanceId: " + rules.RULES_TABLE["IotInstanceId"],
+        json_schema_extra={"pattern": rules.IOT_INSTANCE_ID_PATTERN, "maxLength": rules.ID_MAX},
+    )
+
+
+class ReleaseSpec(BaseModel):
+    """A validated release: everything CreateOTAFirmware needs except URL and digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    name: str
+    name_derived: bool = False
+    module: str | None = None
+    type: int = rules.TYPE_FULL
+    src_version: str | None = None
+    product_key: str | None = None
+    description: str | None = None
+    sign_method: str = "MD5"
+    sign: str | None = None  # lowercase hex when declared
+    size: int | None = None
+    need_to_verify: bool | None = None
+    udi: str | None = None
+    iot_instance_id: str | None = None
+
+    def api_params(self, firmware_url: str, sign: str, size: int) -> dict[str, Any]:
+        """CreateOTAFirmware parameters for this spec and the measured object."""
+        params: dict[str, Any] = {
+            "DestVersion": self.version,
+            "FirmwareName": self.name,
+            "FirmwareUrl": firmware_url,
+            "SignMethod": self.sign_method,
+            "FirmwareSign": sign,
+            "FirmwareSize": size,
+            "Type": self.type,
+            "SrcVersion": self.src_version,
+            "ModuleName": self.module,
+            "ProductKey": self.product_key,
+            "FirmwareDesc": self.description,
+            "NeedToVerify": self.need_to_verify,
+            "Udi": self.udi,
+            "IotInstanceId": self.iot_instance_id,
+        }
+        return {k: v for k, v in params.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class SidecarResult:
+    """Either a spec or the full list of problems, never both."""
+
+    spec: ReleaseSpec | None
+    errors: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None
+
+
+# Loading -------------------------------------------------------------------------------------
+
+
+class _SidecarLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases and deep nesting.
+
+    Aliases are what makes a 64 KiB "billion laughs" document expensive; a sidecar never
+    needs them. Duplicate keys are refused too, since YAML would silently keep the last.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a sidecar", event.start_mark
+            )
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors (&name) are not allowed in a sidecar", event.start_mark
+            )
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_NESTING} levels", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _depth_ok(value: Any, limit: int = MAX_NESTING) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def sidecar_format(key: str) -> Literal["json", "yaml"]:
+    """JSON for ``*.json``, YAML for everything else (``.yaml``/``.yml``)."""
+    return "json" if key.lower().endswith(".json") else "yaml"
+
+
+def load_document(raw: bytes, fmt: Literal["json", "yaml"]) -> tuple[Any, list[Violation]]:
+    """Decode and parse the sidecar bytes; return the document or a single violation."""
+    if len(raw) > MAX_SIDECAR_BYTES:
+        return None, [
+            Violation("sidecar", f"must be at most {MAX_SIDECAR_BYTES} bytes", f"{len(raw)} bytes")
+        ]
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [
+            Violation("sidecar", "must be UTF-8 text", f"invalid byte at offset {exc.start}")
+        ]
+    if "\x00" in text:
+        return None, [Violation("sidecar", "must be text, not binary", "a NUL character")]
+    try:
+        if fmt == "json":
+            doc = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant)
+        else:
+            doc = yaml.load(text, Loader=_SidecarLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        return None, [Violation("sidecar", f"must not nest deeper than {MAX_NESTING}", "deeper")]
+    except (ValueError, yaml.YAMLError) as exc:
+        return None, [Violation("sidecar", f"must be valid {fmt.upper()}", _one_line(exc))]
+    if not isinstance(doc, dict):
+        return None, [
+            Violation("sidecar", "must hold a mapping of keys to values at the top", _kind(doc))
+        ]
+    if not _depth_ok(doc):
+        return None, [Violation("sidecar", f"must not nest deeper than {MAX_NESTING}", "deeper")]
+    return doc, []
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200]
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+# Validation ----------------------------------------------------------------------------------
+
+
+def parse_sidecar(
+    raw: bytes,
+    *,
+    sidecar_key: str,
+    firmware_key: str,
+    default_product_key: str | None = None,
+    default_iot_instance_id: str | None = None,
+) -> SidecarResult:
+    """Parse and validate a sidecar; collect every problem instead of stopping at the first."""
+    doc, errors = load_document(raw, sidecar_format(sidecar_key))
+    if errors:
+        return SidecarResult(None, errors)
+    assert isinstance(doc, dict)
+    return validate_document(
+        doc,
+        firmware_key=firmware_key,
+        default_product_key=default_product_key,
+        default_iot_instance_id=default_iot_instance_id,
+    )
+
+
+def validate_document(
+    doc: Mapping[Any, Any],
+    *,
+    firmware_key: str,
+    default_product_key: str | None = None,
+    default_iot_instance_id: str | None = None,
+) -> SidecarResult:
+    """Validate an already-parsed sidecar mapping."""
+    errors: list[Violation] = []
+    fields, labels = _map_keys(doc, errors)
+
+    typed: dict[str, Any] = {}
+    try:
+        typed = SidecarDocument.model_validate(fields).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        bad: set[str] = set()
+        for err in exc.errors():
+            loc = str(err["loc"][0]) if err["loc"] else "sidecar"
+            bad.add(loc)
+            rule = _pydantic_rule(err)
+            errors.append(Violation(labels.get(loc, loc), rule, err.get("input")))
+        typed = {k: v for k, v in fields.items() if k not in bad}
+    typed.pop("schema_", None)
+    typed.pop(SCHEMA_KEY, None)
+
+    sign_method = _normalise_sign_method(typed.get("sign_method"))
+    if sign_method is not None:
+        typed["sign_method"] = sign_method
+    if "sign" in typed:
+        method = typed.get("sign_method", "MD5")
+        typed["sign"] = normalise_sign(typed["sign"], method)
+    if "type" in typed and isinstance(typed["type"], str):
+        typed["type"] = _TYPE_WORDS[typed["type"]]
+
+    if "product_key" not in typed and default_product_key and "product_key" not in fields:
+        typed["product_key"] = default_product_key
+    if (
+        "iot_instance_id" not in typed
+        and default_iot_instance_id
+        and "iot_instance_id" not in fields
+    ):
+        typed["iot_instance_id"] = default_iot_instance_id
+
+    name_derived = False
+    if "name" not in fields and isinstance(typed.get("version"), str):
+        typed["name"] = derive_firmware_name(firmware_key, typed["version"])
+        name_derived = True
+
+    api = {FRIENDLY_TO_API[k]: v for k, v in typed.items() if k in FRIENDLY_TO_API}
+    required = tuple(r for r in ("DestVersion",) if API_TO_FRIENDLY[r] not in fields or r in api)
+    for violation in rules.check_create_firmware(api, required=required):
+        friendly = API_TO_FRIENDLY.get(violation.field, violation.field)
+        label = labels.get(friendly, friendly)
+        if friendly == "name" and name_derived:
+            label = "name (derived from the file name)"
+        errors.append(Violation(label, violation.rule, violation.value))
+    if errors:
+        return SidecarResult(None, errors)
+    spec = ReleaseSpec(name_derived=name_derived, **typed)
+    return SidecarResult(spec, [])
+
+
+def _map_keys(
+    doc: Mapping[Any, Any], errors: list[Violation]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Map friendly and API keys onto model fields; report unknown and repeated keys."""
+    fields: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    known = [*FRIENDLY_TO_API, *API_TO_FRIENDLY, SCHEMA_KEY]
+    for key, value in doc.items():
+        if not isinstance(key, str):
+            errors.append(Violation("sidecar", "keys must be strings", key))
+            continue
+        if key == SCHEMA_KEY:
+            fields[SCHEMA_KEY] = value
+            continue
+        if key in _FORBIDDEN_KEYS:
+            errors.append(Violation(key, _FORBIDDEN_KEYS[key], value))
+            continue
+        friendly = key if key in FRIENDLY_TO_API else API_TO_FRIENDLY.get(key)
+        if friendly is None:
+            hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            if not hint:
+                lowered = {k.lower(): k for k in known}
+                hint = [lowered[key.lower()]] if key.lower() in lowered else []
+            rule = "is not a sidecar key"
+            rule += (
+                f"; did you mean {hint[0]!r}?"
+                if hint
+                else f"; known keys: {', '.join(FRIENDLY_TO_API)}"
+            )
+            errors.append(Violation(key, rule, value))
+            continue
+        if friendly in fields:
+            errors.append(
+                Violation(
+                    key,
+                    f"is given twice (as {labels[friendly]!r} and {key!r}); keep one",
+                    value,
+                )
+            )
+            continue
+        fields[friendly] = value
+        labels[friendly] = key
+    return fields, labels
+
+
+def _pydantic_rule(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "is required"
+    if kind == "string_type":
+        return "must be a string (quote numbers and dates in YAML)"
+    if kind in ("int_type", "int_parsing"):
+        return "must be an integer"
+    if kind == "bool_type":
+        return "must be true or false"
+    if kind == "greater_than_equal":
+        return "must not be negative"
+    if kind in ("literal_error", "union_tag_invalid"):
+        return "must be 'full' (or 0) or 'diff' (or 1)"
+    return str(err.get("msg", "is invalid"))
+
+
+def _normalise_sign_method(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    upper = value.strip().upper().replace("-", "")
+    return upper if upper in rules.SIGN_METHODS else value
+
+
+_HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
+_B64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def normalise_sign(value: Any, method: str) -> Any:
+    """Lowercase hex for a hex digest; base64 of a digest of the right size becomes hex.
+
+    Anything else is returned unchanged for the rules module to reject with the value seen.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    want = _DIGEST_BYTES.get(method)
+    if _HEX_RE.match(text) and (want is None or len(text) == 2 * want):
+        return text.lower()
+    if want is not None and _B64_RE.match(text):
+        try:
+            decoded = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return value
+        if len(decoded) == want:
+            return decoded.hex()
+    return value
+
+
+# Derived names -------------------------------------------------------------------------------
+
+_NAME_BAD_CHARS = re.compile(
+    r"[^A-Za-z0-9_\-()\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
+
+
+def derive_firmware_name(firmware_key: str, version: str) -> str:
+    """A deterministic FirmwareName from the file name and version (docs/sidecar.md).
+
+    ``firmware/acme/cam-2.0.0.bin`` + ``2.0.0`` -> ``cam-2_0_0``: the base name without its
+    last extension, with the version appended when the name does not already contain it,
+    and every character FirmwareName does not allow replaced by ``_``. Leading characters
+    that are not letters or digits are dropped. Longer than 40 characters: the first 31
+    characters, ``-`` and 8 hex digits of the SHA-256 of the untruncated name, so two long
+    names that share a prefix stay distinct.
+    """
+    base = firmware_key.rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    if version not in stem:
+        stem = f"{stem}-{version}"
+    name = _NAME_BAD_CHARS.sub("_", stem).lstrip("_-()")
+    if not name:
+        name = "fw-" + _NAME_BAD_CHARS.sub("_", version)
+    if len(name) > rules.FIRMWARE_NAME_MAX:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+        name = name[: rules.FIRMWARE_NAME_MAX - 9] + "-" + digest
+    return name
+
+
+def sidecar_json_schema() -> dict[str, Any]:
+    """The JSON Schema for sidecars, generated from :class:`SidecarDocument`.
+
+    API parameter names are accepted as aliases of the friendly keys; each points at the
+    friendly property's schema.
+    """
+    schema = SidecarDocument.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://ota-release.dev/schemas/sidecar.schema.json"
+    props: dict[str, Any] = schema["properties"]
+    for friendly, api in FRIENDLY_TO_API.items():
+        props[api] = {"$ref": f"#/properties/{friendly}"}
+    schema["required"] = []
+    schema["anyOf"] = [{"required": ["version"]}, {"required": ["DestVersion"]}]
+    schema["additionalProperties"] = False
+    return schema
