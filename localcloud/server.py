@@ -48,9 +48,13 @@ class LocalServer:
         self._server = make_server(
             LOOPBACK, self._requested_port, self.app, threaded=True, request_handler=_QuietHandler
         )
-        self._server.daemon_threads = True
+        # Request threads must not keep a finished test or demo alive.
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"{self.name}-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-http",
+            daemon=True,
         )
         self._thread.start()
         return self
