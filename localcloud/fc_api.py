@@ -1,0 +1,187 @@
+"""The FC 2.0 (2016-08-15) API of the local Function Compute, as the aliyun-fc2 SDK calls it.
+
+Routes (the SDK's own paths):
+
+- ``POST /2016-08-15/services/{service}[.{qualifier}]/functions/{function}/invocations``:
+  synchronous by default (200, the handler's result; a function error is still 200 but
+  carries ``X-Fc-Error-Type``, which fc2 turns into ``FcError``), asynchronous with
+  ``x-fc-invocation-type: Async`` (202 and ``X-Fc-Request-Id``; queued like a trigger event).
+- ``GET /2016-08-15/services/{service}[.{qualifier}]/functions/{function}``: GetFunction.
+
+Every request must carry ``Authorization: FC AK:base64(HMAC-SHA256(secret, StringToSign))``
+with StringToSign = ``VERB\\nContent-MD5\\nContent-Type\\nDate\\n`` + the sorted
+``x-fc-*`` headers as ``k:v\\n`` + the unescaped path (+ ``\\n`` + sorted ``k=v`` query
+lines when the SDK signs a query). Keys come from the shared :class:`CredentialStore`;
+STS keys also need their ``x-fc-security-token``.
+
+Errors use FC's JSON shape ``{"ErrorCode", "ErrorMessage"}``. Statuses 500/502/504 are
+never used for function errors: fc2 retries those five times with back-off.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from localcloud.fc import LocalFunctionCompute
+
+API_VERSION = "2016-08-15"
+#: FC 2.0 limits on the invocation payload.
+MAX_ASYNC_PAYLOAD = 128 * 1024
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+
+_ROUTE = re.compile(
+    rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)"
+    r"(?P<invocations>/invocations)?/?$"
+)
+
+
+def fc_error(status: int, code: str, message: str, request_id: str = "") -> Response:
+    """An FC 2.0 API error response."""
+    resp = Response(
+        json.dumps({"ErrorCode": code, "ErrorMessage": message}),
+        status=status,
+        content_type="application/json",
+    )
+    if request_id:
+        resp.headers["X-Fc-Request-Id"] = request_id
+    return resp
+
+
+def string_to_sign(request: Request, *, with_query: bool) -> str:
+    """The FC signature's StringToSign for a received request (fc2 ``Auth.sign_request``)."""
+    fc_headers = sorted(
+        (k.lower(), v) for k, v in request.headers.items() if k.lower().startswith("x-fc-")
+    )
+    canonical = "".join(f"{k}:{v}\n" for k, v in fc_headers)
+    resource = request.path
+    if with_query:
+        params = sorted(f"{k}={v}" for k, values in request.args.lists() for v in values)
+        resource = resource + "\n" + "\n".join(params)
+    return "\n".join(
+        [
+            request.method.upper(),
+            request.headers.get("Content-MD5", ""),
+            request.headers.get("Content-Type", ""),
+            request.headers.get("Date", ""),
+            canonical + resource,
+        ]
+    )
+
+
+class FcApiApp:
+    """WSGI app answering the FC 2.0 calls for the one function a LocalFunctionCompute runs."""
+
+    def __init__(self, fc: LocalFunctionCompute) -> None:
+        self.fc = fc
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.dispatch(request)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        match = _ROUTE.match(request.path)
+        operation = "InvokeFunction" if match and match.group("invocations") else "GetFunction"
+        faults = self.fc.faults
+        if faults is not None:
+            injected = faults.before("fc", operation)
+            if injected is not None:
+                return injected
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        if match is None:
+            return fc_error(404, "PathNotSupported", f"{request.method} {request.path}")
+        service, _, qualifier = match.group("service").partition(".")
+        if service != self.fc.spec.service:
+            return fc_error(404, "ServiceNotFound", f"service '{service}' does not exist")
+        if match.group("function") != self.fc.spec.name:
+            return fc_error(
+                404, "FunctionNotFound", f"function '{match.group('function')}' does not exist"
+            )
+        qualifier = qualifier or "LATEST"
+        if operation == "InvokeFunction":
+            if request.method != "POST":
+                return fc_error(405, "MethodNotAllowed", "InvokeFunction needs POST")
+            return self.invoke(request, qualifier)
+        if request.method != "GET":
+            return fc_error(405, "MethodNotAllowed", "GetFunction needs GET")
+        return self.get_function()
+
+    def authenticate(self, request: Request) -> Response | None:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("FC ") or ":" not in auth:
+            return fc_error(401, "MissingRequiredHeader", "Authorization header is required")
+        access_key_id, _, signature = auth[3:].partition(":")
+        cred = self.fc.credentials.get(access_key_id.strip())
+        if cred is None:
+            return fc_error(403, "InvalidAccessKeyID", f"AccessKeyID {access_key_id} not found")
+        if (
+            cred.security_token
+            and request.headers.get("x-fc-security-token") != cred.security_token
+        ):
+            return fc_error(403, "InvalidSecurityToken", "security token is missing or wrong")
+        variants = [False, True] if request.args else [False]
+        for with_query in variants:
+            expected = base64.b64encode(
+                hmac.new(
+                    cred.access_key_secret.encode("utf-8"),
+                    string_to_sign(request, with_query=with_query).encode("utf-8"),
+                    hashlib.sha256,
+                ).digest()
+            ).decode("ascii")
+            if hmac.compare_digest(expected, signature.strip()):
+                return None
+        return fc_error(
+            403,
+            "SignatureNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+
+    def invoke(self, request: Request, qualifier: str) -> Response:
+        payload = request.get_data()
+        mode = request.headers.get("x-fc-invocation-type", "Sync").lower()
+        if mode == "async":
+            if len(payload) > MAX_ASYNC_PAYLOAD:
+                return fc_error(
+                    413, "PayloadTooLarge", f"async payload exceeds {MAX_ASYNC_PAYLOAD} bytes"
+                )
+            request_id = self.fc.invoke_async(payload, source="async", qualifier=qualifier)
+            resp = Response(b"", status=202)
+            resp.headers["X-Fc-Request-Id"] = request_id
+            return resp
+        if len(payload) > MAX_SYNC_PAYLOAD:
+            return fc_error(413, "PayloadTooLarge", f"payload exceeds {MAX_SYNC_PAYLOAD} bytes")
+        record = self.fc.invoke_sync(payload, qualifier=qualifier)
+        resp = Response(record.result, status=200, content_type="application/octet-stream")
+        resp.headers["X-Fc-Request-Id"] = record.request_id
+        resp.headers["X-Fc-Invocation-Duration"] = str(int(record.duration * 1000))
+        if record.status != "succeeded":
+            resp.headers["X-Fc-Error-Type"] = record.error_type or "UnhandledInvocationError"
+            resp.content_type = "application/json"
+        return resp
+
+    def get_function(self) -> Response:
+        spec = self.fc.spec
+        body = {
+            "functionName": spec.name,
+            "handler": spec.handler,
+            "runtime": spec.runtime,
+            "memorySize": spec.memory,
+            "timeout": spec.timeout,
+            "environmentVariables": spec.env,
+            "initializer": spec.initializer or "",
+            "instanceConcurrency": spec.instance_concurrency,
+            "layers": list(spec.layers),
+        }
+        return Response(json.dumps(body), status=200, content_type="application/json")
