@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit lint format demo bench soak build clean
+.PHONY: help venv test unit lint format demo up bench soak build clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+demo: $(STAMP) ## Run the release pipeline end to end on the local cloud
+	$(BIN)/python -m localcloud demo
+
+up: $(STAMP) ## Start the local cloud (OSS, IoT, MNS, FC) until Ctrl-C
+	$(BIN)/python -m localcloud up
 
 clean: ## Remove build output and caches
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -42,7 +42,7 @@ class CredentialStore:
 
 
 DEFAULT_ACCESS_KEY_ID = "LTAI-local-test"
-DEFAULT_ACCESS_KEY_SECRET = "local-secret"  # noqa: S105 - a local stand-in's fixed test key
+DEFAULT_ACCESS_KEY_SECRET = "local-secret"
 
 
 def default_store() -> CredentialStore:

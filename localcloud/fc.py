@@ -294,6 +294,7 @@ class LocalFunctionCompute:
         self._api_port = api_port
         self._own_log_dir = log_dir is None
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="localfc-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
 
         self.role_credential: Credential | None = None
         self.invocations: list[InvocationRecord] = []

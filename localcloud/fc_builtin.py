@@ -25,6 +25,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+# Started by file path, Python puts this folder (localcloud/) first on sys.path, where
+# localcloud/mns.py would shadow the MNS SDK's `mns` package for the function.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
 
 @dataclass(frozen=True)
 class Credentials:

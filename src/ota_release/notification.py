@@ -24,6 +24,20 @@ class Outcome(str, Enum):
     CONFLICT = "conflict"
     FAILED = "failed"
 
+    @property
+    def tag(self) -> str:
+        """The MNS MessageTag: the outcome, shortened where MNS's 16-character limit bites.
+
+        MNS (and its SDK, before sending) refuses tags longer than 16 characters, so
+        ``already_registered`` is tagged ``already_reg``; the body carries the full name.
+        """
+        return MESSAGE_TAGS.get(self.value, self.value)
+
+
+#: Outcomes whose name is longer than the 16 characters a MessageTag may hold.
+MESSAGE_TAGS = {"already_registered": "already_reg"}
+MAX_TAG_LENGTH = 16
+
 
 @dataclass
 class Notification:

@@ -420,7 +420,7 @@ class ReleasePipeline:
                 firmware=firmware,
                 errors=differences,
             )
-        if _created_after_upload(existing, pairing):
+        if _created_after_upload(existing, pairing, run.record.event_time):
             # This upload's own earlier attempt registered it (FC retried us, or a twin
             # event raced us): report it exactly as that attempt would have.
             return self._note(
@@ -536,7 +536,7 @@ class ReleasePipeline:
         receipt: PublishReceipt = self._call(
             deadline,
             "PublishMessage",
-            lambda: self.notifier.publish(body, note.outcome.value),
+            lambda: self.notifier.publish(body, note.outcome.tag),
         )
         logger.info(
             "outcome %s for %s",
@@ -602,18 +602,27 @@ def _parse_time(text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _created_after_upload(existing: FirmwareRecord, pairing: Pairing) -> bool:
-    """True when the package was created after both halves of this upload were stored.
+def _created_after_upload(
+    existing: FirmwareRecord, pairing: Pairing, event_time: str | None
+) -> bool:
+    """True when the package was created after this upload happened.
 
-    OSS's Last-Modified has one-second resolution, so it is compared at that resolution.
+    The upload's moment is the trigger event's ``eventTime`` (millisecond resolution).
+    Without one, the newer Last-Modified of the two objects stands in, compared at its
+    one-second resolution.
     """
     created = _parse_time(existing.utc_create)
+    if created is None:
+        return False
+    uploaded = _parse_time(event_time)
+    if uploaded is not None:
+        return created >= uploaded
     stamps = [
         i.last_modified
         for i in (pairing.firmware, pairing.sidecar)
         if i is not None and i.last_modified is not None
     ]
-    if created is None or not stamps:
+    if not stamps:
         return False
     newest = max(s if s.tzinfo else s.replace(tzinfo=timezone.utc) for s in stamps)
     return created.replace(microsecond=0) >= newest.replace(microsecond=0)

@@ -1,0 +1,172 @@
+"""`make demo`: the release pipeline end to end on the local cloud.
+
+Uploads sample firmware with the real oss2 SDK — the sidecar first for one release, the
+firmware first for another, one broken sidecar, and an identical re-upload — lets the OSS
+trigger run the function, then shows what ListOTAFirmware returns and every notification
+the topic received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from localcloud.cloud import REGION, LocalCloud
+from localcloud.credentials import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def _firmware(name: str, size: int) -> bytes:
+    """Deterministic pseudo-firmware bytes."""
+    seed = hashlib.sha256(name.encode()).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def _steps(prefix: str) -> list[tuple[str, str, bytes]]:
+    cam = _firmware("cam", 300_000)
+    lamp = _firmware("lamp", 120_000)
+    door = _firmware("door", 50_000)
+    cam_sidecar = json.dumps(
+        {
+            "$schema": "https://ota-release.dev/schemas/sidecar.schema.json",
+            "version": "2.0.0",
+            "module": "camera",
+            "description": "Night mode and a faster boot",
+            "sign": hashlib.md5(cam).hexdigest(),
+            "size": len(cam),
+        },
+        indent=2,
+    ).encode()
+    lamp_sidecar = (
+        'version: "1.4.0"\ntype: diff\nsrc_version: "1.3.2"\n'
+        "sign_method: SHA256\nneed_to_verify: false\n"
+        "description: 灯光固件\n"
+    ).encode()
+    door_sidecar = json.dumps(
+        {
+            "version": "3.0.0",
+            "type": "diff",
+            "name": "door-controller-firmware-for-the-north-gate",
+            "verison": "3.0.1",
+            "sign_method": "CRC32",
+        }
+    ).encode()
+    return [
+        ("sidecar first", f"{prefix}acme/cam-2.0.0.bin.ota.json", cam_sidecar),
+        ("then its firmware", f"{prefix}acme/cam-2.0.0.bin", cam),
+        ("firmware first", f"{prefix}acme/lamp-1.4.0.bin", lamp),
+        ("then its YAML sidecar", f"{prefix}acme/lamp-1.4.0.bin.ota.yaml", lamp_sidecar),
+        ("a firmware", f"{prefix}acme/door-3.0.0.bin", door),
+        ("with a broken sidecar", f"{prefix}acme/door-3.0.0.bin.ota.json", door_sidecar),
+        ("an identical re-upload", f"{prefix}acme/cam-2.0.0.bin.ota.json", cam_sidecar),
+    ]
+
+
+def _list_firmware(cloud: LocalCloud) -> list[Any]:
+    from alibabacloud_iot20180120 import models
+    from alibabacloud_iot20180120.client import Client
+    from alibabacloud_tea_openapi import models as openapi
+
+    client = Client(
+        openapi.Config(
+            access_key_id=DEFAULT_ACCESS_KEY_ID,
+            access_key_secret=DEFAULT_ACCESS_KEY_SECRET,
+            endpoint=cloud.endpoints.iot,
+            protocol="http",
+            region_id=REGION,
+        )
+    )
+    body = client.list_otafirmware(
+        models.ListOTAFirmwareRequest(current_page=1, page_size=100)
+    ).body
+    return list(body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
+
+
+def run(flavour: str = "fun") -> int:
+    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    import oss2
+
+    started = time.monotonic()
+    console.rule("[bold]ota-release demo: the local cloud")
+    with LocalCloud(flavour=flavour) as cloud:  # type: ignore[arg-type]
+        e = cloud.endpoints
+        console.print(f"OSS {e.oss}   IoT {e.iot}   MNS {e.mns}   FC {e.fc}")
+        console.print(
+            f"function [bold]{cloud.spec.service}/{cloud.spec.name}[/] "
+            f"({cloud.spec.runtime}, {flavour} flavour) watching "
+            f"oss://{cloud.bucket}/{cloud.prefix}*"
+        )
+        bucket = oss2.Bucket(
+            oss2.Auth(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET), e.oss, cloud.bucket
+        )
+        for what, key, data in _steps(cloud.prefix):
+            bucket.put_object(key, data)
+            console.print(f"  uploaded {what:<24} [cyan]{key}[/] ({len(data)} bytes)")
+            if not cloud.wait_idle(30):
+                console.print("[red]the function did not finish within 30 s[/]")
+                return 1
+
+        firmware = _list_firmware(cloud)
+        table = Table(title="ListOTAFirmware", show_lines=False)
+        for column in (
+            "FirmwareName",
+            "DestVersion",
+            "FirmwareId",
+            "Size",
+            "SignMethod",
+            "Sign",
+            "Status",
+        ):
+            table.add_column(column)
+        for f in firmware:
+            table.add_row(
+                f.firmware_name,
+                f.dest_version,
+                f.firmware_id,
+                str(f.firmware_size),
+                f.sign_method,
+                (f.firmware_sign or "")[:16] + "…",
+                str(f.status),
+            )
+        console.print(table)
+
+        notes = Table(title=f"Notifications on topic {cloud.notify_topic}")
+        for column in ("#", "outcome (MessageTag)", "object", "summary / errors", "message_id"):
+            notes.add_column(column, overflow="fold")
+        for i, message in enumerate(cloud.mns.messages(cloud.notify_topic), 1):
+            body = json.loads(message.body)
+            detail = body["summary"]
+            for err in body.get("errors", []):
+                detail += f"\n  • {err['field']}: {err['rule']} (got {err['value']})"
+            outcome = body["outcome"]
+            if message.tag != outcome:
+                outcome += f" ({message.tag})"
+            notes.add_row(
+                str(i),
+                outcome,
+                body["object"]["key"].rsplit("/", 1)[-1],
+                detail,
+                body["message_id"][:12],
+            )
+        console.print(notes)
+        failures = cloud.mns.messages(cloud.failure_topic) if cloud.failure_topic else []
+        console.print(
+            f"{len(firmware)} firmware registered, "
+            f"{len(cloud.mns.messages(cloud.notify_topic))} notifications, "
+            f"{len(failures)} on the failure topic, "
+            f"{len(cloud.fc.invocations) if cloud.fc else 0} invocations"
+        )
+    console.print(f"stopped everything in {time.monotonic() - started:.1f} s total")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else "fun"))

@@ -1,0 +1,586 @@
+"""The local OSS's signature checks (V1, presigned V1, V4, STS) and PostObject policies,
+exercised with the real oss2 SDK and with ``requests`` for HTML-form uploads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
+from typing import Any
+
+import oss2
+import pytest
+import requests
+
+from localcloud.credentials import CredentialStore
+from localcloud.oss import LocalOss
+from localcloud.server import LocalServer
+
+pytestmark = pytest.mark.integration
+
+AK, SK = "LTAI-auth-test", "auth-test-secret"
+STS_AK, STS_SK, STS_TOKEN = "STS.auth-test", "sts-secret", "sts-token-value"
+REGION = "cn-shanghai"
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_metadata_service() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def oss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOss]:
+    store = CredentialStore()
+    store.add(AK, SK)
+    store.add(STS_AK, STS_SK, STS_TOKEN)
+    local = LocalOss(tmp_path_factory.mktemp("oss-auth-data"), store, region=REGION)
+    yield local
+    local.close()
+
+
+@pytest.fixture(scope="module")
+def endpoint(oss: LocalOss) -> Iterator[str]:
+    with LocalServer(oss, name="oss-auth") as server:
+        oss.base_url = server.url
+        yield server.url
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def bucket_name(oss: LocalOss, endpoint: str) -> str:
+    name = f"auth-bucket-{next(_names)}"
+    oss.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def bucket(endpoint: str, bucket_name: str) -> oss2.Bucket:
+    return oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket_name)
+
+
+def md5_upper(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest().upper()
+
+
+def error_fields(response: requests.Response) -> dict[str, str]:
+    root = ET.fromstring(response.content)  # noqa: S314 - our own server's reply
+    return {child.tag: child.text or "" for child in root}
+
+
+# -- V1 headers -------------------------------------------------------------------------
+
+
+def test_v1_signed_requests_are_accepted(bucket: oss2.Bucket) -> None:
+    bucket.put_object("dir/fw 1+.bin", b"v1", headers={"x-oss-meta-a": "1", "x-oss-meta-b": "2"})
+
+    assert bucket.get_object("dir/fw 1+.bin").read() == b"v1"
+    assert [o.key for o in bucket.list_objects(prefix="dir/").object_list] == ["dir/fw 1+.bin"]
+
+
+def test_wrong_secret_is_rejected_with_signature_does_not_match(
+    endpoint: str, bucket_name: str
+) -> None:
+    forged = oss2.Bucket(oss2.Auth(AK, "not-the-secret"), endpoint, bucket_name)
+
+    with pytest.raises(oss2.exceptions.SignatureDoesNotMatch) as caught:
+        forged.put_object("fw.bin", b"x")
+
+    assert caught.value.status == 403
+    assert caught.value.details["StringToSign"].endswith(f"/{bucket_name}/fw.bin")
+    assert caught.value.details["RequestId"] == caught.value.request_id
+    assert caught.value.details["HostId"]
+
+
+def test_wrong_secret_on_head_is_rejected_with_signature_does_not_match(
+    endpoint: str, bucket_name: str
+) -> None:
+    forged = oss2.Bucket(oss2.Auth(AK, "not-the-secret"), endpoint, bucket_name)
+
+    with pytest.raises(oss2.exceptions.SignatureDoesNotMatch):
+        forged.head_object("fw.bin")
+
+
+def test_unknown_access_key_is_rejected_with_invalid_access_key_id(
+    endpoint: str, bucket_name: str
+) -> None:
+    stranger = oss2.Bucket(oss2.Auth("LTAI-nobody", SK), endpoint, bucket_name)
+
+    with pytest.raises(oss2.exceptions.ServerError) as caught:
+        stranger.get_object("fw.bin")
+
+    assert caught.value.status == 403
+    assert caught.value.code == "InvalidAccessKeyId"
+
+
+def test_skewed_date_is_rejected_with_request_time_too_skewed(
+    bucket: oss2.Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twenty_minutes_ago = formatdate(time.time() - 20 * 60, usegmt=True)
+    monkeypatch.setattr(oss2.utils, "http_date", lambda timeval=None: twenty_minutes_ago)
+
+    with pytest.raises(oss2.exceptions.ServerError) as caught:
+        bucket.put_object("fw.bin", b"x")
+
+    assert caught.value.status == 403
+    assert caught.value.code == "RequestTimeTooSkewed"
+
+
+def test_small_clock_difference_is_tolerated(
+    bucket: oss2.Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    five_minutes_ahead = formatdate(time.time() + 5 * 60, usegmt=True)
+    monkeypatch.setattr(oss2.utils, "http_date", lambda timeval=None: five_minutes_ahead)
+
+    assert bucket.put_object("fw.bin", b"x").status == 200
+
+
+def test_tampered_header_is_rejected_with_signature_does_not_match(
+    endpoint: str, bucket_name: str
+) -> None:
+    """A signed x-oss-* header changed after signing must break the signature."""
+    bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket_name)
+    url = bucket.sign_url("PUT", "fw.bin", 60, headers={"x-oss-meta-v": "1"})
+
+    response = requests.put(url, data=b"x", headers={"x-oss-meta-v": "2"}, timeout=10)
+
+    assert response.status_code == 403
+    assert error_fields(response)["Code"] == "SignatureDoesNotMatch"
+
+
+# -- presigned URLs ---------------------------------------------------------------------
+
+
+def test_presigned_v1_url_allows_a_plain_http_get(bucket: oss2.Bucket) -> None:
+    bucket.put_object("固件/fw 2.0+.bin", b"signed")
+
+    url = bucket.sign_url("GET", "固件/fw 2.0+.bin", 60)
+    response = requests.get(url, timeout=10)
+
+    assert response.status_code == 200
+    assert response.content == b"signed"
+
+
+def test_presigned_v1_url_for_put_uploads(bucket: oss2.Bucket) -> None:
+    url = bucket.sign_url("PUT", "up.bin", 60, headers={"Content-Type": "application/x-fw"})
+
+    response = requests.put(
+        url, data=b"via url", headers={"Content-Type": "application/x-fw"}, timeout=10
+    )
+
+    assert response.status_code == 200
+    assert bucket.get_object("up.bin").read() == b"via url"
+
+
+def test_expired_presigned_url_is_rejected_with_request_has_expired(
+    bucket: oss2.Bucket,
+) -> None:
+    bucket.put_object("fw.bin", b"x")
+    url = bucket.sign_url("GET", "fw.bin", -10)
+
+    response = requests.get(url, timeout=10)
+    fields = error_fields(response)
+
+    assert response.status_code == 403
+    assert fields["Code"] == "AccessDenied"
+    assert fields["Message"] == "Request has expired."
+
+
+def test_presigned_url_for_another_key_is_rejected(bucket: oss2.Bucket) -> None:
+    bucket.put_object("a.bin", b"a")
+    bucket.put_object("b.bin", b"b")
+    url = bucket.sign_url("GET", "a.bin", 60).replace("/a.bin?", "/b.bin?")
+
+    response = requests.get(url, timeout=10)
+
+    assert response.status_code == 403
+    assert error_fields(response)["Code"] == "SignatureDoesNotMatch"
+
+
+# -- V4 ---------------------------------------------------------------------------------
+
+
+def test_v4_signed_requests_are_accepted(endpoint: str, bucket_name: str) -> None:
+    v4 = oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, bucket_name, region=REGION)
+
+    v4.put_object("固件/v4 key+%.bin", b"v4", headers={"x-oss-meta-v": "4"})
+
+    assert v4.get_object("固件/v4 key+%.bin").read() == b"v4"
+    assert v4.head_object("固件/v4 key+%.bin").headers["x-oss-meta-v"] == "4"
+    assert [o.key for o in oss2.ObjectIteratorV2(v4, prefix="固件/")] == ["固件/v4 key+%.bin"]
+
+
+def test_v4_resumable_multipart_upload_is_accepted(
+    endpoint: str, bucket_name: str, tmp_path: Any
+) -> None:
+    v4 = oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, bucket_name, region=REGION)
+    source = tmp_path / "fw.bin"
+    source.write_bytes(b"z" * (250 * 1024))
+
+    oss2.resumable_upload(
+        v4,
+        "big.bin",
+        str(source),
+        store=oss2.ResumableStore(root=str(tmp_path)),
+        multipart_threshold=100 * 1024,
+        part_size=100 * 1024,
+    )
+
+    assert v4.head_object("big.bin").object_type == "Multipart"
+
+
+def test_v4_with_wrong_secret_is_rejected_with_signature_does_not_match(
+    endpoint: str, bucket_name: str
+) -> None:
+    v4 = oss2.Bucket(oss2.AuthV4(AK, "wrong"), endpoint, bucket_name, region=REGION)
+
+    with pytest.raises(oss2.exceptions.SignatureDoesNotMatch) as caught:
+        v4.put_object("fw.bin", b"x")
+
+    assert caught.value.details["CanonicalRequest"].startswith(f"PUT\n/{bucket_name}/fw.bin\n")
+
+
+def test_v4_signed_for_another_region_is_rejected(endpoint: str, bucket_name: str) -> None:
+    v4 = oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, bucket_name, region="cn-beijing")
+
+    with pytest.raises(oss2.exceptions.SignatureDoesNotMatch):
+        v4.get_object("fw.bin")
+
+
+def test_presigned_v4_url_allows_a_plain_http_get(endpoint: str, bucket_name: str) -> None:
+    v4 = oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, bucket_name, region=REGION)
+    v4.put_object("dir/fw.bin", b"v4 url")
+
+    response = requests.get(v4.sign_url("GET", "dir/fw.bin", 60), timeout=10)
+
+    assert response.status_code == 200
+    assert response.content == b"v4 url"
+
+
+# -- STS --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [oss2.AUTH_VERSION_1, oss2.AUTH_VERSION_4])
+def test_sts_credentials_with_their_token_are_accepted(
+    endpoint: str, bucket_name: str, version: str
+) -> None:
+    auth = oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN, auth_version=version)
+    sts = oss2.Bucket(auth, endpoint, bucket_name, region=REGION)
+
+    sts.put_object("sts.bin", b"temporary")
+
+    assert sts.get_object("sts.bin").read() == b"temporary"
+
+
+@pytest.mark.parametrize("version", [oss2.AUTH_VERSION_1, oss2.AUTH_VERSION_4])
+def test_sts_credentials_with_a_wrong_token_are_rejected(
+    endpoint: str, bucket_name: str, version: str
+) -> None:
+    auth = oss2.StsAuth(STS_AK, STS_SK, "stolen-or-stale-token", auth_version=version)
+    sts = oss2.Bucket(auth, endpoint, bucket_name, region=REGION)
+
+    with pytest.raises(oss2.exceptions.ServerError) as caught:
+        sts.put_object("sts.bin", b"x")
+
+    assert caught.value.status == 403
+    assert caught.value.code == "InvalidAccessKeyId"
+    assert "security token" in caught.value.message
+
+
+def test_sts_key_without_its_token_is_rejected(endpoint: str, bucket_name: str) -> None:
+    bare = oss2.Bucket(oss2.Auth(STS_AK, STS_SK), endpoint, bucket_name)
+
+    with pytest.raises(oss2.exceptions.ServerError) as caught:
+        bare.put_object("sts.bin", b"x")
+
+    assert caught.value.code == "InvalidAccessKeyId"
+
+
+def test_presigned_url_made_with_sts_credentials_works(endpoint: str, bucket_name: str) -> None:
+    sts = oss2.Bucket(oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN), endpoint, bucket_name)
+    sts.put_object("sts.bin", b"temporary")
+
+    url = sts.sign_url("GET", "sts.bin", 60)
+    response = requests.get(url, timeout=10)
+
+    assert "security-token=" in url
+    assert response.content == b"temporary"
+
+
+# -- anonymous access -------------------------------------------------------------------
+
+
+def test_anonymous_get_on_a_public_read_bucket_is_allowed(endpoint: str) -> None:
+    owner = oss2.Bucket(oss2.Auth(AK, SK), endpoint, "public-fw")
+    owner.create_bucket(oss2.BUCKET_ACL_PUBLIC_READ)
+    owner.put_object("fw.bin", b"public")
+    anonymous = oss2.Bucket(oss2.AnonymousAuth(), endpoint, "public-fw")
+
+    assert anonymous.get_object("fw.bin").read() == b"public"
+    assert requests.get(f"{endpoint}/public-fw/fw.bin", timeout=10).content == b"public"
+    with pytest.raises(oss2.exceptions.AccessDenied):
+        anonymous.put_object("fw.bin", b"overwrite")
+
+
+def test_anonymous_get_on_a_private_bucket_is_denied(bucket: oss2.Bucket, endpoint: str) -> None:
+    bucket.put_object("fw.bin", b"private")
+
+    response = requests.get(f"{endpoint}/{bucket.bucket_name}/fw.bin", timeout=10)
+
+    assert response.status_code == 403
+    assert error_fields(response)["Code"] == "AccessDenied"
+
+
+# -- PostObject -------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def make_policy(conditions: list[Any], expires_in: timedelta = timedelta(minutes=5)) -> str:
+    document = {
+        "expiration": iso(datetime.now(timezone.utc) + expires_in),
+        "conditions": conditions,
+    }
+    return base64.b64encode(json.dumps(document).encode("utf-8")).decode("ascii")
+
+
+def sign_policy(secret: str, policy: str) -> str:
+    digest = hmac.new(secret.encode(), policy.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def post_form(
+    endpoint: str,
+    bucket: str,
+    key: str,
+    data: bytes,
+    policy: str,
+    *,
+    access_key_id: str = AK,
+    secret: str = SK,
+    extra: dict[str, str] | None = None,
+) -> requests.Response:
+    """An HTML-form upload as the OSS PostObject docs lay it out: fields first, file last."""
+    fields = {
+        "key": key,
+        "policy": policy,
+        "OSSAccessKeyId": access_key_id,
+        "Signature": sign_policy(secret, policy),
+        "success_action_status": "201",
+        **(extra or {}),
+    }
+    files = {"file": ("cam-2.0.0.bin", data, "application/octet-stream")}
+    return requests.post(f"{endpoint}/{bucket}", data=fields, files=files, timeout=10)
+
+
+def upload_policy(bucket: str, prefix: str = "ota/", max_size: int = 1024) -> str:
+    return make_policy(
+        [
+            {"bucket": bucket},
+            ["content-length-range", 1, max_size],
+            ["starts-with", "$key", prefix],
+        ]
+    )
+
+
+def test_post_object_with_a_valid_policy_is_stored(
+    endpoint: str, bucket: oss2.Bucket, oss: LocalOss
+) -> None:
+    name = bucket.bucket_name
+    data = b"firmware via form"
+
+    response = post_form(endpoint, name, "ota/固件 1.bin", data, upload_policy(name))
+    root = ET.fromstring(response.content)  # noqa: S314 - our own server's reply
+
+    assert response.status_code == 201
+    assert root.tag == "PostResponse"
+    assert root.findtext("Key") == "ota/固件 1.bin"
+    assert root.findtext("ETag") == f'"{md5_upper(data)}"'
+    assert bucket.get_object("ota/固件 1.bin").read() == data
+    assert bucket.head_object("ota/固件 1.bin").object_type == "Normal"
+
+
+def test_post_object_answers_204_by_default_with_etag_header(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    name = bucket.bucket_name
+    policy = upload_policy(name)
+    fields = {"key": "ota/a.bin", "policy": policy, "OSSAccessKeyId": AK}
+    fields["Signature"] = sign_policy(SK, policy)
+
+    response = requests.post(
+        f"{endpoint}/{name}", data=fields, files={"file": ("a.bin", b"abc")}, timeout=10
+    )
+
+    assert response.status_code == 204
+    assert response.headers["ETag"] == f'"{md5_upper(b"abc")}"'
+
+
+def test_post_object_with_an_expired_policy_is_rejected(endpoint: str, bucket: oss2.Bucket) -> None:
+    policy = make_policy([["starts-with", "$key", "ota/"]], expires_in=timedelta(minutes=-1))
+
+    response = post_form(endpoint, bucket.bucket_name, "ota/a.bin", b"abc", policy)
+    fields = error_fields(response)
+
+    assert response.status_code == 403
+    assert fields["Code"] == "AccessDenied"
+    assert fields["Message"] == "Invalid according to Policy: Policy expired."
+    assert not bucket.object_exists("ota/a.bin")
+
+
+def test_post_object_key_outside_the_starts_with_condition_is_rejected(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    name = bucket.bucket_name
+
+    response = post_form(endpoint, name, "elsewhere/a.bin", b"abc", upload_policy(name))
+    fields = error_fields(response)
+
+    assert response.status_code == 403
+    assert fields["Code"] == "AccessDenied"
+    assert fields["Message"].startswith("Invalid according to Policy: Policy Condition failed:")
+    assert "starts-with" in fields["Message"]
+    assert not bucket.object_exists("elsewhere/a.bin")
+
+
+def test_post_object_larger_than_the_content_length_range_is_rejected(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    name = bucket.bucket_name
+
+    response = post_form(
+        endpoint, name, "ota/a.bin", b"x" * 2048, upload_policy(name, max_size=1024)
+    )
+
+    assert response.status_code == 400
+    assert error_fields(response)["Code"] == "EntityTooLarge"
+    assert not bucket.object_exists("ota/a.bin")
+
+
+def test_post_object_with_a_bad_signature_is_rejected(endpoint: str, bucket: oss2.Bucket) -> None:
+    name = bucket.bucket_name
+
+    response = post_form(
+        endpoint, name, "ota/a.bin", b"abc", upload_policy(name), secret="not-the-secret"
+    )
+
+    assert response.status_code == 403
+    assert error_fields(response)["Code"] == "SignatureDoesNotMatch"
+
+
+def test_post_object_for_another_bucket_condition_is_rejected(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    response = post_form(
+        endpoint, bucket.bucket_name, "ota/a.bin", b"abc", upload_policy("some-other-bucket")
+    )
+
+    assert response.status_code == 403
+    assert "bucket" in error_fields(response)["Message"]
+
+
+def test_post_object_eq_condition_pins_the_exact_key(endpoint: str, bucket: oss2.Bucket) -> None:
+    policy = make_policy([["eq", "$key", "ota/exact.bin"]])
+
+    accepted = post_form(endpoint, bucket.bucket_name, "ota/exact.bin", b"a", policy)
+    refused = post_form(endpoint, bucket.bucket_name, "ota/other.bin", b"a", policy)
+
+    assert accepted.status_code == 201
+    assert refused.status_code == 403
+
+
+def test_post_object_with_sts_token_field_is_accepted(endpoint: str, bucket: oss2.Bucket) -> None:
+    policy = upload_policy(bucket.bucket_name)
+
+    accepted = post_form(
+        endpoint,
+        bucket.bucket_name,
+        "ota/sts.bin",
+        b"abc",
+        policy,
+        access_key_id=STS_AK,
+        secret=STS_SK,
+        extra={"x-oss-security-token": STS_TOKEN},
+    )
+    refused = post_form(
+        endpoint,
+        bucket.bucket_name,
+        "ota/sts2.bin",
+        b"abc",
+        policy,
+        access_key_id=STS_AK,
+        secret=STS_SK,
+    )
+
+    assert accepted.status_code == 201
+    assert refused.status_code == 403
+    assert error_fields(refused)["Code"] == "InvalidAccessKeyId"
+
+
+def test_post_object_keeps_metadata_fields_and_substitutes_filename(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    response = post_form(
+        endpoint,
+        bucket.bucket_name,
+        "ota/${filename}",
+        b"abc",
+        upload_policy(bucket.bucket_name),
+        extra={"x-oss-meta-version": "2.0.0", "Content-Type": "application/x-firmware"},
+    )
+
+    head = bucket.head_object("ota/cam-2.0.0.bin")
+    assert response.status_code == 201
+    assert head.headers["x-oss-meta-version"] == "2.0.0"
+    assert head.content_type == "application/x-firmware"
+
+
+def test_post_object_raises_a_post_event(endpoint: str, bucket: oss2.Bucket, oss: LocalOss) -> None:
+    received: list[dict[str, Any]] = []
+
+    def collect(event: dict[str, object]) -> None:
+        received.append(event)
+
+    unsubscribe = oss.subscribe(collect)
+    try:
+        response = post_form(
+            endpoint, bucket.bucket_name, "ota/evt.bin", b"abc", upload_policy(bucket.bucket_name)
+        )
+        assert oss.drain()
+    finally:
+        unsubscribe()
+
+    (record,) = received[0]["events"]
+    assert record["eventName"] == "ObjectCreated:PostObject"
+    assert record["oss"]["object"]["key"] == "ota/evt.bin"
+    assert record["oss"]["object"]["size"] == 3
+    assert record["responseElements"]["requestId"] == response.headers["x-oss-request-id"]
+
+
+def test_rejected_post_leaves_no_temp_files(
+    endpoint: str, bucket: oss2.Bucket, oss: LocalOss
+) -> None:
+    before = sorted(oss.store.tmp_dir.iterdir())
+
+    response = post_form(
+        endpoint, bucket.bucket_name, "ota/a.bin", b"x" * 600_000, upload_policy(bucket.bucket_name)
+    )
+
+    assert response.status_code == 400
+    assert sorted(oss.store.tmp_dir.iterdir()) == before
