@@ -5,11 +5,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+FUN := npx -y @alicloud/fun@3.6.24
+S := npx -y @serverless-devs/s@3.1.10
 STAMP := $(VENV)/.installed
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit lint format demo up bench soak build clean
+.PHONY: help venv test node unit lint format demo up bench soak dist check-deploy deploy-fun deploy-s clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -23,8 +25,11 @@ $(STAMP): requirements/dev.txt pyproject.toml
 
 venv: $(STAMP) ## Create the virtualenv with pinned dependencies
 
-test: $(STAMP) ## Run the whole test suite (sets itself up on a fresh clone)
+test: $(STAMP) node ## Run the whole test suite (sets itself up on a fresh clone)
 	$(BIN)/python -m pytest -q
+
+node: ## Install Node.js/npm if missing (the Funcraft check runs through npx)
+	@command -v npx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 
 unit: $(STAMP) ## Unit tests only (no sockets)
 	$(BIN)/python -m pytest -q tests/unit
@@ -43,6 +48,23 @@ demo: $(STAMP) ## Run the release pipeline end to end on the local cloud
 
 up: $(STAMP) ## Start the local cloud (OSS, IoT, MNS, FC) until Ctrl-C
 	$(BIN)/python -m localcloud up
+
+dist: $(STAMP) ## Build dist/layer.zip and dist/code.zip (reproducible)
+	$(BIN)/python scripts/build_dist.py
+
+check-deploy: $(STAMP) node ## fun validate, the fc3 schema check and the deploy tests
+	$(FUN) validate -t template.yml
+	$(BIN)/python scripts/check_fc3_schema.py
+	$(BIN)/python -m pytest -q tests/deploy
+
+deploy-fun: dist node ## Deploy with Funcraft via ROS: FUN_ARTIFACT_BUCKET=... FUN_PARAMS='-p BucketName=...'
+	$(FUN) validate -t template.yml
+	$(FUN) package -t template.yml -b $(FUN_ARTIFACT_BUCKET) -o template.packaged.yml
+	$(FUN) deploy -t template.packaged.yml --use-ros --stack-name ota-release -y $(FUN_PARAMS)
+
+deploy-s: dist node ## Deploy with Serverless Devs (fc3; set the vars in s.yaml first)
+	$(BIN)/python scripts/check_fc3_schema.py
+	$(S) deploy -y
 
 clean: ## Remove build output and caches
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis
