@@ -1,0 +1,174 @@
+"""Local checks: the function's own sidecar rules plus the firmware file's size and digest.
+
+``validate``, ``init`` and ``upload`` all go through :func:`check_release`, so a sidecar
+that passes here is judged by exactly the code the function runs (``parse_sidecar``), and
+the digest is computed by the same streaming ``digest_stream``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ota_release.cli.common import UsageProblem, byte_progress
+from ota_release.digest import Digest, digest_stream
+from ota_release.pairing import role_of
+from ota_release.rules import FIRMWARE_SIZE_MAX, Violation
+from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
+from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec, parse_sidecar
+
+
+@dataclass
+class ReleaseCheck:
+    """What was found out about one sidecar (and its firmware file, when given)."""
+
+    sidecar: Path
+    firmware_key: str
+    firmware: Path | None = None
+    spec: ReleaseSpec | None = None
+    digest: Digest | None = None
+    errors: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape of one result (see docs/cli.md)."""
+        release = None
+        if self.spec is not None:
+            release = self.spec.model_dump(exclude_none=True)
+        return {
+            "sidecar": str(self.sidecar),
+            "firmware": str(self.firmware) if self.firmware else None,
+            "firmware_key": self.firmware_key,
+            "valid": self.ok,
+            "errors": [v.as_dict() for v in self.errors],
+            "release": release,
+            "digest": (
+                {
+                    "size": self.digest.size,
+                    "sign_method": self.digest.sign_method,
+                    "sign": self.digest.sign,
+                }
+                if self.digest
+                else None
+            ),
+        }
+
+
+def sidecar_suffix(path: Path) -> str | None:
+    """The sidecar suffix the file name ends with, or None."""
+    role = role_of(path.name, DEFAULT_SIDECAR_SUFFIXES)
+    return role.suffix if role.is_sidecar else None
+
+
+def compute_digest(path: Path, sign_method: str) -> Digest:
+    """Stream the file through the function's digest code, with a progress bar on a tty."""
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with handle, byte_progress(f"{sign_method} {path.name}", size) as progress:
+        return digest_stream(
+            handle, sign_method, on_chunk=lambda chunk: progress.advance(len(chunk))
+        )
+
+
+def read_sidecar(path: Path) -> bytes | Violation:
+    """The sidecar's bytes, or the size violation; never reads more than the limit + 1."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SIDECAR_BYTES:
+            return Violation(
+                "sidecar", f"must be at most {MAX_SIDECAR_BYTES} bytes", f"{size} bytes"
+            )
+        with path.open("rb") as handle:
+            return handle.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def check_release(
+    sidecar: Path,
+    firmware: Path | None = None,
+    *,
+    firmware_key: str | None = None,
+    default_product_key: str | None = None,
+) -> ReleaseCheck:
+    """Validate a sidecar file; with ``firmware``, also its size and digest.
+
+    The firmware key (which the derived FirmwareName comes from) is ``firmware_key`` when
+    given, else the firmware file's name, else the sidecar's name minus its suffix. A
+    sidecar checked without a firmware file must be named like one, or the function would
+    take it for a firmware file.
+    """
+    suffix = sidecar_suffix(sidecar)
+    errors: list[Violation] = []
+    if firmware_key is None:
+        if firmware is not None:
+            firmware_key = firmware.name
+        elif suffix is not None:
+            firmware_key = sidecar.name[: -len(suffix)]
+        else:
+            firmware_key = sidecar.stem
+            errors.append(
+                Violation(
+                    "sidecar",
+                    "file name must be the firmware file name plus "
+                    + ", ".join(DEFAULT_SIDECAR_SUFFIXES[:-1])
+                    + f" or {DEFAULT_SIDECAR_SUFFIXES[-1]} (or pass --firmware)",
+                    sidecar.name,
+                )
+            )
+    result = ReleaseCheck(sidecar=sidecar, firmware_key=firmware_key, firmware=firmware)
+    raw = read_sidecar(sidecar)
+    if isinstance(raw, Violation):
+        result.errors = [*errors, raw]
+        return result
+    # YAML unless the name says JSON, as the function decides; a --firmware sidecar may be
+    # called anything, so its own extension is what counts.
+    parsed = parse_sidecar(
+        raw,
+        sidecar_key=sidecar.name,
+        firmware_key=firmware_key,
+        default_product_key=default_product_key,
+    )
+    errors.extend(parsed.errors)
+    result.spec = parsed.spec
+    if firmware is not None:
+        method = parsed.spec.sign_method if parsed.spec else "MD5"
+        result.digest = compute_digest(firmware, method)
+        errors.extend(_compare(parsed.spec, result.digest))
+    result.errors = errors
+    if errors:
+        result.spec = None
+    return result
+
+
+def _compare(spec: ReleaseSpec | None, digest: Digest) -> list[Violation]:
+    """What the sidecar declares versus what the file holds (the function's own checks)."""
+    out: list[Violation] = []
+    if not 1 <= digest.size <= FIRMWARE_SIZE_MAX:
+        out.append(
+            Violation(
+                "firmware", f"file must be between 1 and {FIRMWARE_SIZE_MAX} bytes", digest.size
+            )
+        )
+    if spec is None:
+        return out
+    if spec.size is not None and spec.size != digest.size:
+        out.append(
+            Violation("size", f"must match the firmware file ({digest.size} bytes)", spec.size)
+        )
+    if spec.sign is not None and spec.sign != digest.sign:
+        out.append(
+            Violation(
+                "sign",
+                f"must match the {digest.sign_method} of the firmware file ({digest.sign})",
+                spec.sign,
+            )
+        )
+    return out

@@ -1,0 +1,307 @@
+"""Where the cloud-facing commands get credentials, region and endpoints.
+
+Credentials, in order:
+
+1. ``--profile NAME`` (or ``ALIBABA_CLOUD_PROFILE``): that profile of the aliyun CLI's
+   ``~/.aliyun/config.json``;
+2. ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (and
+   ``ALIBABA_CLOUD_SECURITY_TOKEN`` for STS keys);
+3. the aliyun CLI's ``current`` profile.
+
+Only the profile modes that hold a key in the file are understood (``AK`` and
+``StsToken``); anything else (RamRoleArn, EcsRamRole, OAuth, ...) is refused with a
+message rather than guessed at. The region comes from ``--region``, then
+``ALIBABA_CLOUD_REGION_ID``, then the profile's ``region_id``. Every endpoint can be given
+explicitly, which is how the commands are pointed at ``localcloud``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from ota_release.adapters import CloudCredentials
+from ota_release.cli.common import CommandFailed, UsageProblem
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROFILE_MODES = ("AK", "StsToken")
+
+
+def aliyun_config_path() -> Path:
+    """The aliyun CLI's configuration file (``~/.aliyun/config.json``)."""
+    return Path.home() / ".aliyun" / "config.json"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The parts of an aliyun CLI profile the commands use."""
+
+    name: str
+    credentials: CloudCredentials | None
+    region: str | None
+
+
+def load_profile(name: str | None, path: Path | None = None) -> Profile | None:
+    """The named (or ``current``) profile; None when there is no file and no name was asked.
+
+    A profile that was asked for by name but cannot be used is a usage problem: silently
+    falling back to other credentials would act on the wrong account.
+    """
+    path = path or aliyun_config_path()
+    if not path.is_file():
+        if name:
+            raise UsageProblem(f"profile {name!r} asked for, but {path} does not exist")
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageProblem(f"cannot read the aliyun CLI configuration {path}: {exc}") from exc
+    profiles = config.get("profiles") if isinstance(config, dict) else None
+    if not isinstance(profiles, list):
+        raise UsageProblem(f"{path} has no 'profiles' list")
+    wanted = name or config.get("current") or "default"
+    found = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
+    if found is None:
+        if name:
+            known = ", ".join(str(p.get("name")) for p in profiles if isinstance(p, dict))
+            raise UsageProblem(f"no profile {name!r} in {path} (profiles: {known or 'none'})")
+        return None
+    mode = str(found.get("mode") or "AK")
+    region = str(found.get("region_id") or "") or None
+    if mode not in PROFILE_MODES:
+        raise UsageProblem(
+            f"profile {wanted!r} uses mode {mode!r}; ota-release reads only "
+            f"{' and '.join(PROFILE_MODES)} profiles. Export ALIBABA_CLOUD_ACCESS_KEY_ID / "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN instead"
+        )
+    key_id = str(found.get("access_key_id") or "")
+    secret = str(found.get("access_key_secret") or "")
+    token = str(found.get("sts_token") or "") or None
+    if not key_id or not secret:
+        raise UsageProblem(f"profile {wanted!r} in {path} has no access_key_id/access_key_secret")
+    if mode == "StsToken" and not token:
+        raise UsageProblem(f"profile {wanted!r} is an StsToken profile without sts_token")
+    return Profile(str(wanted), CloudCredentials(key_id, secret, token), region)
+
+
+@dataclass(frozen=True)
+class CloudTarget:
+    """Resolved credentials, region and the endpoint overrides a command was given."""
+
+    credentials: CloudCredentials
+    region: str | None
+    source: str  # where the credentials came from, for messages
+    oss_endpoint: str | None = None
+    iot_endpoint: str | None = None
+    fc_endpoint: str | None = None
+    account_id: str | None = None
+    iot_instance_id: str | None = None
+
+    def need_region(self, what: str) -> str:
+        if not self.region:
+            raise UsageProblem(
+                f"no region to build the {what} endpoint from: pass --region, set "
+                f"ALIBABA_CLOUD_REGION_ID or region_id in the aliyun profile, or give the "
+                f"endpoint explicitly"
+            )
+        return self.region
+
+    def oss(self) -> str:
+        """OSS endpoint; the public one by default, since the CLI runs outside the region."""
+        if self.oss_endpoint:
+            return _with_scheme(self.oss_endpoint)
+        return f"https://oss-{self.need_region('OSS')}.aliyuncs.com"
+
+    def iot(self) -> tuple[str, str]:
+        """IoT endpoint as the Tea SDK wants it: (host[:port], protocol)."""
+        if self.iot_endpoint:
+            parts = urlsplit(_with_scheme(self.iot_endpoint))
+            return parts.netloc, parts.scheme
+        return f"iot.{self.need_region('IoT Platform')}.aliyuncs.com", "https"
+
+    def fc(self) -> str:
+        """FC 2.0 API endpoint: explicit, or ``https://<account>.<region>.fc.aliyuncs.com``."""
+        if self.fc_endpoint:
+            return _with_scheme(self.fc_endpoint)
+        if not self.account_id:
+            raise UsageProblem(
+                "no Function Compute endpoint: pass --fc-endpoint (OTA_FC_ENDPOINT) or "
+                "--account-id (OTA_ACCOUNT_ID) to use https://<account>.<region>.fc.aliyuncs.com"
+            )
+        return f"https://{self.account_id}.{self.need_region('Function Compute')}.fc.aliyuncs.com"
+
+    def sdk_region(self) -> str:
+        """Region for SDK configs that require one even when the endpoint is explicit."""
+        return self.region or "cn-shanghai"
+
+
+def _with_scheme(endpoint: str) -> str:
+    endpoint = endpoint.strip().rstrip("/")
+    return endpoint if "://" in endpoint else f"https://{endpoint}"
+
+
+def resolve_target(
+    *,
+    profile: str | None,
+    region: str | None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+    **endpoints: str | None,
+) -> CloudTarget:
+    """Pick credentials and region by the documented precedence; usage problem if none."""
+    env = os.environ if env is None else env
+    # No SDK may ever fall through to the ECS metadata service from a developer machine.
+    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    chosen: Profile | None = None
+    credentials: CloudCredentials | None = None
+    source = ""
+    if profile:
+        chosen = load_profile(profile, config_path)
+        assert chosen is not None
+        credentials, source = chosen.credentials, f"aliyun CLI profile {chosen.name!r}"
+    else:
+        key_id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
+        secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "").strip()
+        token = env.get("ALIBABA_CLOUD_SECURITY_TOKEN", "").strip() or None
+        if key_id and secret:
+            credentials = CloudCredentials(key_id, secret, token)
+            source = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+        elif key_id or secret:
+            raise UsageProblem(
+                "set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+            )
+        chosen = load_profile(None, config_path)
+        if credentials is None and chosen is not None:
+            credentials, source = chosen.credentials, f"aliyun CLI profile {chosen.name!r}"
+    if credentials is None:
+        raise UsageProblem(
+            "no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET "
+            "(plus ALIBABA_CLOUD_SECURITY_TOKEN for STS keys), or configure the aliyun CLI "
+            "(`aliyun configure`) and pass --profile"
+        )
+    resolved_region = (
+        region or env.get("ALIBABA_CLOUD_REGION_ID", "").strip() or (chosen and chosen.region)
+    )
+    return CloudTarget(
+        credentials=credentials,
+        region=resolved_region or None,
+        source=source,
+        **{
+            k: (v.strip() if isinstance(v, str) and v.strip() else None)
+            for k, v in endpoints.items()
+        },
+    )
+
+
+# Shared options -------------------------------------------------------------------------------
+
+
+def credential_options(func: F) -> F:
+    """``--profile`` and ``--region``, shared by every command that talks to the cloud."""
+    func = click.option(
+        "--region",
+        envvar="ALIBABA_CLOUD_REGION_ID",
+        metavar="REGION",
+        help="Region id, e.g. cn-shanghai [env ALIBABA_CLOUD_REGION_ID; else the profile's].",
+    )(func)
+    func = click.option(
+        "--profile",
+        envvar="ALIBABA_CLOUD_PROFILE",
+        metavar="NAME",
+        help="aliyun CLI profile (~/.aliyun/config.json, mode AK or StsToken) "
+        "[env ALIBABA_CLOUD_PROFILE; default: env keys, then the current profile].",
+    )(func)
+    return func
+
+
+def oss_endpoint_option(func: F) -> F:
+    return click.option(
+        "--oss-endpoint",
+        envvar="OTA_OSS_ENDPOINT",
+        metavar="URL",
+        help="OSS endpoint [env OTA_OSS_ENDPOINT; default https://oss-<region>.aliyuncs.com].",
+    )(func)
+
+
+def iot_endpoint_option(func: F) -> F:
+    return click.option(
+        "--iot-endpoint",
+        envvar="OTA_IOT_ENDPOINT",
+        metavar="URL",
+        help="IoT Platform endpoint; a http:// URL switches to plain HTTP "
+        "[env OTA_IOT_ENDPOINT; default iot.<region>.aliyuncs.com over HTTPS].",
+    )(func)
+
+
+def fc_endpoint_options(func: F) -> F:
+    func = click.option(
+        "--account-id",
+        envvar="OTA_ACCOUNT_ID",
+        metavar="ID",
+        help="Alibaba Cloud account id; builds the FC endpoint and the replayed events' "
+        "owner [env OTA_ACCOUNT_ID].",
+    )(func)
+    func = click.option(
+        "--fc-endpoint",
+        envvar="OTA_FC_ENDPOINT",
+        metavar="URL",
+        help="Function Compute (FC 2.0 API) endpoint "
+        "[env OTA_FC_ENDPOINT; default https://<account>.<region>.fc.aliyuncs.com].",
+    )(func)
+    return func
+
+
+# Errors -----------------------------------------------------------------------------------------
+
+_CREDENTIAL_CODES = (
+    "InvalidAccessKeyId",
+    "InvalidAccessKeyID",
+    "SignatureDoesNotMatch",
+    "SignatureNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+    "SecurityTokenExpired",
+    "InvalidSecurityToken.Expired",
+)
+
+
+def failure(error: Exception, target: CloudTarget, doing: str) -> CommandFailed:
+    """A readable exit-1 error for a failed cloud call, with a hint when one is obvious.
+
+    Never includes the secret or the token; the access key id is shown to say which key
+    was refused.
+    """
+    from ota_release.errors import PlatformError, TransientError
+
+    unreachable = isinstance(error, TransientError) and (error.status or -1) < 0
+    if isinstance(error, PlatformError):
+        detail = f"{error.service.upper()} {error.operation}: {error.code}: {error.message}"
+        if error.request_id:
+            detail += f" (request id {error.request_id})"
+        code = error.code or ""
+    else:
+        detail, code = f"{type(error).__name__}: {error}", ""
+    hint = ""
+    if any(code.startswith(c) for c in _CREDENTIAL_CODES):
+        hint = (
+            f"\nthe credentials were refused (key {target.credentials.access_key_id} from "
+            f"{target.source}); check the key pair, its STS token and the endpoint's region"
+        )
+    elif code in ("AccessDenied", "Forbidden") or "PermissionDeny" in code:
+        hint = "\nthe key is valid but not allowed to do this; check its RAM policy"
+    elif code in ("NoSuchBucket",):
+        hint = "\ncheck --bucket and that the endpoint is the bucket's region"
+    elif unreachable or not code:
+        hint = (
+            "\nno answer from the service (connection refused, timeout, or not the right "
+            "kind of server); check the endpoint and the network"
+        )
+    return CommandFailed(f"{doing} failed: {detail}{hint}")

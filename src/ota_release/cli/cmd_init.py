@@ -1,0 +1,197 @@
+"""``ota-release init``: write a sidecar that is valid by construction.
+
+The size and digest are measured from the file (streamed, with a progress bar on a
+terminal), the FirmwareName is written out even when derived so that reviewers see the
+name IoT Platform will show, and the document is run through the function's validation
+before it is written: ``init`` never leaves an invalid sidecar behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ota_release.cli.common import CommandFailed
+
+#: Published URL of the sidecar JSON Schema (``schemas/sidecar.schema.json`` in the repo,
+#: the ``$id`` of ``sidecar_json_schema()``). A sidecar travels with its firmware into OSS
+#: and out to other machines, so it refers to the published schema, never to a path in
+#: somebody's checkout; ``--schema-ref`` overrides it for local editor setups.
+SCHEMA_URL = "https://ota-release.dev/schemas/sidecar.schema.json"
+
+
+def build_document(
+    *,
+    version: str,
+    name: str,
+    size: int,
+    sign_method: str,
+    sign: str,
+    module: str | None = None,
+    fw_type: str = "full",
+    src_version: str | None = None,
+    product_key: str | None = None,
+    description: str | None = None,
+    schema_ref: str = SCHEMA_URL,
+) -> dict[str, Any]:
+    """The sidecar mapping, friendly keys in the order a reader wants them."""
+    doc: dict[str, Any] = {"$schema": schema_ref, "name": name, "version": version}
+    optional = {
+        "type": fw_type if fw_type != "full" else None,
+        "src_version": src_version,
+        "module": module,
+        "product_key": product_key,
+        "description": description,
+    }
+    doc.update({k: v for k, v in optional.items() if v is not None})
+    doc.update({"size": size, "sign_method": sign_method, "sign": sign})
+    return doc
+
+
+def render(doc: dict[str, Any], fmt: str) -> bytes:
+    """JSON with a trailing newline, or YAML with the editor schema modeline."""
+    if fmt == "json":
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    import yaml
+
+    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return f"# yaml-language-server: $schema={doc['$schema']}\n{body}".encode()
+
+
+def write_new(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write atomically; without ``overwrite`` fail if the file appeared meanwhile."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if overwrite:
+            Path(tmp).replace(path)
+        else:
+            os.link(tmp, path)  # fails with FileExistsError instead of clobbering
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@click.command(
+    short_help="Write a sidecar with the size and digest measured.",
+    epilog="""\b
+Examples:
+  ota-release init build/cam-2.0.0.bin --version 2.0.0 --product-key a1Cam
+  ota-release init cam-2.1.0.bin --version 2.1.0 --type diff --src-version 2.0.0
+  ota-release init cam.bin --version 3.0.0 --sign-method SHA256 --format yaml --force
+
+Writes FIRMWARE.ota.json (or .ota.yaml) next to the file. Exit status: 0 written,
+1 refused (file exists without --force, or the values break a rule), 2 usage error.
+""",
+)
+@click.argument(
+    "firmware", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+)
+@click.option("--version", "version", required=True, help="DestVersion, e.g. 2.0.0.")
+@click.option("--name", help="FirmwareName (default: derived from the file name and version).")
+@click.option("--module", help="ModuleName (default: the product's default module).")
+@click.option(
+    "--type",
+    "fw_type",
+    type=click.Choice(["full", "diff"]),
+    default="full",
+    show_default=True,
+    help="Full package or differential (diff needs --src-version).",
+)
+@click.option("--src-version", help="SrcVersion, required for --type diff.")
+@click.option("--product-key", help="ProductKey the package belongs to.")
+@click.option("--description", help="FirmwareDesc, up to 100 characters.")
+@click.option(
+    "--sign-method",
+    type=click.Choice(["MD5", "SHA256"], case_sensitive=False),
+    default="MD5",
+    show_default=True,
+    help="Digest algorithm written to the sidecar.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "yaml"]),
+    default="json",
+    show_default=True,
+    help="Sidecar format (.ota.json or .ota.yaml).",
+)
+@click.option(
+    "--schema-ref",
+    default=SCHEMA_URL,
+    show_default=True,
+    metavar="URL|PATH",
+    help="What $schema points at (e.g. a relative path to schemas/sidecar.schema.json).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing sidecar of the same format.")
+def init(
+    firmware: Path,
+    version: str,
+    name: str | None,
+    module: str | None,
+    fw_type: str,
+    src_version: str | None,
+    product_key: str | None,
+    description: str | None,
+    sign_method: str,
+    fmt: str,
+    schema_ref: str,
+    force: bool,
+) -> None:
+    """Write the sidecar for FIRMWARE, with its size and digest measured."""
+    from ota_release.cli.checks import compute_digest
+    from ota_release.cli.common import escape, print_violations, stdout_console
+    from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
+    from ota_release.sidecar import derive_firmware_name, parse_sidecar
+
+    suffix = ".ota.json" if fmt == "json" else ".ota.yaml"
+    target = firmware.with_name(firmware.name + suffix)
+    others = [
+        firmware.with_name(firmware.name + s)
+        for s in DEFAULT_SIDECAR_SUFFIXES
+        if s != suffix and firmware.with_name(firmware.name + s).exists()
+    ]
+    if others:
+        raise CommandFailed(
+            f"{others[0]} already exists: two sidecars for one firmware file are ambiguous "
+            "and the function would refuse both; remove one first"
+        )
+    if target.exists() and not force:
+        raise CommandFailed(f"{target} already exists; pass --force to overwrite it")
+
+    sign_method = sign_method.upper()
+    digest = compute_digest(firmware, sign_method)
+    doc = build_document(
+        version=version,
+        name=name or derive_firmware_name(firmware.name, version),
+        size=digest.size,
+        sign_method=sign_method,
+        sign=digest.sign,
+        module=module,
+        fw_type=fw_type,
+        src_version=src_version,
+        product_key=product_key,
+        description=description,
+        schema_ref=schema_ref,
+    )
+    data = render(doc, fmt)
+    checked = parse_sidecar(data, sidecar_key=target.name, firmware_key=firmware.name)
+    console = stdout_console()
+    if checked.spec is None:
+        console.print(f"[red]not written[/red] {escape(target)}: the values break these rules")
+        print_violations(console, checked.errors)
+        raise click.exceptions.Exit(1)
+    try:
+        write_new(target, data, overwrite=force)
+    except FileExistsError as exc:
+        raise CommandFailed(f"{target} already exists; pass --force to overwrite it") from exc
+    spec = checked.spec
+    console.print(
+        f"wrote {escape(target)}: {escape(spec.name)} {escape(spec.version)}, "
+        f"{digest.size} bytes, {digest.sign_method} {digest.sign}"
+    )

@@ -1,0 +1,414 @@
+"""``ota-release replay``: invoke the deployed function again for objects already in OSS.
+
+For when events were lost (the trigger was disabled, the function was broken past its
+retries, the bucket was filled before the trigger existed). Each chosen object gets one
+asynchronous invocation carrying a native OSS trigger event, the same shape as
+``events/oss-put.json``.
+
+What is replayed (one invocation per release, and every object still gets an answer):
+
+* every sidecar: its invocation finds the firmware file and completes the pair (or
+  reports ``waiting`` when the firmware file is missing);
+* every firmware file *without* a sidecar: its invocation yields the ``waiting`` notice
+  that names the missing sidecar;
+* a firmware file *with* a sidecar is skipped, because the sidecar's invocation covers it
+  (``--include-firmware`` replays it too; the pipeline is idempotent, so the second
+  invocation only reports "already registered", at the cost of an extra IoT lookup).
+
+``--since`` keeps releases of which either half was modified at or after the date.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+import click
+
+from ota_release.cli.cloud import (
+    credential_options,
+    fc_endpoint_options,
+    oss_endpoint_option,
+)
+
+REPLAY_RULE_ID = "ota-release-replay"
+#: FC answers these for every invocation alike: stop instead of failing each object.
+FATAL_STATUSES = (401, 403, 404)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object as ListObjectsV2 reports it."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    obj: Listed
+    invoke: bool
+    reason: str  # why it is (or is not) invoked
+
+
+def plan_replay(
+    objects: Iterable[Listed],
+    suffixes: Sequence[str],
+    *,
+    since: datetime | None = None,
+    include_firmware: bool = False,
+) -> list[Decision]:
+    """Decide, per object, whether to invoke the function for it (see the module doc)."""
+    from ota_release.pairing import role_of
+
+    groups: dict[str, list[tuple[Listed, bool]]] = defaultdict(list)
+    decisions: list[Decision] = []
+    for obj in objects:
+        if obj.key.endswith("/"):
+            decisions.append(Decision(obj, False, "folder marker"))
+            continue
+        role = role_of(obj.key, suffixes)
+        groups[role.firmware_key].append((obj, role.is_sidecar))
+    for members in groups.values():
+        touched = since is None or any(o.last_modified >= since for o, _ in members)
+        has_sidecar = any(is_sidecar for _, is_sidecar in members)
+        has_firmware = any(not is_sidecar for _, is_sidecar in members)
+        for obj, is_sidecar in members:
+            if not touched:
+                decisions.append(Decision(obj, False, "not modified since --since"))
+            elif is_sidecar:
+                reason = "sidecar" if has_firmware else "sidecar without firmware (waiting)"
+                decisions.append(Decision(obj, True, reason))
+            elif not has_sidecar:
+                decisions.append(Decision(obj, True, "firmware without sidecar (waiting)"))
+            elif include_firmware:
+                decisions.append(Decision(obj, True, "firmware (--include-firmware)"))
+            else:
+                decisions.append(Decision(obj, False, "covered by its sidecar"))
+    return sorted(decisions, key=lambda d: d.obj.key)
+
+
+def replay_event(
+    obj: Listed, *, bucket: str, region: str, account_id: str | None
+) -> dict[str, Any]:
+    """A native OSS trigger payload for ``obj``, as OSS would have sent it for a PutObject."""
+    owner = account_id or ""
+    stamp = obj.last_modified.astimezone(timezone.utc)
+    return {
+        "events": [
+            {
+                "eventName": "ObjectCreated:PutObject",
+                "eventSource": "acs:oss",
+                "eventTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.")
+                + f"{stamp.microsecond // 1000:03d}Z",
+                "eventVersion": "1.0",
+                "oss": {
+                    "bucket": {
+                        "arn": f"acs:oss:{region}:{owner}:{bucket}",
+                        "name": bucket,
+                        "ownerIdentity": owner,
+                        "virtualBucket": "",
+                    },
+                    "object": {
+                        "deltaSize": obj.size,
+                        "eTag": obj.etag.strip('"'),
+                        "key": obj.key,
+                        "size": obj.size,
+                    },
+                    "ossSchemaVersion": "1.0",
+                    "ruleId": REPLAY_RULE_ID,
+                },
+                "region": region,
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"requestId": f"replay-{uuid.uuid4().hex}"},
+                "userIdentity": {"principalId": owner},
+            }
+        ]
+    }
+
+
+def parse_since(value: str) -> datetime:
+    """``2025-11-20`` (midnight UTC) or an ISO 8601 time; naive times are UTC."""
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{value!r} is not a date (2025-11-20) or ISO time (2025-11-20T08:00:00Z)"
+            ) from exc
+        moment = datetime(day.year, day.month, day.day)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class _Since(click.ParamType):
+    name = "date"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_since(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+@click.command(
+    short_help="Invoke the function again for objects already uploaded.",
+    epilog="""\b
+Examples:
+  ota-release replay --bucket acme-firmware --prefix firmware/ --since 2025-11-20 \\
+      --service ota-release --function create-firmware --account-id 1938475610293847 --dry-run
+  ota-release replay --bucket b --prefix firmware/acme/ --service ota-release \\
+      --function create-firmware --fc-endpoint http://127.0.0.1:9200 --json
+
+Exit status: 0 every chosen object was handed to FC, 1 some invocation failed (or
+listing failed), 2 usage error.
+""",
+)
+@click.option("--bucket", required=True, help="The watched bucket.")
+@click.option("--prefix", default="firmware/", show_default=True, help="Only keys under it.")
+@click.option(
+    "--since",
+    type=_Since(),
+    metavar="DATE",
+    help="Only releases modified at/after this date or ISO time (UTC unless stated).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be invoked; invoke nothing.")
+@click.option("--service", help="FC service name (required unless --dry-run).")
+@click.option("--function", "function", help="FC function name (required unless --dry-run).")
+@click.option("--qualifier", help="Version or alias to invoke (default LATEST).")
+@click.option(
+    "--include-firmware",
+    is_flag=True,
+    help="Also invoke for firmware files that have a sidecar (normally covered by it).",
+)
+@click.option(
+    "--sidecar-suffixes",
+    envvar="OTA_SIDECAR_SUFFIXES",
+    default=".ota.json,.ota.yaml,.ota.yml",
+    show_default=True,
+    help="The function's OTA_SIDECAR_SUFFIXES.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan/summary as JSON.")
+@credential_options
+@oss_endpoint_option
+@fc_endpoint_options
+def replay(
+    bucket: str,
+    prefix: str,
+    since: datetime | None,
+    dry_run: bool,
+    service: str | None,
+    function: str | None,
+    qualifier: str | None,
+    include_firmware: bool,
+    sidecar_suffixes: str,
+    as_json: bool,
+    profile: str | None,
+    region: str | None,
+    oss_endpoint: str | None,
+    fc_endpoint: str | None,
+    account_id: str | None,
+) -> None:
+    """Invoke the function asynchronously for uploads already in the bucket."""
+    if not dry_run and not (service and function):
+        raise click.UsageError("--service and --function are required unless --dry-run")
+    suffixes = tuple(s.strip() for s in sidecar_suffixes.split(",") if s.strip())
+    if not suffixes or any(not s.startswith(".") for s in suffixes):
+        raise click.BadParameter("suffixes start with '.'", param_hint="--sidecar-suffixes")
+
+    from ota_release.cli.cloud import failure, resolve_target
+    from ota_release.cli.cmd_upload import normalise_prefix, oss_bucket
+    from ota_release.cli.common import CommandFailed, emit_json
+
+    target = resolve_target(
+        profile=profile,
+        region=region,
+        oss_endpoint=oss_endpoint,
+        fc_endpoint=fc_endpoint,
+        account_id=account_id,
+    )
+    prefix = normalise_prefix(prefix)
+    fc_endpoint_url = None if dry_run else target.fc()  # usage problems before any call
+    try:
+        listed = list(_list_objects(oss_bucket(target, bucket, enable_crc=False), prefix))
+    except Exception as exc:
+        from ota_release.adapters.oss import classify_oss_error
+
+        raise failure(
+            classify_oss_error(exc, "ListObjectsV2"), target, f"listing {bucket}"
+        ) from exc
+
+    plan = plan_replay(listed, suffixes, since=since, include_firmware=include_firmware)
+    chosen = [d for d in plan if d.invoke]
+    skipped = [d for d in plan if not d.invoke]
+    event_region = target.sdk_region()
+    invoked: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    fatal: str | None = None
+    if not dry_run and chosen:
+        assert fc_endpoint_url is not None and service and function
+        invoked, failed, fatal = _invoke_all(
+            target, fc_endpoint_url, service, function, qualifier, chosen, bucket, event_region
+        )
+
+    summary = {
+        "bucket": bucket,
+        "prefix": prefix,
+        "dry_run": dry_run,
+        "planned": [{"key": d.obj.key, "reason": d.reason} for d in chosen],
+        "invoked": invoked,
+        "failed": failed,
+        "skipped": [{"key": d.obj.key, "reason": d.reason} for d in skipped],
+    }
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_summary(summary, chosen, dry_run)
+    if fatal:
+        raise CommandFailed(fatal)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _list_objects(oss: Any, prefix: str) -> Iterable[Listed]:
+    import oss2
+
+    for info in oss2.ObjectIteratorV2(oss, prefix=prefix):
+        if info.is_prefix():
+            continue
+        yield Listed(
+            key=info.key,
+            size=int(info.size),
+            etag=str(info.etag or "").strip('"'),
+            last_modified=datetime.fromtimestamp(int(info.last_modified), timezone.utc),
+        )
+
+
+def _invoke_all(
+    target: Any,
+    endpoint: str,
+    service: str,
+    function: str,
+    qualifier: str | None,
+    chosen: Sequence[Decision],
+    bucket: str,
+    region: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """Invoke once per decision; stop early when FC refuses the caller or the function."""
+    import logging
+
+    import fc2
+    from fc2.fc_exceptions import FcError
+
+    from ota_release.cli.common import count_progress
+
+    # fc2 logs failed requests, Authorization header included, through the root logger;
+    # without a handler there, Python's last-resort handler would print them to stderr.
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+    c = target.credentials
+    client = fc2.Client(
+        endpoint=endpoint,
+        accessKeyID=c.access_key_id,
+        accessKeySecret=c.access_key_secret,
+        securityToken=c.security_token or "",
+        Timeout=30,
+    )
+    invoked: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    fatal: str | None = None
+    with count_progress("invoke", len(chosen)) as progress:
+        for decision in chosen:
+            payload = json.dumps(
+                replay_event(
+                    decision.obj, bucket=bucket, region=region, account_id=target.account_id
+                )
+            ).encode("utf-8")
+            try:
+                response = client.invoke_function(
+                    service,
+                    function,
+                    payload=payload,
+                    headers={"x-fc-invocation-type": "Async"},
+                    qualifier=qualifier,
+                )
+            except FcError as exc:
+                error = _fc_error_text(exc)
+                failed.append({"key": decision.obj.key, "error": error})
+                if exc.status_code in FATAL_STATUSES:
+                    fatal = (
+                        f"Function Compute refused the invocation of {service}/{function}: "
+                        f"{error}; stopped after {len(invoked) + len(failed)} of {len(chosen)}"
+                    )
+                    break
+            except Exception as exc:  # connection refused, timeouts: the same for every call
+                failed.append({"key": decision.obj.key, "error": f"{type(exc).__name__}: {exc}"})
+                fatal = f"cannot reach Function Compute at {endpoint}: {type(exc).__name__}"
+                break
+            else:
+                invoked.append(
+                    {
+                        "key": decision.obj.key,
+                        "request_id": response.headers.get("X-Fc-Request-Id")
+                        or response.headers.get("x-fc-request-id"),
+                    }
+                )
+            progress.advance()
+    return invoked, failed, fatal
+
+
+def _fc_error_text(exc: Any) -> str:
+    message = exc.message
+    try:
+        body = json.loads(message) if isinstance(message, (str, bytes)) else message
+    except ValueError:
+        body = message
+    if isinstance(body, dict):
+        code = body.get("ErrorCode") or exc.err_code or ""
+        text = body.get("ErrorMessage") or json.dumps(body)
+        return f"HTTP {exc.status_code} {code}: {text}".strip()
+    return f"HTTP {exc.status_code}: {message}"
+
+
+def _print_summary(summary: dict[str, Any], chosen: Sequence[Decision], dry_run: bool) -> None:
+    from rich.table import Table
+
+    from ota_release.cli.common import escape, stdout_console
+
+    console = stdout_console()
+    if dry_run:
+        table = Table("key", "size", "modified", "why", title="would invoke", title_justify="left")
+        for d in chosen:
+            table.add_row(
+                escape(d.obj.key),
+                str(d.obj.size),
+                d.obj.last_modified.isoformat(timespec="seconds"),
+                escape(d.reason),
+            )
+        if chosen:
+            console.print(table)
+        console.print(
+            f"dry run: would invoke {len(chosen)}, skip {len(summary['skipped'])} "
+            f"(bucket {escape(summary['bucket'])}, prefix {escape(summary['prefix']) or '(root)'})"
+        )
+        return
+    for item in summary["failed"]:
+        console.print(f"[red]failed[/red] {escape(item['key'])}: {escape(item['error'])}")
+    console.print(
+        f"invoked {len(summary['invoked'])}, failed {len(summary['failed'])}, "
+        f"skipped {len(summary['skipped'])}"
+    )

@@ -1,0 +1,126 @@
+"""``ota-release status``: what IoT Platform knows about a firmware package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ota_release.cli.cloud import credential_options, iot_endpoint_option
+
+#: Rows shown by the human output, in order (API field name, label).
+FIELDS = (
+    ("FirmwareId", "id"),
+    ("FirmwareName", "name"),
+    ("DestVersion", "version"),
+    ("SrcVersion", "source version"),
+    ("Type", "type"),
+    ("ModuleName", "module"),
+    ("ProductKey", "product key"),
+    ("FirmwareDesc", "description"),
+    ("SignMethod", "sign method"),
+    ("FirmwareSign", "sign"),
+    ("FirmwareSize", "size"),
+    ("FirmwareUrl", "url"),
+    ("Status", "status"),
+    ("VerifyProgress", "verify progress"),
+    ("UtcCreate", "created"),
+    ("UtcModified", "modified"),
+)
+
+
+@click.command(
+    short_help="Show what IoT Platform knows about a firmware package.",
+    epilog="""\b
+Examples:
+  ota-release status --id Xk3o1Yp0dD8lWJ2G3mLq9Fh0aB
+  ota-release status --name cam-2_0_0 --version 2.0.0 --region cn-shanghai
+  ota-release status --name cam-2_0_0 --json --iot-endpoint http://127.0.0.1:9101
+
+Status: -1 no verification needed, 0 unverified, 1 verified, 2 verifying, 3 failed.
+Exit status: 0 found, 1 not found or the call failed, 2 usage error.
+""",
+)
+@click.option("--id", "firmware_id", metavar="FIRMWARE_ID", help="FirmwareId to query.")
+@click.option("--name", metavar="NAME", help="FirmwareName to look up (unique per account).")
+@click.option("--version", "version", metavar="V", help="DestVersion; narrows a --name search.")
+@click.option("--product-key", metavar="KEY", help="ProductKey; narrows a --name search.")
+@click.option(
+    "--iot-instance-id",
+    envvar="OTA_IOT_INSTANCE_ID",
+    metavar="ID",
+    help="IoT instance id (purchased instances) [env OTA_IOT_INSTANCE_ID].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the package as JSON.")
+@credential_options
+@iot_endpoint_option
+def status(
+    firmware_id: str | None,
+    name: str | None,
+    version: str | None,
+    product_key: str | None,
+    iot_instance_id: str | None,
+    as_json: bool,
+    profile: str | None,
+    region: str | None,
+    iot_endpoint: str | None,
+) -> None:
+    """Show a firmware package as IoT Platform reports it, verification status included."""
+    if bool(firmware_id) == bool(name):
+        raise click.UsageError("give exactly one of --id or --name")
+    if firmware_id and (version or product_key):
+        raise click.UsageError("--version and --product-key narrow a --name search only")
+
+    from ota_release.cli.cloud import failure, resolve_target
+    from ota_release.cli.common import CommandFailed, emit_json, escape, stdout_console
+    from ota_release.cli.iot_query import FirmwareInspector, status_words
+    from ota_release.errors import NotFoundError, PlatformError
+
+    target = resolve_target(profile=profile, region=region, iot_endpoint=iot_endpoint)
+    endpoint, protocol = target.iot()
+    iot = FirmwareInspector(target.credentials, endpoint, target.sdk_region(), protocol=protocol)
+    try:
+        if name:
+            found = iot.find_firmware(name, version, product_key, iot_instance_id)
+            if found is None:
+                narrowed = f" version {version}" if version else ""
+                raise CommandFailed(f"IoT Platform has no firmware named {name!r}{narrowed}")
+            firmware_id = found.firmware_id
+        assert firmware_id is not None
+        info = iot.query_firmware(firmware_id, iot_instance_id)
+    except NotFoundError as exc:
+        raise CommandFailed(f"IoT Platform has no firmware with id {firmware_id!r}") from exc
+    except PlatformError as exc:
+        raise failure(exc, target, "querying IoT Platform") from exc
+
+    code = info.get("Status")
+    if as_json:
+        emit_json(
+            {
+                **info,
+                "StatusText": status_words(code),
+                "TypeText": _type_words(info.get("Type")),
+            }
+        )
+        return
+    console = stdout_console()
+    for key, label in FIELDS:
+        value: Any = info.get(key)
+        if value is None or value == "":
+            continue
+        if key == "Status":
+            value = f"{status_words(value)} ({value})"
+        elif key == "Type":
+            value = _type_words(value) or value
+        elif key == "VerifyProgress":
+            value = f"{value}%"
+        console.print(f"{label:>16}  {escape(value)}")
+
+
+def _type_words(value: Any) -> str | None:
+    from ota_release.cli.iot_query import TYPE_WORDS
+
+    try:
+        return TYPE_WORDS.get(int(value))
+    except (TypeError, ValueError):
+        return None

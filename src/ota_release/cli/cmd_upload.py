@@ -1,0 +1,258 @@
+"""``ota-release upload``: check locally, then put the firmware and then its sidecar.
+
+Order matters: the sidecar is the half that completes a release. The firmware's own
+trigger finds no sidecar yet and the function answers ``waiting``; the sidecar's trigger
+then finds both halves and registers the package. A firmware large enough for a multipart
+upload raises ``ObjectCreated:CompleteMultipartUpload``, which a trigger may not listen
+to; uploading the sidecar last (a PutObject) covers that case too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ota_release.cli.cloud import CloudTarget, credential_options, oss_endpoint_option
+from ota_release.cli.common import ByteSize, UsageProblem
+
+DEFAULT_PREFIX = "firmware/"
+DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
+DEFAULT_PART_SIZE = 16 * 1024 * 1024
+
+
+def normalise_prefix(prefix: str) -> str:
+    """``firmware`` -> ``firmware/``; an empty prefix means the bucket's root."""
+    prefix = prefix.strip().lstrip("/")
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def oss_bucket(target: CloudTarget, bucket: str, *, enable_crc: bool) -> Any:
+    """An oss2.Bucket for the target's credentials (STS when a token is present)."""
+    import oss2
+
+    c = target.credentials
+    auth = (
+        oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token)
+        if c.security_token
+        else oss2.Auth(c.access_key_id, c.access_key_secret)
+    )
+    if not oss2.utils.is_valid_bucket_name(bucket):
+        raise UsageProblem(f"{bucket!r} is not a valid OSS bucket name")
+    endpoint = target.oss()
+    if not oss2.utils.is_valid_endpoint(endpoint):
+        raise UsageProblem(f"{endpoint!r} is not a valid OSS endpoint")
+    return oss2.Bucket(auth, endpoint, bucket, connect_timeout=10, enable_crc=enable_crc)
+
+
+def crc_is_fast() -> bool:
+    """oss2's upload CRC check is only affordable with crcmod's C extension."""
+    try:
+        import crcmod._crcfunext  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def find_sidecar(firmware: Path) -> Path:
+    """The one sidecar next to the firmware file; none or several is a usage problem."""
+    from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
+
+    found = [
+        firmware.with_name(firmware.name + s)
+        for s in DEFAULT_SIDECAR_SUFFIXES
+        if firmware.with_name(firmware.name + s).is_file()
+    ]
+    if not found:
+        raise UsageProblem(
+            f"no sidecar next to {firmware} (looked for "
+            + ", ".join(firmware.name + s for s in DEFAULT_SIDECAR_SUFFIXES)
+            + "); write one with `ota-release init` or pass --sidecar"
+        )
+    if len(found) > 1:
+        raise UsageProblem(
+            "several sidecars for one firmware file are ambiguous: "
+            + ", ".join(str(p) for p in found)
+            + "; keep one or pass --sidecar"
+        )
+    return found[0]
+
+
+@click.command(
+    short_help="Check locally, then upload firmware and sidecar.",
+    epilog="""\b
+Examples:
+  ota-release upload build/cam-2.0.0.bin --bucket acme-firmware --prefix firmware/acme/
+  ota-release upload cam.bin --sidecar release.yaml --bucket b --prefix firmware/ \\
+      --topic ota-outcomes --json
+  ota-release upload cam.bin --bucket b --prefix firmware/ \\
+      --oss-endpoint http://127.0.0.1:9100        # against localcloud
+
+Nothing is uploaded unless the sidecar and the file pass the function's checks.
+Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
+""",
+)
+@click.argument(
+    "firmware", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+)
+@click.option(
+    "--sidecar",
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+    help="Sidecar file (default: FIRMWARE.ota.json|.ota.yaml|.ota.yml). Uploaded as "
+    "<prefix><firmware name><its suffix>; any name works if it ends in .json/.yaml/.yml.",
+)
+@click.option("--bucket", required=True, help="The watched bucket.")
+@click.option(
+    "--prefix",
+    default=DEFAULT_PREFIX,
+    show_default=True,
+    help="The watched prefix; a missing trailing / is added.",
+)
+@click.option(
+    "--topic",
+    envvar="OTA_NOTIFY_TOPIC",
+    metavar="NAME",
+    help="The function's outcome topic, named in the summary [env OTA_NOTIFY_TOPIC].",
+)
+@click.option(
+    "--multipart-threshold",
+    type=ByteSize(),
+    default=DEFAULT_MULTIPART_THRESHOLD,
+    show_default="64MiB",
+    help="Files at least this big go up as a resumable multipart upload.",
+)
+@click.option(
+    "--part-size",
+    type=ByteSize(),
+    default=DEFAULT_PART_SIZE,
+    show_default="16MiB",
+    help="Part size for multipart uploads.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@credential_options
+@oss_endpoint_option
+def upload(
+    firmware: Path,
+    sidecar: Path | None,
+    bucket: str,
+    prefix: str,
+    topic: str | None,
+    multipart_threshold: int,
+    part_size: int,
+    as_json: bool,
+    profile: str | None,
+    region: str | None,
+    oss_endpoint: str | None,
+) -> None:
+    """Validate FIRMWARE and its sidecar locally, then upload both (firmware first)."""
+    from ota_release.cli.checks import check_release
+    from ota_release.cli.cloud import failure, resolve_target
+    from ota_release.cli.common import (
+        EXIT_FAILED,
+        emit_json,
+        escape,
+        print_violations,
+        stdout_console,
+    )
+    from ota_release.pairing import role_of
+    from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
+
+    sidecar = sidecar or find_sidecar(firmware)
+    role = role_of(sidecar.name, DEFAULT_SIDECAR_SUFFIXES)
+    if role.is_sidecar:
+        assert role.suffix is not None
+        suffix = role.suffix
+    elif sidecar.suffix.lower() in (".json", ".yaml", ".yml"):
+        suffix = ".ota" + sidecar.suffix.lower()
+    else:
+        raise UsageProblem(f"{sidecar}: a sidecar must be a .json, .yaml or .yml file")
+    prefix = normalise_prefix(prefix)
+    firmware_key = prefix + firmware.name
+    sidecar_key = firmware_key + suffix
+    if role_of(firmware_key, DEFAULT_SIDECAR_SUFFIXES).is_sidecar:
+        raise UsageProblem(f"{firmware.name}: a firmware file cannot be named like a sidecar")
+
+    console = stdout_console()
+    check = check_release(sidecar, firmware, firmware_key=firmware_key)
+    if not check.ok:
+        if as_json:
+            emit_json({"uploaded": False, "check": check.as_dict()})
+        else:
+            console.print(f"[red]not uploaded[/red]: {escape(sidecar)} is invalid")
+            print_violations(console, check.errors)
+        raise click.exceptions.Exit(EXIT_FAILED)
+    spec, digest = check.spec, check.digest
+    assert spec is not None and digest is not None
+
+    target = resolve_target(profile=profile, region=region, oss_endpoint=oss_endpoint)
+    oss = oss_bucket(target, bucket, enable_crc=crc_is_fast())
+    sidecar_bytes = sidecar.read_bytes()
+    try:
+        _upload_file(oss, firmware_key, firmware, digest.size, multipart_threshold, part_size)
+        oss.put_object(
+            sidecar_key,
+            sidecar_bytes,
+            headers={
+                "Content-Type": "application/json"
+                if suffix.endswith("json")
+                else "application/yaml"
+            },
+        )
+    except Exception as exc:
+        from ota_release.adapters.oss import classify_oss_error
+
+        raise failure(classify_oss_error(exc, "upload"), target, f"uploading to {bucket}") from exc
+
+    topic_text = f"topic {topic}" if topic else "its outcome topic"
+    what = {
+        "uploaded": True,
+        "bucket": bucket,
+        "firmware_key": firmware_key,
+        "sidecar_key": sidecar_key,
+        "size": digest.size,
+        "sign_method": digest.sign_method,
+        "sign": digest.sign,
+        "name": spec.name,
+        "version": spec.version,
+        "module": spec.module,
+        "product_key": spec.product_key,
+        "topic": topic,
+    }
+    if as_json:
+        emit_json(what)
+        return
+    console.print(f"uploaded oss://{escape(bucket)}/{escape(firmware_key)} ({digest.size} bytes)")
+    console.print(f"uploaded oss://{escape(bucket)}/{escape(sidecar_key)}")
+    extras = ", ".join(
+        f"{label} {value}"
+        for label, value in (("module", spec.module), ("product", spec.product_key))
+        if value
+    )
+    console.print(
+        f"the function will register {escape(spec.name)} {escape(spec.version)}"
+        f"{' (' + escape(extras) + ')' if extras else ''} and notify {escape(topic_text)}"
+    )
+
+
+def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part_size: int) -> None:
+    """PutObject below the threshold, resumable multipart above it, with a progress bar."""
+    import oss2
+
+    from ota_release.cli.common import byte_progress
+
+    with byte_progress(f"upload {path.name}", size) as progress:
+
+        def advance(consumed: int, total: int | None) -> None:
+            progress.set(consumed)
+
+        oss2.resumable_upload(
+            oss,
+            key,
+            str(path),
+            multipart_threshold=threshold,
+            part_size=part_size,
+            progress_callback=advance,
+            num_threads=2,
+            headers={"Content-Type": "application/octet-stream"},
+        )

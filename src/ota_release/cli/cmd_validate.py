@@ -1,0 +1,107 @@
+"""``ota-release validate``: the function's sidecar rules, run before anything is uploaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ota_release.cli.common import EXIT_FAILED, UsageProblem
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+
+
+@click.command(
+    short_help="Check sidecars with the function's own rules.",
+    epilog="""\b
+Examples:
+  ota-release validate firmware/cam-2.0.0.bin.ota.json
+  ota-release validate release.yaml --firmware build/cam-2.0.0.bin
+  ota-release validate --check-firmware dist/*.ota.json
+  ota-release validate --json sidecars/*.ota.yaml > report.json
+
+Exit status: 0 every sidecar is valid, 1 at least one is not, 2 usage error
+(unknown option, missing file).
+""",
+)
+@click.argument("sidecars", metavar="SIDECAR...", nargs=-1, required=True, type=EXISTING_FILE)
+@click.option(
+    "--firmware",
+    type=EXISTING_FILE,
+    help="The firmware file the (single) sidecar describes: its size and digest are checked "
+    "too, and the derived name comes from its file name.",
+)
+@click.option(
+    "--check-firmware",
+    is_flag=True,
+    help="Also check each sidecar's firmware file (the sidecar path minus its suffix).",
+)
+@click.option(
+    "--product-key",
+    envvar="OTA_PRODUCT_KEY",
+    metavar="KEY",
+    help="The function's default ProductKey (OTA_PRODUCT_KEY), used when a sidecar has none.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report (for CI).")
+def validate(
+    sidecars: tuple[Path, ...],
+    firmware: Path | None,
+    check_firmware: bool,
+    product_key: str | None,
+    as_json: bool,
+) -> None:
+    """Check sidecars with exactly the rules the function applies.
+
+    Every problem is listed at once, each with the field, the rule and the value seen.
+    """
+    from ota_release.cli.checks import check_release, sidecar_suffix
+    from ota_release.cli.common import emit_json, escape, print_violations, stdout_console
+
+    if firmware is not None and len(sidecars) != 1:
+        raise click.UsageError("--firmware goes with exactly one SIDECAR")
+    if firmware is not None and check_firmware:
+        raise click.UsageError("use either --firmware or --check-firmware")
+
+    results = []
+    for sidecar in sidecars:
+        fw = firmware
+        if check_firmware:
+            suffix = sidecar_suffix(sidecar)
+            if suffix is None:
+                raise UsageProblem(
+                    f"{sidecar}: --check-firmware needs a sidecar named "
+                    "<firmware>.ota.json|yaml|yml"
+                )
+            fw = sidecar.with_name(sidecar.name[: -len(suffix)])
+            if not fw.is_file():
+                raise UsageProblem(f"{sidecar}: its firmware file {fw} does not exist")
+        results.append(check_release(sidecar, fw, default_product_key=product_key))
+
+    valid = all(r.ok for r in results)
+    if as_json:
+        emit_json({"valid": valid, "results": [r.as_dict() for r in results]})
+    else:
+        console = stdout_console()
+        for r in results:
+            if r.ok:
+                assert r.spec is not None
+                derived = " (name derived from the file name)" if r.spec.name_derived else ""
+                digest = (
+                    f", {r.digest.size} bytes, {r.digest.sign_method} {r.digest.sign}"
+                    if r.digest
+                    else ""
+                )
+                console.print(
+                    f"[green]valid[/green]   {escape(r.sidecar)}: "
+                    f"{escape(r.spec.name)} {escape(r.spec.version)}{escape(derived)}"
+                    f"{escape(digest)}"
+                )
+            else:
+                count = len(r.errors)
+                console.print(
+                    f"[red]invalid[/red] {escape(r.sidecar)}: "
+                    f"{count} problem{'s' if count != 1 else ''}"
+                )
+                print_violations(console, r.errors)
+    if not valid:
+        raise click.exceptions.Exit(EXIT_FAILED)
