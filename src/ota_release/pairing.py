@@ -55,6 +55,15 @@ def find_pair(
         firmware = head(role.firmware_key) if role.firmware_key else None
         if firmware is None:
             return Pairing(None, trigger, missing=(role.firmware_key,))
+        # Another sidecar for the same file makes the release ambiguous whichever half
+        # (or which sidecar) triggered; report it exactly as the firmware's event would.
+        siblings = [
+            trigger if suffix == role.suffix else head(role.firmware_key + suffix)
+            for suffix in suffixes
+        ]
+        present = [info for info in siblings if info is not None]
+        if len(present) > 1:
+            return Pairing(firmware, present[0], ambiguous=tuple(i.key for i in present))
         return Pairing(firmware, trigger)
     found = []
     for suffix in suffixes:

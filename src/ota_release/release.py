@@ -22,6 +22,7 @@ from ota_release.errors import (
     NotFoundError,
     PermanentError,
     PlatformError,
+    TransientError,
 )
 from ota_release.events import ObjectCreated
 from ota_release.notification import Notification, Outcome
@@ -264,9 +265,6 @@ class ReleasePipeline:
                 pairing=pairing,
                 spec=spec,
             )
-        except IntegrityError as exc:
-            # A short or corrupted read is a transport problem: let FC retry it.
-            raise PlatformError("oss", "GetObject", "IntegrityError", str(exc)) from exc
 
         mismatches = []
         if spec.size is not None and spec.size != digest.size:
@@ -372,6 +370,9 @@ class ReleasePipeline:
                     expected_size=firmware.size,
                     expected_crc64=firmware.crc64,
                 )
+            except IntegrityError as exc:
+                # A short or corrupted read is the transport's fault: read it again.
+                raise TransientError("oss", "GetObject", "IntegrityError", str(exc)) from exc
             finally:
                 body.close()
 

@@ -111,7 +111,7 @@ def check_firmware_name(value: Any, field: str = "FirmwareName") -> list[Violati
     out = []
     if not 1 <= len(value) <= FIRMWARE_NAME_MAX:
         out.append(Violation(field, f"must be 1 to {FIRMWARE_NAME_MAX} characters long", value))
-    if value and not _NAME_RE.match(value):
+    if value and not _NAME_RE.fullmatch(value):
         out.append(
             Violation(
                 field,
@@ -129,7 +129,7 @@ def check_version(value: Any, field: str) -> list[Violation]:
     out = []
     if not 1 <= len(value) <= VERSION_MAX:
         out.append(Violation(field, f"must be 1 to {VERSION_MAX} characters long", value))
-    if value and not _VERSION_RE.match(value):
+    if value and not _VERSION_RE.fullmatch(value):
         out.append(Violation(field, "may contain only letters, digits, '.', '-' and '_'", value))
     return out
 
@@ -140,7 +140,7 @@ def check_module_name(value: Any, field: str = "ModuleName") -> list[Violation]:
     out = []
     if not 1 <= len(value) <= MODULE_NAME_MAX:
         out.append(Violation(field, f"must be 1 to {MODULE_NAME_MAX} characters long", value))
-    if value and not _MODULE_RE.match(value):
+    if value and not _MODULE_RE.fullmatch(value):
         out.append(Violation(field, "may contain only letters, digits, '.', '-' and '_'", value))
     return out
 
@@ -164,7 +164,7 @@ def check_udi(value: Any, field: str = "Udi") -> list[Violation]:
 def check_identifier(value: Any, field: str, pattern: re.Pattern[str]) -> list[Violation]:
     if not isinstance(value, str):
         return [Violation(field, "must be a string", value)]
-    if not 1 <= len(value) <= ID_MAX or not pattern.match(value):
+    if not 1 <= len(value) <= ID_MAX or not pattern.fullmatch(value):
         return [
             Violation(
                 field,
@@ -184,7 +184,7 @@ def check_sign_method(value: Any, field: str = "SignMethod") -> list[Violation]:
 def check_sign(value: Any, method: Any, field: str = "FirmwareSign") -> list[Violation]:
     if not isinstance(value, str):
         return [Violation(field, "must be a string", value)]
-    if not _HEX_RE.match(value):
+    if not _HEX_RE.fullmatch(value):
         return [Violation(field, "must be a hexadecimal digest", value)]
     expected = SIGN_HEX_LENGTH.get(method) if isinstance(method, str) else None
     if expected is not None and len(value) != expected:

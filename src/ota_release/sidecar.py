@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from ota_release import rules
 from ota_release.rules import Violation
@@ -101,6 +102,15 @@ class SidecarDocument(BaseModel):
     type: Literal["full", "diff", "differential", 0, 1] | None = Field(
         default=None, description="Type: full/0 (default) or diff/differential/1."
     )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_is_not_bool_or_float(cls, value: Any) -> Any:
+        # Literal[0, 1] matches by equality, so True and 1.0 would pass as 1.
+        if isinstance(value, (bool, float)):
+            raise PydanticCustomError("literal_error", "Type must be 0, 1, 'full' or 'diff'")
+        return value
+
     src_version: str | None = Field(
         default=None,
         description="SrcVersion: " + rules.RULES_TABLE["SrcVersion"],
@@ -127,7 +137,7 @@ class SidecarDocument(BaseModel):
     )
     size: int | None = Field(
         default=None,
-        ge=0,
+        ge=1,
         description="FirmwareSize in bytes; checked against the object. Taken from the "
         "object when absent.",
     )
@@ -365,7 +375,9 @@ def validate_document(
             loc = str(err["loc"][0]) if err["loc"] else "sidecar"
             bad.add(loc)
             rule = _pydantic_rule(err)
-            errors.append(Violation(labels.get(loc, loc), rule, err.get("input")))
+            # For a missing field pydantic's "input" is the whole document: show nothing.
+            seen = None if err.get("type") == "missing" else err.get("input")
+            errors.append(Violation(labels.get(loc, loc), rule, seen))
         typed = {k: v for k, v in fields.items() if k not in bad}
     typed.pop("schema_", None)
     typed.pop(SCHEMA_KEY, None)
@@ -389,12 +401,14 @@ def validate_document(
         typed["iot_instance_id"] = default_iot_instance_id
 
     name_derived = False
-    if "name" not in fields and isinstance(typed.get("version"), str):
+    if fields.get("name") is None and isinstance(typed.get("version"), str):
         typed["name"] = derive_firmware_name(firmware_key, typed["version"])
         name_derived = True
 
     api = {FRIENDLY_TO_API[k]: v for k, v in typed.items() if k in FRIENDLY_TO_API}
-    required = tuple(r for r in ("DestVersion",) if API_TO_FRIENDLY[r] not in fields or r in api)
+    # A missing or mistyped version is already reported by the model; only an empty
+    # string reaches the rules' "is required" check (for the name too, which is always set).
+    required = tuple(r for r in ("DestVersion", "FirmwareName") if r in api)
     for violation in rules.check_create_firmware(api, required=required):
         friendly = API_TO_FRIENDLY.get(violation.field, violation.field)
         label = labels.get(friendly, friendly)
@@ -463,7 +477,7 @@ def _pydantic_rule(err: Mapping[str, Any]) -> str:
     if kind == "bool_type":
         return "must be true or false"
     if kind == "greater_than_equal":
-        return "must not be negative"
+        return "must be at least 1 byte"
     if kind in ("literal_error", "union_tag_invalid"):
         return "must be 'full' (or 0) or 'diff' (or 1)"
     return str(err.get("msg", "is invalid"))
@@ -508,11 +522,18 @@ _NAME_BAD_CHARS = re.compile(
 )
 
 
+def _contains_version(stem: str, version: str) -> bool:
+    """The version appears in the stem as a whole token (``cam-12.0.0`` is not ``2.0.0``)."""
+    pattern = rf"(?<![A-Za-z0-9]){re.escape(version)}(?![A-Za-z0-9]|\.[A-Za-z0-9])"
+    return re.search(pattern, stem) is not None
+
+
 def derive_firmware_name(firmware_key: str, version: str) -> str:
     """A deterministic FirmwareName from the file name and version (docs/sidecar.md).
 
     ``firmware/acme/cam-2.0.0.bin`` + ``2.0.0`` -> ``cam-2_0_0``: the base name without its
-    last extension, with the version appended when the name does not already contain it,
+    last extension, with the version appended unless the name already holds it as a whole
+    token,
     and every character FirmwareName does not allow replaced by ``_``. Leading characters
     that are not letters or digits are dropped. Longer than 40 characters: the first 31
     characters, ``-`` and 8 hex digits of the SHA-256 of the untruncated name, so two long
@@ -520,7 +541,7 @@ def derive_firmware_name(firmware_key: str, version: str) -> str:
     """
     base = firmware_key.rsplit("/", 1)[-1]
     stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
-    if version not in stem:
+    if not _contains_version(stem, version):
         stem = f"{stem}-{version}"
     name = _NAME_BAD_CHARS.sub("_", stem).lstrip("_-()")
     if not name:

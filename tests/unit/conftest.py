@@ -15,7 +15,9 @@ class SocketUsedError(RuntimeError):
 @pytest.fixture(autouse=True)
 def _no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*args: object, **kwargs: object) -> None:
-        raise SocketUsedError("unit tests must not open sockets; use the fakes in tests/unit/fakes.py")
+        raise SocketUsedError(
+            "unit tests must not open sockets; use the fakes in tests/unit/fakes.py"
+        )
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)

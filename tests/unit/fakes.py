@@ -1,0 +1,397 @@
+"""In-memory fakes of the three ports (ObjectStore, OtaPlatform, Notifier), for unit tests.
+
+They behave like the services as far as the release logic can tell (ETag = uppercase MD5
+for Normal objects, FirmwareName unique per account, a package quota) and record every
+call. Faults are injected per operation as a queue of exceptions: each call of that
+operation pops and raises the next one, and succeeds once the queue is empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from ota_release.errors import (
+    DuplicateNameError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from ota_release.events import ObjectCreated
+from ota_release.ports import (
+    CreatedFirmware,
+    FirmwareRecord,
+    ObjectInfo,
+    PublishReceipt,
+    UploadTicket,
+)
+
+BUCKET = "firmware-bucket"
+#: When the fake objects were stored, unless a test says otherwise.
+UPLOADED_AT = datetime(2025, 11, 20, 3, 14, 7, tzinfo=timezone.utc)
+#: When the fake platform creates packages: a minute after the upload.
+PLATFORM_NOW = UPLOADED_AT + timedelta(minutes=1)
+
+
+def transient(
+    service: str = "oss",
+    operation: str = "HeadObject",
+    code: str = "InternalError",
+    *,
+    retry_after: float | None = None,
+) -> TransientError:
+    return TransientError(
+        service, operation, code, "please retry", request_id="REQ-T", retry_after=retry_after
+    )
+
+
+def permanent(
+    service: str = "iot", operation: str = "CreateOTAFirmware", code: str = "iot.x.Refused"
+) -> PermanentError:
+    return PermanentError(service, operation, code, "refused", request_id="REQ-P", status=400)
+
+
+def not_found(service: str = "oss", operation: str = "GetObject") -> NotFoundError:
+    return NotFoundError(service, operation, "NoSuchKey", "gone", status=404)
+
+
+def crc64_of(data: bytes) -> int:
+    """CRC-64/ECMA-182 as OSS reports it in x-oss-hash-crc64ecma."""
+    import crcmod
+
+    crc = crcmod.Crc(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+    crc.update(data)
+    return int(crc.crcValue)
+
+
+class _Faults:
+    """Per-operation queues of exceptions to raise, and a log of calls."""
+
+    def __init__(self) -> None:
+        self.faults: dict[str, deque[BaseException]] = defaultdict(deque)
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def fail(self, operation: str, *errors: BaseException) -> None:
+        """The next ``len(errors)`` calls of ``operation`` raise these, in order."""
+        self.faults[operation].extend(errors)
+
+    def _enter(self, operation: str, *args: Any) -> None:
+        self.calls.append((operation, args))
+        queue = self.faults.get(operation)
+        if queue:
+            raise queue.popleft()
+
+    def count(self, operation: str) -> int:
+        return sum(1 for name, _ in self.calls if name == operation)
+
+
+# ObjectStore ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredObject:
+    data: bytes
+    object_type: str = "Normal"
+    last_modified: datetime = UPLOADED_AT
+    etag: str | None = None  # None: derived from the data and object type
+    crc64: int | None = None
+
+    def info(self, bucket: str, key: str) -> ObjectInfo:
+        etag = self.etag
+        if etag is None:
+            md5 = hashlib.md5(self.data).hexdigest().upper()  # noqa: S324 - OSS ETag
+            etag = md5 if self.object_type == "Normal" else f"{md5[:28]}ABCD-3"
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=len(self.data),
+            etag=etag,
+            object_type=self.object_type,
+            last_modified=self.last_modified,
+            crc64=self.crc64,
+            request_id=f"OSS-{key}",
+        )
+
+
+class FakeStream:
+    """An object body that hands out ``chunk`` bytes at most per read and tracks closing."""
+
+    def __init__(self, data: bytes, chunk: int | None = None) -> None:
+        self._data = data
+        self._pos = 0
+        self._chunk = chunk
+        self.closed = False
+        self.reads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read from a closed stream")
+        self.reads += 1
+        end = len(self._data) if size is None or size < 0 else self._pos + size
+        if self._chunk is not None:
+            end = min(end, self._pos + self._chunk)
+        out = self._data[self._pos : end]
+        self._pos += len(out)
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class StagedUpload:
+    ticket: UploadTicket
+    data: bytes
+    size: int
+    filename: str
+
+
+class FakeObjectStore(_Faults):
+    """The watched bucket plus the IoT staging host, in a dict.
+
+    Operations for :meth:`fail`: ``head``, ``read_small``, ``open_stream``, ``object_url``,
+    ``post_object``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.staged: dict[str, StagedUpload] = {}
+        self.streams: list[FakeStream] = []
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        bucket: str = BUCKET,
+        object_type: str = "Normal",
+        last_modified: datetime = UPLOADED_AT,
+        etag: str | None = None,
+        crc64: int | bool | None = None,
+    ) -> ObjectInfo:
+        """Store an object; ``crc64=True`` computes the CRC OSS would report."""
+        crc = crc64_of(data) if crc64 is True else (crc64 or None)
+        stored = StoredObject(data, object_type, last_modified, etag, crc)
+        self.objects[(bucket, key)] = stored
+        return stored.info(bucket, key)
+
+    def delete(self, key: str, *, bucket: str = BUCKET) -> None:
+        del self.objects[(bucket, key)]
+
+    def touch(self, key: str, when: datetime, *, bucket: str = BUCKET) -> None:
+        self.objects[(bucket, key)] = replace(self.objects[(bucket, key)], last_modified=when)
+
+    # The port ---------------------------------------------------------------------------
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        self._enter("head", bucket, key)
+        stored = self.objects.get((bucket, key))
+        return stored.info(bucket, key) if stored else None
+
+    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+        self._enter("read_small", bucket, key, limit)
+        stored = self.objects.get((bucket, key))
+        if stored is None:
+            raise not_found()
+        if len(stored.data) > limit:
+            raise ValueError(f"{key} is larger than {limit} bytes")
+        return stored.data
+
+    def open_stream(self, bucket: str, key: str) -> FakeStream:
+        self._enter("open_stream", bucket, key)
+        stored = self.objects.get((bucket, key))
+        if stored is None:
+            raise not_found()
+        stream = FakeStream(stored.data)
+        self.streams.append(stream)
+        return stream
+
+    def object_url(self, bucket: str, key: str, ttl: int) -> str:
+        self._enter("object_url", bucket, key, ttl)
+        url = f"https://{bucket}.oss-cn-shanghai.aliyuncs.com/{quote(key)}"
+        if ttl > 0:
+            url += f"?OSSAccessKeyId=AK&Expires={ttl}&Signature=fake"
+        return url
+
+    def post_object(self, ticket: UploadTicket, body: Any, size: int, filename: str) -> None:
+        self._enter("post_object", ticket.key, size, filename)
+        parts = []
+        while chunk := body.read(64 * 1024):
+            parts.append(chunk)
+        self.staged[ticket.key] = StagedUpload(ticket, b"".join(parts), size, filename)
+
+
+# OtaPlatform ---------------------------------------------------------------------------------
+
+
+class FakeOtaPlatform(_Faults):
+    """IoT Platform's OTA packages: unique names, a quota, filtered listing.
+
+    Operations for :meth:`fail`: ``find_firmware``, ``create_firmware``,
+    ``generate_upload_url``.
+    """
+
+    def __init__(self, *, quota: int = 500, now: datetime = PLATFORM_NOW) -> None:
+        super().__init__()
+        self.firmware: list[FirmwareRecord] = []
+        self.created_params: list[dict[str, Any]] = []
+        self.tickets: list[UploadTicket] = []
+        self.quota = quota
+        self.now = now
+        self._ids = itertools.count(1)
+
+    def add(self, **fields: Any) -> FirmwareRecord:
+        """Register a package directly (as if created earlier by someone else)."""
+        fields.setdefault("firmware_id", f"fw-existing-{next(self._ids)}")
+        fields.setdefault("utc_create", "2025-01-01T00:00:00.000Z")
+        record = FirmwareRecord(**fields)
+        self.firmware.append(record)
+        return record
+
+    def find_firmware(
+        self,
+        name: str,
+        dest_version: str | None,
+        product_key: str | None,
+        iot_instance_id: str | None,
+    ) -> FirmwareRecord | None:
+        self._enter("find_firmware", name, dest_version, product_key, iot_instance_id)
+        for record in self.firmware:
+            if record.name != name:
+                continue
+            if dest_version is not None and record.dest_version != dest_version:
+                continue
+            if product_key is not None and record.product_key != product_key:
+                continue
+            return record
+        return None
+
+    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
+        self._enter("create_firmware", dict(params))
+        self.created_params.append(dict(params))
+        if any(r.name == params["FirmwareName"] for r in self.firmware):
+            raise DuplicateNameError(
+                "iot", "CreateOTAFirmware", "iot.ota.FirmwareNameExisted", "name taken"
+            )
+        if len(self.firmware) >= self.quota:
+            raise PermanentError(
+                "iot", "CreateOTAFirmware", "iot.ota.FirmwareCountExceeded", "500 packages"
+            )
+        number = next(self._ids)
+        utc_create = self.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        record = FirmwareRecord(
+            firmware_id=f"fw-{number:04d}",
+            name=params["FirmwareName"],
+            dest_version=params["DestVersion"],
+            sign_method=params.get("SignMethod", "MD5"),
+            sign=str(params.get("FirmwareSign", "")).lower() or None,
+            size=params.get("FirmwareSize"),
+            module=params.get("ModuleName", "default"),
+            product_key=params.get("ProductKey"),
+            src_version=params.get("SrcVersion"),
+            type=int(params.get("Type", 0)),
+            utc_create=utc_create,
+        )
+        self.firmware.append(record)
+        return CreatedFirmware(record.firmware_id, utc_create, f"IOT-CREATE-{number}")
+
+    def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
+        self._enter("generate_upload_url", file_suffix, iot_instance_id)
+        number = len(self.tickets) + 1
+        key = f"ota/product/{number:04d}.{file_suffix}"
+        ticket = UploadTicket(
+            firmware_url=f"https://iotx-ota.oss-cn-shanghai.aliyuncs.com/{key}",
+            host="https://iotx-ota.oss-cn-shanghai.aliyuncs.com",
+            key=key,
+            access_key_id="STS.upload",
+            policy="cG9saWN5",
+            signature="c2lnbmF0dXJl",
+            request_id=f"IOT-UPLOAD-{number}",
+        )
+        self.tickets.append(ticket)
+        return ticket
+
+
+# Notifier ------------------------------------------------------------------------------------
+
+
+class FakeNotifier(_Faults):
+    """The MNS topic: keeps every published (body, tag). Operation for :meth:`fail`: ``publish``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[tuple[str, str]] = []
+        #: every (body, tag) offered, including those whose publish failed
+        self.attempts: list[tuple[str, str]] = []
+
+    def publish(self, body: str, tag: str) -> PublishReceipt:
+        self.attempts.append((body, tag))
+        self._enter("publish", tag)
+        self.messages.append((body, tag))
+        return PublishReceipt(f"MNS-{len(self.messages)}", f"MNS-REQ-{len(self.messages)}")
+
+
+@dataclass
+class Ports:
+    """The three fakes together, as a pipeline or ``function.handle`` takes them."""
+
+    store: FakeObjectStore = field(default_factory=FakeObjectStore)
+    platform: FakeOtaPlatform = field(default_factory=FakeOtaPlatform)
+    notifier: FakeNotifier = field(default_factory=FakeNotifier)
+
+
+# Events --------------------------------------------------------------------------------------
+
+
+def object_created(
+    key: str,
+    *,
+    bucket: str = BUCKET,
+    size: int | None = None,
+    etag: str | None = None,
+    event_name: str = "ObjectCreated:PutObject",
+    request_id: str | None = "691E84B3A2F5C10D3E7B9A42",
+    event_time: datetime | None = UPLOADED_AT,
+) -> ObjectCreated:
+    """The record ``ota_release.events`` would produce for an upload of ``key``."""
+    when = event_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if event_time else None
+    return ObjectCreated(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag=etag,
+        event_name=event_name,
+        region="cn-shanghai",
+        event_time=when,
+        oss_request_id=request_id,
+        source="oss",
+    )
+
+
+def oss_trigger_event(
+    keys: Iterable[str], *, bucket: str = BUCKET, event_name: str = "ObjectCreated:PutObject"
+) -> dict[str, Any]:
+    """A native OSS trigger event (``{"events": [...]}``) with one record per key."""
+    return {
+        "events": [
+            {
+                "eventName": event_name,
+                "eventSource": "acs:oss",
+                "eventTime": "2025-11-20T03:14:07.000Z",
+                "region": "cn-shanghai",
+                "oss": {
+                    "bucket": {"name": bucket, "arn": f"acs:oss:cn-shanghai:1:{bucket}"},
+                    "object": {"key": key, "size": 1, "eTag": "0" * 32},
+                },
+                "responseElements": {"requestId": "691E84B3A2F5C10D3E7B9A42"},
+            }
+            for key in keys
+        ]
+    }

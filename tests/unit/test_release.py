@@ -1,0 +1,648 @@
+"""The release pipeline against in-memory fakes: every outcome, both URL modes, retries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from ota_release.errors import (
+    DuplicateNameError,
+    PermanentError,
+    PlatformError,
+    RetriesExhausted,
+)
+from ota_release.notification import MAX_MESSAGE_BYTES, MAX_TAG_LENGTH, SCHEMA, Outcome
+from ota_release.release import ReleaseConfig, ReleasePipeline, Result
+from ota_release.retry import Deadline, RetryPolicy
+from ota_release.settings import UrlMode
+from tests.unit.fakes import (
+    BUCKET,
+    PLATFORM_NOW,
+    UPLOADED_AT,
+    Ports,
+    crc64_of,
+    not_found,
+    object_created,
+    permanent,
+    transient,
+)
+
+FW_KEY = "firmware/acme/cam-2.0.0.bin"
+SC_KEY = FW_KEY + ".ota.json"
+FW = b"\x7fELF" + bytes(range(256)) * 64
+FW_MD5 = hashlib.md5(FW).hexdigest()  # noqa: S324
+FW_SHA256 = hashlib.sha256(FW).hexdigest()
+NAME = "cam-2_0_0"  # derived from FW_KEY and version 2.0.0
+PUBLISHED_AT = datetime(2025, 11, 20, 4, 0, tzinfo=timezone.utc)
+
+
+class Harness:
+    """A pipeline wired to fresh fakes, with a retry policy that records its sleeps."""
+
+    def __init__(self, config: ReleaseConfig | None = None, max_attempts: int = 6) -> None:
+        self.ports = Ports()
+        self.store = self.ports.store
+        self.platform = self.ports.platform
+        self.notifier = self.ports.notifier
+        self.sleeps: list[float] = []
+        self.retry = RetryPolicy(
+            sleep=self.sleeps.append, rng=random.Random(0), max_attempts=max_attempts
+        )
+        self.pipeline = ReleasePipeline(
+            self.store,
+            self.platform,
+            self.notifier,
+            config,
+            retry=self.retry,
+            fc_request_id="fc-request-1",
+            clock=lambda: PUBLISHED_AT,
+        )
+
+    def firmware(self, data: bytes = FW, key: str = FW_KEY, **kwargs: Any) -> None:
+        self.store.put(key, data, **kwargs)
+
+    def sidecar(self, doc: dict[str, Any] | str, key: str = SC_KEY, **kwargs: Any) -> None:
+        text = doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False)
+        self.store.put(key, text.encode("utf-8"), **kwargs)
+
+    def both(self, doc: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.firmware(**kwargs)
+        self.sidecar(doc or {"version": "2.0.0"})
+
+    def run(self, key: str = FW_KEY, event_time: datetime | None = UPLOADED_AT) -> Result:
+        record = object_created(key, event_time=event_time)
+        return self.pipeline.process(record, Deadline(600))
+
+    def message(self, index: int = -1) -> dict[str, Any]:
+        body, tag = self.notifier.messages[index]
+        message: dict[str, Any] = json.loads(body)
+        assert tag == Outcome(message["outcome"]).tag, "MessageTag must name the outcome"
+        return message
+
+
+def error_fields(message: dict[str, Any]) -> list[str]:
+    return [e["field"] for e in message["errors"]]
+
+
+# created --------------------------------------------------------------------------------------
+
+
+def test_staged_release_uploads_the_bytes_and_registers_the_ticket_url() -> None:
+    # GIVEN a firmware file and its sidecar in the watched bucket
+    h = Harness()
+    h.both({"version": "2.0.0", "product_key": "a1uctKe"})
+    # WHEN the firmware's event is processed in the default (staged) mode
+    result = h.run()
+    # THEN an upload URL is generated, the full bytes are posted, and the package is created
+    # with the ticket's URL and the measured digest
+    assert result.outcome.value == "created"
+    [ticket] = h.platform.tickets
+    assert h.platform.calls[-2:] == [
+        ("generate_upload_url", ("bin", None)),
+        ("create_firmware", (h.platform.created_params[0],)),
+    ]
+    staged = h.store.staged[ticket.key]
+    assert staged.data == FW
+    assert (staged.size, staged.filename) == (len(FW), "cam-2.0.0.bin")
+    assert h.platform.created_params == [
+        {
+            "DestVersion": "2.0.0",
+            "FirmwareName": NAME,
+            "FirmwareUrl": ticket.firmware_url,
+            "SignMethod": "MD5",
+            "FirmwareSign": FW_MD5,
+            "FirmwareSize": len(FW),
+            "Type": 0,
+            "ProductKey": "a1uctKe",
+        }
+    ]
+    assert all(stream.closed for stream in h.store.streams)
+    message = h.message()
+    assert message["firmware"] == {
+        "id": "fw-0001",
+        "name": NAME,
+        "utc_create": "2025-11-20T03:15:07.000Z",
+        "url_mode": "staged",
+    }
+    assert message["message_id"] == result.message_id
+
+
+@pytest.mark.parametrize(
+    ("key", "suffix"),
+    [("fw/a.tar.gz", "tar.gz"), ("fw/a.ZIP", "zip"), ("fw/a.img", "bin"), ("fw/a", "bin")],
+)
+def test_staged_upload_asks_for_a_suffix_the_platform_accepts(key: str, suffix: str) -> None:
+    h = Harness()
+    h.firmware(key=key)
+    h.sidecar({"version": "1.0", "name": "fw"}, key=key + ".ota.json")
+    assert h.run(key).outcome.value == "created"
+    assert h.platform.calls[-2] == ("generate_upload_url", (suffix, None))
+
+
+@pytest.mark.parametrize(
+    ("ttl", "url"),
+    [
+        (0, f"https://{BUCKET}.oss-cn-shanghai.aliyuncs.com/{FW_KEY}"),
+        (
+            3600,
+            f"https://{BUCKET}.oss-cn-shanghai.aliyuncs.com/{FW_KEY}"
+            "?OSSAccessKeyId=AK&Expires=3600&Signature=fake",
+        ),
+    ],
+)
+def test_direct_release_registers_the_objects_own_url(ttl: int, url: str) -> None:
+    h = Harness(ReleaseConfig(url_mode=UrlMode.DIRECT, signed_url_ttl=ttl))
+    h.both()
+    assert h.run().outcome.value == "created"
+    assert h.store.count("object_url") == 1
+    assert h.platform.created_params[0]["FirmwareUrl"] == url
+    assert h.platform.count("generate_upload_url") == 0
+    assert h.store.staged == {}
+    assert h.message()["firmware"]["url_mode"] == "direct"
+
+
+def test_the_sidecars_event_releases_too() -> None:
+    h = Harness()
+    h.both()
+    assert h.run(SC_KEY).outcome.value == "created"
+    assert h.message()["object"]["key"] == SC_KEY
+
+
+def test_both_halves_events_report_the_release_under_one_message_id() -> None:
+    # GIVEN both halves present and the firmware's event already processed
+    h = Harness()
+    h.both()
+    first = h.run(FW_KEY)
+    # WHEN the sidecar's event arrives too
+    second = h.run(SC_KEY)
+    # THEN nothing new is registered and the same fact keeps its id
+    assert h.platform.count("create_firmware") == 1
+    assert (first.outcome.value, second.outcome.value) == ("created", "created")
+    assert first.message_id == second.message_id
+
+
+def test_sidecar_defaults_from_config_reach_the_request() -> None:
+    h = Harness(ReleaseConfig(product_key="pk-default", iot_instance_id="iot-cn-1"))
+    h.both()
+    h.run()
+    params = h.platform.created_params[0]
+    assert (params["ProductKey"], params["IotInstanceId"]) == ("pk-default", "iot-cn-1")
+    assert h.platform.calls[-2] == ("generate_upload_url", ("bin", "iot-cn-1"))
+
+
+def test_declared_sha256_is_checked_and_sent() -> None:
+    h = Harness()
+    h.both({"version": "2.0.0", "sign_method": "SHA256", "sign": FW_SHA256.upper()})
+    assert h.run().outcome.value == "created"
+    params = h.platform.created_params[0]
+    assert (params["SignMethod"], params["FirmwareSign"]) == ("SHA256", FW_SHA256)
+
+
+# already registered and replays ---------------------------------------------------------------
+
+
+def test_same_content_uploaded_again_later_is_already_registered() -> None:
+    # GIVEN the release was created, and the same files are uploaded again an hour later
+    h = Harness()
+    h.both()
+    first = h.run()
+    later = PLATFORM_NOW + timedelta(hours=1)
+    h.store.touch(FW_KEY, later)
+    h.store.touch(SC_KEY, later)
+    # WHEN the new upload is processed
+    again = h.run(event_time=later)
+    # THEN it is reported as already registered, under its own message id
+    assert again.outcome.value == "already_registered"
+    assert h.platform.count("create_firmware") == 1
+    assert again.message_id != first.message_id
+    assert h.message()["firmware"]["id"] == "fw-0001"
+
+
+def test_package_registered_before_the_upload_with_same_content_is_already_registered() -> None:
+    h = Harness()
+    h.both()
+    h.platform.add(
+        firmware_id="fw-old",
+        name=NAME,
+        dest_version="2.0.0",
+        sign_method="MD5",
+        sign=FW_MD5.upper(),
+        size=len(FW),
+        module="default",
+        type=0,
+        utc_create="2025-01-01T00:00:00.000Z",
+    )
+    assert h.run().outcome.value == "already_registered"
+    assert h.platform.count("create_firmware") == 0
+    assert h.platform.count("generate_upload_url") == 0
+    assert h.message()["firmware"]["id"] == "fw-old"
+
+
+def test_retry_after_a_crash_between_create_and_publish_republishes_the_same_message() -> None:
+    # GIVEN publishing fails for good after the package was created
+    h = Harness()
+    h.both()
+    h.notifier.fail("publish", PermanentError("mns", "PublishMessage", "TopicNotExist", "no"))
+    with pytest.raises(PermanentError):
+        h.run()
+    assert h.platform.count("create_firmware") == 1
+    assert h.notifier.messages == []
+    lost = json.loads(h.notifier.attempts[0][0])
+    # WHEN Function Compute retries the same event against the same state
+    retried = h.run()
+    # THEN nothing new is registered and the same message (id, outcome, firmware) goes out
+    assert h.platform.count("create_firmware") == 1
+    assert retried.outcome.value == "created"
+    assert retried.message_id == lost["message_id"]
+    assert h.message()["firmware"]["id"] == lost["firmware"]["id"]
+
+
+def test_package_created_after_the_upload_is_this_uploads_own_earlier_attempt() -> None:
+    # GIVEN a package with our name and content, created after both halves were stored
+    h = Harness()
+    h.both()
+    h.platform.add(
+        firmware_id="fw-mine",
+        name=NAME,
+        dest_version="2.0.0",
+        sign=FW_MD5,
+        size=len(FW),
+        utc_create=(UPLOADED_AT + timedelta(seconds=5)).isoformat(),
+    )
+    # WHEN processed THEN the outcome stays "created", reported as that attempt would have
+    result = h.run()
+    assert result.outcome.value == "created"
+    assert h.platform.count("create_firmware") == 0
+    assert h.message()["firmware"] == {
+        "id": "fw-mine",
+        "name": NAME,
+        "utc_create": (UPLOADED_AT + timedelta(seconds=5)).isoformat(),
+        "url_mode": "staged",
+    }
+
+
+# waiting ---------------------------------------------------------------------------------------
+
+
+def test_firmware_first_waits_for_any_sidecar_suffix() -> None:
+    h = Harness()
+    h.firmware()
+    result = h.run()
+    assert result.outcome.value == "waiting"
+    message = h.message()
+    assert message["errors"] == []
+    for suffix in (".ota.json", ".ota.yaml", ".ota.yml"):
+        assert FW_KEY + suffix in message["summary"]
+    assert h.platform.calls == []
+
+
+def test_sidecar_first_waits_for_the_firmware_without_reading_the_sidecar() -> None:
+    h = Harness()
+    h.sidecar({"version": "2.0.0"})
+    assert h.run(SC_KEY).outcome.value == "waiting"
+    assert FW_KEY in h.message()["summary"]
+    assert h.store.count("read_small") == 0
+    assert h.platform.calls == []
+
+
+# rejected --------------------------------------------------------------------------------------
+
+
+def test_bad_sidecar_is_rejected_with_every_problem_and_no_platform_call() -> None:
+    h = Harness()
+    h.both({"version": "2.0.0 beta", "name": "-x", "type": 1, "colour": "red", "size": "1"})
+    result = h.run()
+    assert result.outcome.value == "rejected"
+    message = h.message()
+    assert sorted(error_fields(message)) == ["colour", "name", "size", "src_version", "version"]
+    assert all({"field", "rule", "value"} <= set(e) for e in message["errors"])
+    assert h.platform.calls == []
+    assert h.store.count("open_stream") == 0
+
+
+def test_size_and_sign_mismatch_show_both_values() -> None:
+    h = Harness()
+    h.both({"version": "2.0.0", "size": len(FW) + 1, "sign": "0" * 32})
+    assert h.run().outcome.value == "rejected"
+    errors = {e["field"]: e["value"] for e in h.message()["errors"]}
+    assert errors == {
+        "size": f"declared {len(FW) + 1}, file has {len(FW)}",
+        "sign": f"declared {'0' * 32}, file has {FW_MD5}",
+    }
+    assert h.platform.calls == []
+
+
+@pytest.mark.parametrize("trigger", [FW_KEY, SC_KEY, FW_KEY + ".ota.yaml"])
+def test_two_sidecars_for_one_file_are_ambiguous_whichever_event_arrives(trigger: str) -> None:
+    h = Harness()
+    h.both()
+    h.sidecar("version: '2.0.0'\n", key=FW_KEY + ".ota.yaml")
+    assert h.run(trigger).outcome.value == "rejected"
+    [error] = h.message()["errors"]
+    assert error["value"] == [SC_KEY, FW_KEY + ".ota.yaml"]
+    assert h.platform.calls == []
+
+
+def test_ambiguous_releases_get_one_message_id_whichever_half_triggered() -> None:
+    h = Harness()
+    h.both()
+    h.sidecar("version: '2.0.0'\n", key=FW_KEY + ".ota.yaml")
+    ids = {h.run(key).message_id for key in (FW_KEY, SC_KEY, FW_KEY + ".ota.yaml")}
+    assert len(ids) == 1
+
+
+@pytest.mark.parametrize("code", ["InvalidParameter", "iot.system.IllegalRequest"])
+def test_platform_refusing_the_parameters_is_rejected(code: str) -> None:
+    h = Harness()
+    h.both()
+    h.platform.fail("create_firmware", permanent(code=code))
+    assert h.run().outcome.value == "rejected"
+    message = h.message()
+    assert message["errors"] == [{"field": "CreateOTAFirmware", "rule": code, "value": "refused"}]
+    assert "REQ-P" in message["request_ids"]["iot"]
+
+
+def test_oversized_sidecar_is_rejected_without_parsing() -> None:
+    h = Harness()
+    h.firmware()
+    h.store.put(SC_KEY, b" " * (64 * 1024 + 1))
+    assert h.run().outcome.value == "rejected"
+    assert error_fields(h.message()) == ["sidecar"]
+
+
+# conflict --------------------------------------------------------------------------------------
+
+
+def test_same_name_with_different_content_is_a_conflict_and_leaves_the_original() -> None:
+    # GIVEN a package already registered under our name with other bytes
+    h = Harness()
+    h.both()
+    original = h.platform.add(
+        firmware_id="fw-orig", name=NAME, dest_version="2.0.0", sign="f" * 32, size=10
+    )
+    # WHEN our upload is processed
+    assert h.run().outcome.value == "conflict"
+    # THEN the conflict names what differs, and the original is untouched
+    message = h.message()
+    assert sorted(error_fields(message)) == ["sign", "size"]
+    assert message["firmware"]["id"] == "fw-orig"
+    assert h.platform.firmware == [original]
+    assert h.platform.count("create_firmware") == 0
+
+
+def test_name_taken_by_another_version_is_found_after_the_duplicate_error() -> None:
+    # GIVEN the name is taken by a package of version 1.0.0 (the narrow search misses it)
+    h = Harness()
+    h.both({"version": "2.0.0", "name": "cam"})
+    h.platform.add(firmware_id="fw-v1", name="cam", dest_version="1.0.0", sign=FW_MD5)
+    # WHEN created, the platform refuses the duplicate name
+    result = h.run()
+    # THEN the unfiltered search finds the owner and the outcome is a conflict on version
+    assert result.outcome.value == "conflict"
+    finds = [args for op, args in h.platform.calls if op == "find_firmware"]
+    assert finds == [("cam", "2.0.0", None, None), ("cam", None, None, None)]
+    assert error_fields(h.message()) == ["version"]
+
+
+def test_duplicate_name_with_no_package_found_is_raised_for_fc_to_retry() -> None:
+    h = Harness()
+    h.both()
+    h.platform.fail("create_firmware", DuplicateNameError("iot", "Create", "Dup", "taken"))
+    with pytest.raises(DuplicateNameError):
+        h.run()
+    assert h.notifier.messages == []
+
+
+# failed ----------------------------------------------------------------------------------------
+
+
+def test_object_deleted_before_processing_fails() -> None:
+    h = Harness()
+    assert h.run().outcome.value == "failed"
+    message = h.message()
+    assert message["errors"] == [
+        {"field": "object", "rule": "must exist when the function runs", "value": FW_KEY}
+    ]
+
+
+def test_firmware_deleted_before_it_is_read_fails() -> None:
+    h = Harness(ReleaseConfig(url_mode=UrlMode.DIRECT))
+    h.both(object_type="Multipart")
+    h.store.fail("open_stream", not_found())
+    assert h.run().outcome.value == "failed"
+    assert h.platform.calls == []
+
+
+def test_sidecar_deleted_before_it_is_read_fails() -> None:
+    h = Harness()
+    h.both()
+    h.store.fail("read_small", not_found())
+    assert h.run().outcome.value == "failed"
+
+
+@pytest.mark.parametrize(
+    ("quota", "error"),
+    [
+        (0, None),
+        (500, permanent(code="iot.common.RamActionPermissionDeny")),
+        (500, permanent(code="iot.system.InstanceNotFound")),
+    ],
+)
+def test_quota_and_permission_errors_fail(quota: int, error: PermanentError | None) -> None:
+    h = Harness()
+    h.platform.quota = quota
+    if error is not None:
+        h.platform.fail("create_firmware", error)
+    h.both()
+    assert h.run().outcome.value == "failed"
+    assert h.message()["errors"][0]["field"] == "CreateOTAFirmware"
+
+
+# Retries --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("port", "operation"),
+    [
+        ("store", "head"),
+        ("store", "read_small"),
+        ("store", "post_object"),
+        ("platform", "find_firmware"),
+        ("platform", "generate_upload_url"),
+        ("platform", "create_firmware"),
+        ("notifier", "publish"),
+    ],
+)
+def test_transient_errors_are_retried_with_backoff_then_succeed(port: str, operation: str) -> None:
+    h = Harness()
+    h.both()
+    getattr(h, port).fail(operation, transient(), transient(code="Throttling", retry_after=0.5))
+    assert h.run().outcome.value == "created"
+    assert len(h.sleeps) == 2
+    assert h.sleeps[1] >= 0.5
+    assert h.platform.count("create_firmware") == (3 if operation == "create_firmware" else 1)
+    assert len(h.notifier.messages) == 1
+
+
+def test_exhausted_retries_raise_and_publish_nothing() -> None:
+    h = Harness(max_attempts=3)
+    h.both()
+    h.platform.fail("create_firmware", *[transient("iot", code="ServiceUnavailable")] * 5)
+    with pytest.raises(RetriesExhausted):
+        h.run()
+    assert len(h.sleeps) == 2
+    assert h.notifier.attempts == []
+
+
+def test_corrupted_read_is_raised_for_fc_to_retry() -> None:
+    h = Harness()
+    h.both(object_type="Multipart", crc64=crc64_of(FW) ^ 0xFF)
+    with pytest.raises(PlatformError) as caught:
+        h.run()
+    assert caught.value.code == "IntegrityError"
+    assert h.notifier.attempts == []
+
+
+# Digest ----------------------------------------------------------------------------------------
+
+
+def test_etag_fast_path_is_used_for_a_normal_object_and_md5() -> None:
+    h = Harness(ReleaseConfig(url_mode=UrlMode.DIRECT))
+    h.both()
+    h.run()
+    assert h.store.count("open_stream") == 0
+    assert h.message()["digest"] == {
+        "sign_method": "MD5",
+        "sign": FW_MD5,
+        "size": len(FW),
+        "source": "etag",
+    }
+
+
+@pytest.mark.parametrize(
+    ("object_kwargs", "doc"),
+    [
+        ({"object_type": "Multipart"}, {"version": "2.0.0"}),
+        ({"object_type": "Appendable", "etag": "A" * 32}, {"version": "2.0.0"}),
+        ({}, {"version": "2.0.0", "sign_method": "SHA256"}),
+    ],
+)
+def test_without_proof_from_the_etag_the_object_is_streamed(
+    object_kwargs: dict[str, Any], doc: dict[str, Any]
+) -> None:
+    h = Harness(ReleaseConfig(url_mode=UrlMode.DIRECT))
+    h.firmware(crc64=True, **object_kwargs)
+    h.sidecar(doc)
+    assert h.run().outcome.value == "created"
+    assert h.store.count("open_stream") == 1
+    digest = h.message()["digest"]
+    assert digest["source"] == "stream"
+    assert digest["sign"] == (FW_SHA256 if "sign_method" in doc else FW_MD5)
+
+
+# Keys -----------------------------------------------------------------------------------------
+
+
+def test_percent_encoded_key_in_the_event_resolves_to_the_decoded_object() -> None:
+    h = Harness()
+    key = "firmware/acme/固件 v2.bin"
+    h.firmware(key=key)
+    h.sidecar({"version": "2.0.0"}, key=key + ".ota.json")
+    encoded = "firmware/acme/%E5%9B%BA%E4%BB%B6%20v2.bin"
+    result = h.run(encoded)
+    assert (result.outcome.value, result.key) == ("created", key)
+    assert [args[1] for op, args in h.store.calls if op == "head"][:2] == [encoded, key]
+    assert h.message()["object"]["key"] == key
+
+
+# The message ----------------------------------------------------------------------------------
+
+
+def test_notification_carries_schema_object_spec_firmware_and_request_ids() -> None:
+    h = Harness()
+    h.both({"version": "2.0.0", "description": "新固件"})
+    h.run()
+    message = h.message()
+    assert message["schema"] == SCHEMA
+    assert message["outcome"] == "created"
+    assert len(message["message_id"]) == 32
+    assert message["object"] == {"bucket": BUCKET, "key": FW_KEY, "size": None, "etag": None}
+    assert (message["firmware_key"], message["sidecar_key"]) == (FW_KEY, SC_KEY)
+    assert message["spec"]["description"] == "新固件"
+    assert message["spec"]["name"] == NAME
+    assert message["errors"] == []
+    assert message["errors_dropped"] == 0
+    assert message["published_at"] == "2025-11-20T04:00:00.000Z"
+    ids = message["request_ids"]
+    assert ids["fc"] == "fc-request-1"
+    assert ids["oss_event"] == "691E84B3A2F5C10D3E7B9A42"
+    assert f"OSS-{FW_KEY}" in ids["oss"]
+    assert ids["iot"] == ["IOT-UPLOAD-1", "IOT-CREATE-1"]
+
+
+def test_huge_error_list_is_trimmed_to_fit_a_message_and_counted() -> None:
+    # GIVEN a sidecar of 64 KiB made of thousands of unknown keys
+    h = Harness()
+    doc = {"version": "2.0.0", **{f"k{i:05d}": "v" * 4 for i in range(3000)}}
+    h.firmware()
+    h.sidecar(doc)
+    # WHEN it is rejected
+    h.run()
+    body, _ = h.notifier.messages[-1]
+    message = h.message()
+    # THEN the body fits MNS's limit and says how many errors it left out
+    assert len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
+    assert message["errors_dropped"] > 0
+    assert len(message["errors"]) + message["errors_dropped"] == 3000
+    assert "3000 problem(s)" in message["summary"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "tag"),
+    [
+        ("none", "failed"),
+        ("firmware", "waiting"),
+        ("both", "created"),
+        ("bad", "rejected"),
+    ],
+)
+def test_message_tag_is_the_outcome(setup: str, tag: str) -> None:
+    h = Harness()
+    if setup in ("firmware", "both", "bad"):
+        h.firmware()
+    if setup == "both":
+        h.sidecar({"version": "2.0.0"})
+    if setup == "bad":
+        h.sidecar({"version": 2})
+    result = h.run()
+    assert h.notifier.messages[-1][1] == tag == result.outcome.value
+
+
+def test_already_registered_gets_a_tag_that_fits_mns() -> None:
+    h = Harness()
+    h.both()
+    h.run()
+    h.run(event_time=PLATFORM_NOW + timedelta(hours=1))
+    assert [tag for _, tag in h.notifier.messages] == ["created", "already_reg"]
+    assert all(len(o.tag) <= MAX_TAG_LENGTH for o in Outcome)
+
+
+def test_without_an_event_time_last_modified_dates_the_upload() -> None:
+    # GIVEN an event with no eventTime, for files stored after the package was created
+    h = Harness()
+    h.both()
+    h.run()
+    later = PLATFORM_NOW + timedelta(hours=1)
+    h.store.touch(FW_KEY, later)
+    h.store.touch(SC_KEY, later)
+    # WHEN processed THEN Last-Modified shows the package predates this upload
+    assert h.run(event_time=None).outcome.value == "already_registered"
+    # and a package created after the Last-Modified is this upload's own
+    h.store.touch(FW_KEY, UPLOADED_AT)
+    h.store.touch(SC_KEY, UPLOADED_AT)
+    assert h.run(event_time=None).outcome.value == "created"

@@ -1,0 +1,152 @@
+"""Settings from the environment: every variable checked, all problems reported at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from ota_release.settings import (
+    DEFAULT_SIDECAR_SUFFIXES,
+    Settings,
+    SettingsError,
+    UrlMode,
+)
+
+MINIMAL = {"OTA_REGION": "cn-shanghai", "OTA_NOTIFY_TOPIC": "ota-outcomes", "OTA_ACCOUNT_ID": "123"}
+
+
+def load(**env: str) -> Settings:
+    return Settings.from_env({**MINIMAL, **env})
+
+
+def problems(env: dict[str, str], account_id: str | None = None) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env, account_id=account_id)
+    return caught.value.problems
+
+
+def test_minimal_settings_fill_regional_defaults() -> None:
+    s = Settings.from_env(MINIMAL)
+    assert s.region == "cn-shanghai"
+    assert s.notify_topic == "ota-outcomes"
+    assert s.mns_endpoint == "https://123.mns.cn-shanghai.aliyuncs.com"
+    assert s.iot_endpoint == "iot.cn-shanghai.aliyuncs.com"
+    assert s.oss_endpoint == "https://oss-cn-shanghai-internal.aliyuncs.com"
+    assert s.oss_public_endpoint == "https://oss-cn-shanghai.aliyuncs.com"
+    assert (s.url_mode, s.signed_url_ttl, s.sidecar_suffixes) == (
+        UrlMode.STAGED,
+        0,
+        DEFAULT_SIDECAR_SUFFIXES,
+    )
+    assert (s.iot_instance_id, s.product_key, s.log_level, s.iot_protocol) == (
+        None,
+        None,
+        "INFO",
+        "https",
+    )
+
+
+@pytest.mark.parametrize("variable", ["ALIBABA_CLOUD_REGION", "FC_REGION"])
+def test_region_falls_back_to_what_fc_sets(variable: str) -> None:
+    env = {variable: "cn-beijing", "OTA_NOTIFY_TOPIC": "t", "OTA_ACCOUNT_ID": "1"}
+    assert Settings.from_env(env).region == "cn-beijing"
+
+
+def test_account_id_from_the_context_builds_the_mns_endpoint() -> None:
+    env = {"OTA_REGION": "cn-hangzhou", "OTA_NOTIFY_TOPIC": "t"}
+    s = Settings.from_env(env, account_id="987")
+    assert s.mns_endpoint == "https://987.mns.cn-hangzhou.aliyuncs.com"
+
+
+def test_every_variable_is_read() -> None:
+    s = load(
+        OTA_MNS_ENDPOINT="http://127.0.0.1:9001",
+        OTA_IOT_ENDPOINT="127.0.0.1:9002",
+        OTA_OSS_ENDPOINT="http://127.0.0.1:9003",
+        OTA_OSS_PUBLIC_ENDPOINT="https://cdn.example.com",
+        OTA_IOT_PROTOCOL="HTTP",
+        OTA_IOT_INSTANCE_ID="iot-cn-1",
+        OTA_FIRMWARE_URL_MODE="Direct",
+        OTA_SIGNED_URL_TTL="3600",
+        OTA_SIDECAR_SUFFIXES=" .meta.json , .meta.yaml ",
+        OTA_PRODUCT_KEY="a1pk",
+        OTA_LOG_LEVEL="debug",
+    )
+    assert s.mns_endpoint == "http://127.0.0.1:9001"
+    assert s.iot_endpoint == "127.0.0.1:9002"
+    assert s.oss_endpoint == "http://127.0.0.1:9003"
+    assert s.oss_public_endpoint == "https://cdn.example.com"
+    assert s.iot_protocol == "http"
+    assert s.iot_instance_id == "iot-cn-1"
+    assert s.url_mode is UrlMode.DIRECT
+    assert s.signed_url_ttl == 3600
+    assert s.sidecar_suffixes == (".meta.json", ".meta.yaml")
+    assert s.product_key == "a1pk"
+    assert s.log_level == "DEBUG"
+
+
+def test_blank_values_count_as_unset() -> None:
+    s = load(OTA_PRODUCT_KEY="   ", OTA_FIRMWARE_URL_MODE="", OTA_SIGNED_URL_TTL=" ")
+    assert (s.product_key, s.url_mode, s.signed_url_ttl) == (None, UrlMode.STAGED, 0)
+
+
+@pytest.mark.parametrize("ttl", ["60", str(7 * 24 * 3600), "0"])
+def test_signed_url_ttl_within_its_range_is_accepted(ttl: str) -> None:
+    assert load(OTA_SIGNED_URL_TTL=ttl).signed_url_ttl == int(ttl)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("OTA_SIGNED_URL_TTL", "59", "between 60 and 604800"),
+        ("OTA_SIGNED_URL_TTL", str(7 * 24 * 3600 + 1), "between 60 and 604800"),
+        ("OTA_SIGNED_URL_TTL", "-5", "between 60 and 604800"),
+        ("OTA_SIGNED_URL_TTL", "1h", "integer of seconds"),
+        ("OTA_FIRMWARE_URL_MODE", "presigned", "'staged' or 'direct'"),
+        ("OTA_IOT_PROTOCOL", "ftp", "http or https"),
+        ("OTA_LOG_LEVEL", "TRACE", "DEBUG, INFO, WARNING or ERROR"),
+        ("OTA_SIDECAR_SUFFIXES", "meta.json", "start with '.'"),
+        ("OTA_SIDECAR_SUFFIXES", ".ok,a/b", "start with '.'"),
+        ("OTA_SIDECAR_SUFFIXES", " , ", "start with '.'"),
+        ("OTA_MNS_ENDPOINT", "mns.example.com", "http:// or https://"),
+        ("OTA_OSS_ENDPOINT", "oss-cn-shanghai.aliyuncs.com", "http:// or https://"),
+        ("OTA_OSS_PUBLIC_ENDPOINT", "ftp://x", "http:// or https://"),
+    ],
+)
+def test_invalid_value_is_named_with_what_was_seen(variable: str, value: str, words: str) -> None:
+    [problem] = problems({**MINIMAL, variable: value})
+    assert problem.startswith(variable + ":")
+    assert words in problem
+
+
+def test_missing_required_settings_are_listed() -> None:
+    found = problems({})
+    assert [p.split(":")[0] for p in found] == [
+        "OTA_REGION",
+        "OTA_NOTIFY_TOPIC",
+        "OTA_MNS_ENDPOINT",
+    ]
+
+
+def test_every_problem_is_reported_in_one_error() -> None:
+    # GIVEN a deployment with five mistakes
+    env = {
+        "OTA_REGION": "cn-shanghai",
+        "OTA_FIRMWARE_URL_MODE": "signed",
+        "OTA_SIGNED_URL_TTL": "10",
+        "OTA_LOG_LEVEL": "loud",
+        "OTA_IOT_PROTOCOL": "gopher",
+    }
+    # WHEN the settings are read THEN one SettingsError lists all of them
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    names = [p.split(":")[0] for p in caught.value.problems]
+    assert names == [
+        "OTA_NOTIFY_TOPIC",
+        "OTA_MNS_ENDPOINT",
+        "OTA_IOT_PROTOCOL",
+        "OTA_FIRMWARE_URL_MODE",
+        "OTA_SIGNED_URL_TTL",
+        "OTA_LOG_LEVEL",
+    ]
+    for problem in caught.value.problems:
+        assert f"  - {problem}" in str(caught.value)
