@@ -301,7 +301,7 @@ def test_init_rejects_an_empty_firmware_file(run: Any, tmp_path: Path) -> None:
     result = run("init", empty, "--version", "1.0.0")
 
     assert result.exit_code == 1
-    assert "size: must be between 1 and" in result.stdout
+    assert "size: must be at least 1 byte (got 0)" in result.stdout
 
 
 def test_init_on_a_missing_file_is_a_usage_error(run: Any, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -61,9 +62,20 @@ class Harness:
         return out
 
     def firmware_named(self, name: str) -> list[Any]:
-        body = self.iot.list_otafirmware(
-            iot_models.ListOTAFirmwareRequest(current_page=1, page_size=100)
-        ).body
+        # The account-wide 10 QPS limit is shared with the function under test, so a
+        # throttled listing is simply asked again.
+        for _ in range(50):
+            try:
+                body = self.iot.list_otafirmware(
+                    iot_models.ListOTAFirmwareRequest(current_page=1, page_size=100)
+                ).body
+                break
+            except Exception as exc:
+                if not str(getattr(exc, "code", "")).startswith("Throttling"):
+                    raise
+                time.sleep(0.1)
+        else:
+            raise AssertionError("ListOTAFirmware stayed throttled")
         items = body.firmware_info.simple_firmware_info if body.firmware_info else []
         return [f for f in items or [] if f.firmware_name == name]
 
