@@ -10,6 +10,7 @@ the outcome stays ``created`` and the notification keeps its id.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +43,29 @@ from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec, parse_sidecar
 
 logger = logging.getLogger("ota_release.release")
 
+
+def _load_crash_points() -> Any:
+    """Test-only crash points (docs/reliability.md): None unless OTA_FAULT_CRASH_AT is set.
+
+    Read once per process. The fault-injection code lives in ``localcloud`` (never shipped);
+    it is imported only when the variable is set, which only the local cloud does.
+    """
+    if not os.environ.get("OTA_FAULT_CRASH_AT"):
+        return None
+    from localcloud.faults import CrashPoints
+
+    return CrashPoints.from_env(os.environ)
+
+
+_crash_points = _load_crash_points()
+
+
+def _checkpoint(point: str, key: str) -> None:
+    """A named point where a fault-injection run may kill the process (inert otherwise)."""
+    if _crash_points is not None:
+        _crash_points.reach(point, key)
+
+
 #: File suffixes GenerateOTAUploadURL accepts; anything else is staged as ``bin``.
 STAGED_SUFFIXES = ("tar.gz", "gzip", "bin", "dav", "apk", "tar", "gz", "zip")
 
@@ -55,6 +79,10 @@ class ReleaseConfig:
     sidecar_suffixes: tuple[str, ...] = DEFAULT_SIDECAR_SUFFIXES
     product_key: str | None = None
     iot_instance_id: str | None = None
+    #: Recompute OSS's CRC-64 over a streamed download. crcmod holds the GIL and runs
+    #: slower than MD5, so it roughly halves digest throughput; the deployed function
+    #: turns it off and relies on the exact length over TLS (docs/benchmarks.md).
+    verify_crc64: bool = True
 
 
 @dataclass
@@ -124,7 +152,20 @@ class ReleasePipeline:
             run.request_ids["fc"] = self.fc_request_id
         if record.oss_request_id:
             run.request_ids["oss_event"] = record.oss_request_id
-        note = self._decide(run, deadline)
+        try:
+            note = self._decide(run, deadline)
+        except DuplicateNameError:
+            raise  # the name is taken but not listed yet: a later attempt can judge it
+        except PermanentError as exc:
+            # Permission, quota, a missing instance, AccessDenied on the bucket: no retry
+            # can fix these, so they end in one notification instead of FC's retries.
+            run.note(exc.service, exc.request_id)
+            note = self._note(
+                run,
+                Outcome.REJECTED if is_invalid_input(exc) else Outcome.FAILED,
+                f"{exc.service} {exc.operation} refused: {exc.code}",
+                errors=[{"field": exc.operation, "rule": exc.code, "value": exc.message}],
+            )
         return self._publish(note, run, deadline)
 
     def _call(self, deadline: Deadline, what: str, fn: Callable[[], Any]) -> Any:
@@ -181,11 +222,11 @@ class ReleasePipeline:
                 ],
             )
         if not pairing.complete:
-            waiting_for = " or ".join(pairing.missing)
             return self._note(
                 run,
                 Outcome.WAITING,
-                f"{run.key} is stored; waiting for {waiting_for} to complete the release",
+                f"{run.key} is stored; waiting for {_describe_missing(pairing)} to complete "
+                "the release",
                 pairing=pairing,
             )
         assert pairing.firmware is not None and pairing.sidecar is not None
@@ -266,6 +307,7 @@ class ReleasePipeline:
                 spec=spec,
             )
 
+        _checkpoint("after_digest", run.key)
         mismatches = []
         if spec.size is not None and spec.size != digest.size:
             mismatches.append(
@@ -336,6 +378,7 @@ class ReleasePipeline:
                 digest=digest,
                 errors=[{"field": exc.operation, "rule": exc.code, "value": exc.message}],
             )
+        _checkpoint("after_create", run.key)
         run.note("iot", created.request_id)
         return self._note(
             run,
@@ -368,7 +411,7 @@ class ReleasePipeline:
                     body,
                     sign_method,
                     expected_size=firmware.size,
-                    expected_crc64=firmware.crc64,
+                    expected_crc64=firmware.crc64 if self.config.verify_crc64 else None,
                 )
             except IntegrityError as exc:
                 # A short or corrupted read is the transport's fault: read it again.
@@ -506,7 +549,7 @@ class ReleasePipeline:
             identity.append(str(sorted(str(e.get("field")) for e in errors)))
         return Notification(
             outcome=outcome,
-            summary=summary,
+            summary=_scrub(summary),
             bucket=record.bucket,
             key=run.key,
             size=record.size,
@@ -515,7 +558,7 @@ class ReleasePipeline:
             event_time=record.event_time,
             firmware_key=fw.key if fw else None,
             sidecar_key=sc.key if sc else None,
-            spec=spec.model_dump(exclude_none=True) if spec else None,
+            spec=_scrub(spec.model_dump(exclude_none=True)) if spec else None,
             firmware=firmware,
             digest=(
                 {
@@ -527,18 +570,20 @@ class ReleasePipeline:
                 if digest
                 else None
             ),
-            errors=errors or [],
+            errors=_scrub(errors or []),
             request_ids=run.request_ids,
             identity=tuple(identity),
         )
 
     def _publish(self, note: Notification, run: _Run, deadline: Deadline) -> Result:
+        _checkpoint("before_notify", run.key)
         body = note.to_body(self.clock())
         receipt: PublishReceipt = self._call(
             deadline,
             "PublishMessage",
             lambda: self.notifier.publish(body, note.outcome.tag),
         )
+        _checkpoint("during_notify", run.key)
         logger.info(
             "outcome %s for %s",
             note.outcome.value,
@@ -550,6 +595,30 @@ class ReleasePipeline:
             },
         )
         return Result(note.outcome, run.key, note.message_id, note, receipt)
+
+
+def _scrub(value: Any) -> Any:
+    """Replace lone surrogates in strings, recursively, so the message can be UTF-8.
+
+    A YAML sidecar may spell ``"\\ud800"``: the value (and the error quoting it) then holds
+    a character UTF-8 cannot encode, and the rejection could never be published.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _describe_missing(pairing: Pairing) -> str:
+    """``its sidecar p/cam.bin.ota.json (or .ota.yaml, .ota.yml)`` / ``its firmware p/cam.bin``."""
+    if pairing.firmware is None:
+        return f"its firmware {pairing.missing[0]}"
+    first, *rest = pairing.missing
+    others = [key[len(pairing.firmware.key) :] for key in rest]
+    return f"its sidecar {first}" + (f" (or {', '.join(others)})" if others else "")
 
 
 def _staged_suffix(key: str) -> str:

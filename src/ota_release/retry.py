@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -13,6 +14,32 @@ from ota_release.errors import RetriesExhausted, TransientError
 
 T = TypeVar("T")
 logger = logging.getLogger("ota_release.retry")
+
+
+def _tuned(name: str, default: float) -> float:
+    """A backoff knob from the environment (docs/reliability.md); ``default`` when unset.
+
+    Lets the fault-injection suite shrink the sleeps without a code path of its own; a
+    malformed or negative value falls back to the default rather than breaking retries.
+    """
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+#: Codes services use to say "too many requests" (besides HTTP 429 and ``Throttling*``).
+THROTTLING_CODES = frozenset(
+    {"SlowDown", "QpsLimitExceeded", "TooManyRequests", "ResourceThrottled"}
+)
+
+
+def is_throttling(error: TransientError) -> bool:
+    """The service refused for rate, not for a fault: back off longer (no retry storm)."""
+    return (
+        error.status == 429 or error.code.startswith("Throttling") or error.code in THROTTLING_CODES
+    )
 
 
 class Deadline:
@@ -35,16 +62,24 @@ class RetryPolicy:
     is a floor for the next sleep.
     """
 
-    base: float = 0.2
-    cap: float = 5.0
-    max_attempts: int = 6
+    base: float = field(default_factory=lambda: _tuned("OTA_RETRY_BASE_SECONDS", 0.2))
+    cap: float = field(default_factory=lambda: _tuned("OTA_RETRY_CAP_SECONDS", 5.0))
+    max_attempts: int = field(default_factory=lambda: int(_tuned("OTA_RETRY_MAX_ATTEMPTS", 6)))
+    #: Throttling backs off from this longer base: the QPS limit is shared by every instance
+    #: of the account, so a quick retry only adds rejected calls (a retry storm).
+    throttle_base: float = field(
+        default_factory=lambda: _tuned("OTA_RETRY_THROTTLE_BASE_SECONDS", 1.0)
+    )
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     #: Called with (attempt, error, delay) before each sleep; counts retries for reports.
     on_retry: Callable[[int, TransientError, float], None] | None = None
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        ceiling = min(self.cap, self.base * (2**attempt))
+    def delay(
+        self, attempt: int, retry_after: float | None = None, *, throttled: bool = False
+    ) -> float:
+        base = max(self.base, self.throttle_base) if throttled else self.base
+        ceiling = min(self.cap, base * (2**attempt))
         wait = self.rng.uniform(0, ceiling)
         if retry_after is not None:
             wait = max(wait, retry_after)
@@ -65,7 +100,7 @@ class RetryPolicy:
                 raise
             except TransientError as exc:
                 attempt += 1
-                wait = self.delay(attempt - 1, exc.retry_after)
+                wait = self.delay(attempt - 1, exc.retry_after, throttled=is_throttling(exc))
                 if attempt >= self.max_attempts or wait >= deadline.remaining():
                     raise RetriesExhausted(
                         exc.service,
