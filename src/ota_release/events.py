@@ -58,11 +58,10 @@ import re
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import unquote
 
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.envelopes import BaseEnvelope
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -74,8 +73,7 @@ from pydantic import (
     ValidationError,
 )
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parser.types import T
+_M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -287,15 +285,20 @@ class _CloudEvent(_Lenient):
 # ------------------------------------------------------------------------- envelope
 
 
-class OssTriggerEnvelope(BaseEnvelope):
+class OssTriggerEnvelope:
     """Finds the OSS records in a native trigger event or an EventBridge delivery.
 
     ``parse`` returns one ``model`` per record, validated from a dict with the keys
     ``source``, ``path``, ``envelope_region``, ``envelope_time`` and ``record``; any
     validation failure is raised as :class:`EventShapeError` naming the field's path.
+
+    It honours the powertools envelope contract (``parse(data, model)``, which is all
+    ``parser.parse`` calls) without subclassing ``BaseEnvelope``: importing that class runs
+    ``parser.envelopes/__init__``, which builds every AWS envelope's pydantic models, about
+    65 ms of each cold start for a base class we use nothing of (docs/benchmarks.md).
     """
 
-    def parse(self, data: dict[str, Any] | Any | None, model: type[T]) -> list[T | None]:
+    def parse(self, data: dict[str, Any] | Any | None, model: type[_M]) -> list[_M | None]:
         """Validate the envelope, then each record it carries against ``model``."""
         if isinstance(data, Mapping):
             deliveries = self._from_object(data, path="", in_array=False)
@@ -315,10 +318,10 @@ class OssTriggerEnvelope(BaseEnvelope):
             raise EventShapeError(
                 f"expected a JSON object or array as the trigger event, got {_json_type(data)}"
             )
-        parsed: list[T | None] = []
+        parsed: list[_M | None] = []
         for delivery in deliveries:
             try:
-                parsed.append(self._parse(data=delivery, model=model))
+                parsed.append(model.model_validate(delivery))
             except ValidationError as exc:
                 raise EventShapeError(
                     "invalid OSS record", _problems(exc, delivery["path"], skip_delivery=True)
@@ -374,7 +377,8 @@ def parse_trigger_event(
         parsed = parse(
             event=cast("dict[str, Any]", decoded),
             model=_DeliveredRecord,
-            envelope=OssTriggerEnvelope,
+            # A duck-typed envelope (see OssTriggerEnvelope); parse() only calls it.
+            envelope=cast(Any, OssTriggerEnvelope),
         )
     except RecursionError:
         raise EventShapeError("event is nested too deeply to be an OSS trigger event") from None

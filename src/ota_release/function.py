@@ -25,6 +25,12 @@ logger = Logger(service="ota-release", level=os.environ.get("OTA_LOG_LEVEL", "IN
 #: Seconds kept back from the function timeout to publish and return cleanly.
 DEADLINE_MARGIN = 5.0
 DEFAULT_TIMEOUT = 60.0
+#: Calls per second per IoT action that one instance allows itself. The default never
+#: lets a single instance exceed the account's limit; a deployment sets ``OTA_IOT_QPS``
+#: to the account limit divided by the function's instance cap so that a burst of
+#: instances stays under it together (docs/benchmarks.md, "bursts").
+IOT_QPS_ENV = "OTA_IOT_QPS"
+DEFAULT_IOT_QPS = 10.0
 
 _settings_cache: dict[str, Settings] = {}
 
@@ -71,15 +77,39 @@ class Adapters:
     notifier: Any
 
 
-def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
-    from ota_release.adapters.iot import IotOtaPlatform
+def iot_qps(env: Mapping[str, str]) -> float:
+    """The per-instance IoT pacing rate from ``OTA_IOT_QPS`` (a positive number).
+
+    Read from the process environment when the adapters are built: the rate belongs to the
+    instance (its pacer outlives invocations), not to one invocation's settings.
+    """
+    text = env.get(IOT_QPS_ENV, "").strip()
+    if not text:
+        return DEFAULT_IOT_QPS
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise SettingsError([f"{IOT_QPS_ENV}: must be a positive number of calls, got {text!r}"])
+    return value
+
+
+def build_adapters(
+    settings: Settings, credentials: CloudCredentials, env: Mapping[str, str] | None = None
+) -> Adapters:
+    from ota_release.adapters.iot import IotOtaPlatform, shared_pacer
     from ota_release.adapters.mns import MnsNotifier
     from ota_release.adapters.oss import OssObjectStore
 
     return Adapters(
         store=OssObjectStore(credentials, settings.oss_endpoint, settings.oss_public_endpoint),
         platform=IotOtaPlatform(
-            credentials, settings.iot_endpoint, settings.region, protocol=settings.iot_protocol
+            credentials,
+            settings.iot_endpoint,
+            settings.region,
+            protocol=settings.iot_protocol,
+            pacer=shared_pacer(iot_qps(os.environ if env is None else env)),
         ),
         notifier=MnsNotifier(credentials, settings.mns_endpoint, settings.notify_topic),
     )
@@ -145,6 +175,8 @@ def handle(
             sidecar_suffixes=settings.sidecar_suffixes,
             product_key=settings.product_key,
             iot_instance_id=settings.iot_instance_id,
+            # Length + TLS guard the download; CRC-64 would halve throughput (benchmarks.md).
+            verify_crc64=False,
         ),
         retry=retry,
         fc_request_id=request_id,

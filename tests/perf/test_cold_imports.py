@@ -1,0 +1,75 @@
+"""What a cold start imports: only what its path needs, checked in fresh interpreters.
+
+These assert on ``sys.modules`` (which modules ran), never on durations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import cast
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fresh(code: str) -> dict[str, object]:
+    """Run ``code`` in a new interpreter; it prints one JSON object as its last line."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "functions" / "create_firmware"), str(REPO / "src")]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_importing_the_handler_loads_no_cloud_sdk_and_no_aws_envelopes() -> None:
+    loaded = fresh(
+        "import sys, json, index\n"
+        "roots = {m.split('.')[0] for m in sys.modules}\n"
+        "print(json.dumps({'roots': sorted(roots), 'envelopes': "
+        "'aws_lambda_powertools.utilities.parser.envelopes' in sys.modules}))"
+    )
+    roots = set(cast("list[str]", loaded["roots"]))
+    assert not roots & {"oss2", "mns", "alibabacloud_iot20180120", "alibabacloud_tea_openapi"}
+    assert loaded["envelopes"] is False, "BaseEnvelope would build every AWS envelope model"
+    assert {"aws_lambda_powertools", "pydantic"} <= roots, "Logger and parser stay in use"
+
+
+def test_the_oss_adapter_defers_oss2s_encryption_dependencies_until_used() -> None:
+    # GIVEN oss2 imported through the adapter
+    state = fresh(
+        "import sys, json\n"
+        "from ota_release.adapters.oss import _oss2\n"
+        "oss2 = _oss2()\n"
+        "def executed(name):\n"
+        "    m = sys.modules.get(name)\n"
+        "    return m is not None and type(m).__name__ != '_LazyModule'\n"
+        "before = {n: executed(n) for n in ('aliyunsdkcore.client', 'Crypto.PublicKey.RSA')}\n"
+        "key = oss2.utils.random_key(16)\n"  # WHEN encryption code runs
+        "from oss2.crypto import RsaProvider\n"
+        "after = executed('Crypto.Random')\n"
+        "print(json.dumps({'before': before, 'key': len(key), 'after': after}))"
+    )
+    # THEN the heavy modules had not run, and they load normally once needed
+    assert state["before"] == {"aliyunsdkcore.client": False, "Crypto.PublicKey.RSA": False}
+    assert state["key"] == 16
+    assert state["after"] is True
+
+
+def test_a_plain_import_of_oss2_elsewhere_is_not_made_lazy() -> None:
+    # The deferral is scoped to the adapter's own import of oss2.
+    state = fresh(
+        "import sys, json, oss2\n"
+        "import ota_release.adapters.oss as a\n"
+        "m = sys.modules['aliyunsdkcore.client']\n"
+        "print(json.dumps({'lazy': type(m).__name__ == '_LazyModule', "
+        "'finders': [type(f).__name__ for f in sys.meta_path]}))"
+    )
+    assert state["lazy"] is False
+    assert "_DeferredImports" not in cast("list[str]", state["finders"])
