@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test node unit lint format demo up bench soak dist check-deploy deploy-fun deploy-s clean
+.PHONY: help venv test node unit lint format demo up bench reliability soak dist check-deploy deploy-fun deploy-s clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ demo: $(STAMP) ## Run the release pipeline end to end on the local cloud
 
 up: $(STAMP) ## Start the local cloud (OSS, IoT, MNS, FC) until Ctrl-C
 	$(BIN)/python -m localcloud up
+
+bench: $(STAMP) ## Measure the six performance figures side by side (~4 GiB temp disk, 3-5 min)
+	$(BIN)/python -m benchmarks.run
+
+reliability: $(STAMP) ## The fault-injection suite including the 200-upload run
+	OTA_RELIABILITY_FULL=1 $(BIN)/python -m pytest -q tests/reliability
+
+soak: $(STAMP) ## Long seeded soak under faults; prints its figures (SOAK_UPLOADS, SOAK_SEED)
+	$(BIN)/python scripts/soak.py --uploads $(or $(SOAK_UPLOADS),600) --seed $(or $(SOAK_SEED),7)
 
 dist: $(STAMP) ## Build dist/layer.zip and dist/code.zip (reproducible)
 	$(BIN)/python scripts/build_dist.py

@@ -25,12 +25,6 @@ logger = Logger(service="ota-release", level=os.environ.get("OTA_LOG_LEVEL", "IN
 #: Seconds kept back from the function timeout to publish and return cleanly.
 DEADLINE_MARGIN = 5.0
 DEFAULT_TIMEOUT = 60.0
-#: Calls per second per IoT action that one instance allows itself. The default never
-#: lets a single instance exceed the account's limit; a deployment sets ``OTA_IOT_QPS``
-#: to the account limit divided by the function's instance cap so that a burst of
-#: instances stays under it together (docs/benchmarks.md, "bursts").
-IOT_QPS_ENV = "OTA_IOT_QPS"
-DEFAULT_IOT_QPS = 10.0
 
 _settings_cache: dict[str, Settings] = {}
 
@@ -77,27 +71,7 @@ class Adapters:
     notifier: Any
 
 
-def iot_qps(env: Mapping[str, str]) -> float:
-    """The per-instance IoT pacing rate from ``OTA_IOT_QPS`` (a positive number).
-
-    Read from the process environment when the adapters are built: the rate belongs to the
-    instance (its pacer outlives invocations), not to one invocation's settings.
-    """
-    text = env.get(IOT_QPS_ENV, "").strip()
-    if not text:
-        return DEFAULT_IOT_QPS
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise SettingsError([f"{IOT_QPS_ENV}: must be a positive number of calls, got {text!r}"])
-    return value
-
-
-def build_adapters(
-    settings: Settings, credentials: CloudCredentials, env: Mapping[str, str] | None = None
-) -> Adapters:
+def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
     from ota_release.adapters.iot import IotOtaPlatform, shared_pacer
     from ota_release.adapters.mns import MnsNotifier
     from ota_release.adapters.oss import OssObjectStore
@@ -109,7 +83,7 @@ def build_adapters(
             settings.iot_endpoint,
             settings.region,
             protocol=settings.iot_protocol,
-            pacer=shared_pacer(iot_qps(os.environ if env is None else env)),
+            pacer=shared_pacer(settings.iot_qps),
         ),
         notifier=MnsNotifier(credentials, settings.mns_endpoint, settings.notify_topic),
     )

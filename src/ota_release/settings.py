@@ -49,6 +49,9 @@ class Settings:
     product_key: str | None = None
     log_level: str = "INFO"
     iot_protocol: str = "https"
+    #: IoT calls per second per action that one instance allows itself (see
+    #: docs/configuration.md): the account limit divided by the function's instance cap.
+    iot_qps: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -135,6 +138,17 @@ class Settings:
                 )
                 suffixes = DEFAULT_SIDECAR_SUFFIXES
 
+        qps_text = get("OTA_IOT_QPS") or "10"
+        try:
+            iot_qps = float(qps_text)
+        except ValueError:
+            iot_qps = 0.0
+        if not 0 < iot_qps < float("inf"):
+            problems.append(
+                f"OTA_IOT_QPS: must be a positive number of calls per second, got {qps_text!r}"
+            )
+            iot_qps = 10.0
+
         log_level = (get("OTA_LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(
@@ -158,4 +172,5 @@ class Settings:
             product_key=get("OTA_PRODUCT_KEY"),
             log_level=log_level,
             iot_protocol=iot_protocol,
+            iot_qps=iot_qps,
         )

@@ -14,8 +14,7 @@ import pytest
 
 from ota_release.adapters import CloudCredentials
 from ota_release.adapters.iot import ActionPacer, IotOtaPlatform, shared_pacer
-from ota_release.function import DEFAULT_IOT_QPS, iot_qps
-from ota_release.settings import SettingsError
+from ota_release.settings import Settings, SettingsError
 
 
 class FakeClock:
@@ -136,15 +135,22 @@ def test_the_adapter_takes_a_slot_before_every_call() -> None:
     assert taken == ["CreateOTAFirmware"]
 
 
+BASE_ENV = {
+    "OTA_REGION": "cn-shanghai",
+    "OTA_NOTIFY_TOPIC": "outcomes",
+    "OTA_MNS_ENDPOINT": "http://127.0.0.1:1",
+}
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({}, DEFAULT_IOT_QPS), ({"OTA_IOT_QPS": "2.5"}, 2.5), ({"OTA_IOT_QPS": " 1 "}, 1.0)],
+    [({}, 10.0), ({"OTA_IOT_QPS": "2.5"}, 2.5), ({"OTA_IOT_QPS": " 1 "}, 1.0)],
 )
 def test_the_instance_share_comes_from_ota_iot_qps(env: Mapping[str, str], expected: float) -> None:
-    assert iot_qps(env) == expected
+    assert Settings.from_env({**BASE_ENV, **env}).iot_qps == expected
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "fast", "inf", "nan"])
 def test_a_rate_that_is_not_a_positive_number_is_a_settings_error(text: str) -> None:
     with pytest.raises(SettingsError, match="OTA_IOT_QPS"):
-        iot_qps({"OTA_IOT_QPS": text})
+        Settings.from_env({**BASE_ENV, "OTA_IOT_QPS": text})

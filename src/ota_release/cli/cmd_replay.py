@@ -311,15 +311,51 @@ def _invoke_all(
     import logging
 
     import fc2
+
+    # fc2 logs every request, Authorization header included, through the root logger
+    # (logging.debug/error at module level). Those records are dropped while we call it;
+    # failures are reported by this command instead. Without a handler on the root logger,
+    # Python's last-resort handler would print them to stderr, so give it a silent one.
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+    fc2_filter = _DropFc2Records(fc2.__file__)
+    root.addFilter(fc2_filter)
+    try:
+        return _invoke_each(target, endpoint, service, function, qualifier, chosen, bucket, region)
+    finally:
+        root.removeFilter(fc2_filter)
+
+
+class _DropFc2Records:
+    """A logging filter that drops records emitted from inside the fc2 package."""
+
+    def __init__(self, fc2_init: str) -> None:
+        from pathlib import Path
+
+        self._package_dir = str(Path(fc2_init).resolve().parent)
+
+    def filter(self, record: Any) -> bool:
+        from pathlib import Path
+
+        return not str(Path(record.pathname).resolve()).startswith(self._package_dir)
+
+
+def _invoke_each(
+    target: Any,
+    endpoint: str,
+    service: str,
+    function: str,
+    qualifier: str | None,
+    chosen: Sequence[Decision],
+    bucket: str,
+    region: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    import fc2
     from fc2.fc_exceptions import FcError
 
     from ota_release.cli.common import count_progress
 
-    # fc2 logs failed requests, Authorization header included, through the root logger;
-    # without a handler there, Python's last-resort handler would print them to stderr.
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.NullHandler())
     c = target.credentials
     client = fc2.Client(
         endpoint=endpoint,
