@@ -9,7 +9,6 @@ FUN := npx -y @alicloud/fun@3.6.24
 S := npx -y @serverless-devs/s@3.1.10
 STAMP := $(VENV)/.installed
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv test node unit lint format demo up bench reliability soak dist check-deploy deploy-fun deploy-s clean
 

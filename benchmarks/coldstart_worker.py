@@ -25,7 +25,6 @@ EAGER_SDK_MODULES = (
     "alibabacloud_tea_openapi.models",
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.utilities.parser",
-    "aws_lambda_powertools.utilities.parser.envelopes",
 )
 
 
