@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from werkzeug.wrappers import Response
+
 
 @dataclass(frozen=True)
 class ObjectFacts:
@@ -30,3 +32,14 @@ class OssEventSink(Protocol):
     def __call__(self, event: dict[str, object]) -> None:
         """``event`` is the native FC OSS trigger payload: ``{"events": [record]}``."""
         ...
+
+
+class FaultHook(Protocol):
+    """The fault-injection seam every stand-in calls in its one dispatch path.
+
+    ``service`` is ``oss``, ``iot``, ``mns`` or ``fc``; ``operation`` the API action. Return
+    a response to answer the call instead of the service, or None to let it through
+    (``localcloud.faults.FaultPlan`` is the implementation).
+    """
+
+    def before(self, service: str, operation: str) -> Response | None: ...

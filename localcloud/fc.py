@@ -51,6 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
+from localcloud.contracts import FaultHook
 from localcloud.credentials import Credential, CredentialStore
 from localcloud.fc_template import FunctionSpec, mns_topic_from_arn
 
@@ -72,12 +73,6 @@ class DestinationSink(Protocol):
     """Publishes a message to an MNS topic (the local MNS ``publish`` method)."""
 
     def __call__(self, topic: str, body: str, tag: str | None) -> Any: ...
-
-
-class Faults(Protocol):
-    """Fault-injection seam: may answer an API call instead of the stand-in."""
-
-    def before(self, service: str, operation: str) -> Any: ...
 
 
 class InstanceStartError(RuntimeError):
@@ -269,7 +264,7 @@ class LocalFunctionCompute:
         region: str = "cn-shanghai",
         startup_timeout: float = 30.0,
         log_dir: Path | None = None,
-        faults: Faults | None = None,
+        faults: FaultHook | None = None,
         serve_api: bool = True,
         api_port: int = 0,
     ) -> None:

@@ -44,12 +44,12 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
-from localcloud.contracts import ObjectLookup
+from localcloud.contracts import FaultHook, ObjectLookup
 from localcloud.credentials import Credential, CredentialStore
 from localcloud.rpc_auth import AuthError, RpcVerifier
 from ota_release import rules
@@ -84,16 +84,6 @@ class IotCode:
     FIRMWARE_COUNT_EXCEED = "iot.ota.FirmwareCountExceed"
     FIRMWARE_URL_INVALID = "iot.ota.FirmwareUrlInvalid"
     VERIFY_NOT_ALLOWED = "iot.ota.FirmwareVerifyNotAllowed"
-
-
-class FaultHook(Protocol):
-    """Lets a test or the demo answer a call instead of the service (the fault seam).
-
-    Called after authentication, before throttling and business logic; return a response
-    to short-circuit the call, or None to let it through.
-    """
-
-    def before(self, service: str, operation: str) -> Response | None: ...
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ from xml.sax.saxutils import escape
 
 from werkzeug.wrappers import Request, Response
 
+from localcloud.contracts import FaultHook
 from localcloud.credentials import CredentialStore
-from localcloud.iot import FaultHook
 
 MNS_VERSION = "2015-06-06"
 MNS_XMLNS = "http://mns.aliyuncs.com/doc/v1/"

@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import http_date
 from werkzeug.wrappers import Request, Response
 
-from localcloud.contracts import ObjectFacts, OssEventSink
+from localcloud.contracts import FaultHook, ObjectFacts, OssEventSink
 from localcloud.credentials import Credential, CredentialStore, default_store
 from localcloud.oss_auth import SUBRESOURCES, Authenticator, SignedRequest
 from localcloud.oss_errors import (
@@ -92,12 +92,6 @@ _RESPONSE_OVERRIDES = {
 }
 _ANONYMOUS_READS = frozenset({"GetObject", "HeadObject", "GetObjectMeta"})
 _ANONYMOUS_WRITES = frozenset({"PutObject", "PostObject"})
-
-
-class FaultHook(Protocol):
-    """The seam for fault injection: return a Response to answer instead of OSS."""
-
-    def before(self, service: str, operation: str) -> Response | None: ...
 
 
 def _iso8601(ts: float) -> str:
