@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ota_release import rules
+
 DEFAULT_SIDECAR_SUFFIXES = (".ota.json", ".ota.yaml", ".ota.yml")
 SIGNED_URL_TTL_MIN = 60
 SIGNED_URL_TTL_MAX = 7 * 24 * 3600
@@ -148,6 +150,19 @@ class Settings:
                 f"OTA_IOT_QPS: must be a positive number of calls per second, got {qps_text!r}"
             )
             iot_qps = 10.0
+
+        # The same rules CreateOTAFirmware applies, so a typo fails at cold start, not at
+        # the first release.
+        for name, api_name in (
+            ("OTA_IOT_INSTANCE_ID", "IotInstanceId"),
+            ("OTA_PRODUCT_KEY", "ProductKey"),
+        ):
+            value = get(name)
+            if value is not None:
+                problems.extend(
+                    f"{name}: {v.rule}, got {value!r}"
+                    for v in rules.check_create_firmware({api_name: value}, required=())
+                )
 
         log_level = (get("OTA_LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -150,3 +150,22 @@ def test_every_problem_is_reported_in_one_error() -> None:
     ]
     for problem in caught.value.problems:
         assert f"  - {problem}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTA_IOT_INSTANCE_ID", "iot cn/bad"),
+        ("OTA_PRODUCT_KEY", "a1 key"),
+        ("OTA_PRODUCT_KEY", "k" * 65),
+    ],
+)
+def test_instance_id_and_product_key_follow_the_api_rules(name: str, value: str) -> None:
+    # GIVEN an otherwise valid environment with a malformed identifier
+    env = {"OTA_REGION": "cn-shanghai", "OTA_NOTIFY_TOPIC": "t", "OTA_MNS_ENDPOINT": "http://x"}
+    # WHEN the settings are read THEN the problem names the variable, the rule and the value
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**env, name: value})
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{name}: must be 1 to 64 characters")
+    assert repr(value) in problem
