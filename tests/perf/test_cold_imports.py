@@ -73,3 +73,20 @@ def test_a_plain_import_of_oss2_elsewhere_is_not_made_lazy() -> None:
     )
     assert state["lazy"] is False
     assert "_DeferredImports" not in cast("list[str]", state["finders"])
+
+
+def test_publishing_builds_the_topic_without_the_account_factory_and_its_queue_api() -> None:
+    # GIVEN the MNS adapter's topic built (no request is sent)
+    loaded = fresh(
+        "import sys, json\n"
+        "from ota_release.adapters import CloudCredentials\n"
+        "from ota_release.adapters.mns import MnsNotifier\n"
+        "n = MnsNotifier(CloudCredentials('ak', 'sk'), 'http://127.0.0.1:9', 'outcomes')\n"
+        "topic = n._get_topic()\n"
+        "print(json.dumps({'topic': topic.topic_name, 'modules': sorted(sys.modules)}))"
+    )
+    modules = set(cast("list[str]", loaded["modules"]))
+    # THEN the topic exists, and neither mns.account nor the queue API was imported
+    assert loaded["topic"] == "outcomes"
+    assert "mns.topic" in modules
+    assert not modules & {"mns.account", "mns.queue", "deprecated"}
