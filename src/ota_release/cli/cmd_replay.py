@@ -20,10 +20,11 @@ What is replayed (one invocation per release, and every object still gets an ans
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -297,6 +298,35 @@ def _list_objects(oss: Any, prefix: str) -> Iterable[Listed]:
         )
 
 
+@contextlib.contextmanager
+def _fc2_logs_dropped() -> Iterator[None]:
+    """Drop the log records fc2 emits while the block runs.
+
+    fc2 logs every request, Authorization header included, through the root logger
+    (logging.debug/error at module level); failures are reported by this command instead.
+    Without a handler on the root logger, Python's last-resort handler would print them to
+    stderr, so it gets a silent one.
+    """
+    import logging
+    from pathlib import Path
+
+    import fc2
+
+    package_dir = str(Path(fc2.__file__).resolve().parent)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(Path(record.pathname).resolve()).startswith(package_dir)
+
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 def _invoke_all(
     target: Any,
     endpoint: str,
@@ -308,49 +338,6 @@ def _invoke_all(
     region: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
     """Invoke once per decision; stop early when FC refuses the caller or the function."""
-    import logging
-
-    import fc2
-
-    # fc2 logs every request, Authorization header included, through the root logger
-    # (logging.debug/error at module level). Those records are dropped while we call it;
-    # failures are reported by this command instead. Without a handler on the root logger,
-    # Python's last-resort handler would print them to stderr, so give it a silent one.
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.NullHandler())
-    fc2_filter = _DropFc2Records(fc2.__file__)
-    root.addFilter(fc2_filter)
-    try:
-        return _invoke_each(target, endpoint, service, function, qualifier, chosen, bucket, region)
-    finally:
-        root.removeFilter(fc2_filter)
-
-
-class _DropFc2Records:
-    """A logging filter that drops records emitted from inside the fc2 package."""
-
-    def __init__(self, fc2_init: str) -> None:
-        from pathlib import Path
-
-        self._package_dir = str(Path(fc2_init).resolve().parent)
-
-    def filter(self, record: Any) -> bool:
-        from pathlib import Path
-
-        return not str(Path(record.pathname).resolve()).startswith(self._package_dir)
-
-
-def _invoke_each(
-    target: Any,
-    endpoint: str,
-    service: str,
-    function: str,
-    qualifier: str | None,
-    chosen: Sequence[Decision],
-    bucket: str,
-    region: str,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
     import fc2
     from fc2.fc_exceptions import FcError
 
@@ -367,7 +354,7 @@ def _invoke_each(
     invoked: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     fatal: str | None = None
-    with count_progress("invoke", len(chosen)) as progress:
+    with _fc2_logs_dropped(), count_progress("invoke", len(chosen)) as progress:
         for decision in chosen:
             payload = json.dumps(
                 replay_event(
