@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -212,51 +211,6 @@ class SidecarResult:
 # Loading -------------------------------------------------------------------------------------
 
 
-class _SidecarLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases and deep nesting.
-
-    Aliases are what makes a 64 KiB "billion laughs" document expensive; a sidecar never
-    needs them. Duplicate keys are refused too, since YAML would silently keep the last.
-    """
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a sidecar", event.start_mark
-            )
-        event = self.peek_event()
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            raise yaml.composer.ComposerError(
-                None, None, "anchors (&name) are not allowed in a sidecar", event.start_mark
-            )
-        self._depth = getattr(self, "_depth", 0) + 1
-        try:
-            if self._depth > MAX_NESTING:
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested deeper than {MAX_NESTING} levels", event.start_mark
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -308,10 +262,13 @@ def load_document(raw: bytes, fmt: Literal["json", "yaml"]) -> tuple[Any, list[V
         if fmt == "json":
             doc = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant)
         else:
-            doc = yaml.load(text, Loader=_SidecarLoader)  # noqa: S506 - a SafeLoader subclass
+            # Imported here: PyYAML costs ~20 ms of a cold start, and most sidecars are JSON.
+            from ota_release.sidecar_yaml import load_yaml
+
+            doc = load_yaml(text)
     except RecursionError:
         return None, [Violation("sidecar", f"must not nest deeper than {MAX_NESTING}", "deeper")]
-    except (ValueError, yaml.YAMLError) as exc:
+    except ValueError as exc:
         return None, [Violation("sidecar", f"must be valid {fmt.upper()}", _one_line(exc))]
     if not isinstance(doc, dict):
         return None, [
