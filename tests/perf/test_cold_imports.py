@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 from typing import cast
 
+import pytest
+
+from localcloud.cloud import LocalCloud
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -90,3 +94,54 @@ def test_publishing_builds_the_topic_without_the_account_factory_and_its_queue_a
     assert loaded["topic"] == "outcomes"
     assert "mns.topic" in modules
     assert not modules & {"mns.account", "mns.queue", "deprecated"}
+
+
+INVOKE_ONCE = (
+    "import sys, json, types, index\n"
+    "record = {'eventName': 'ObjectCreated:PutObject', 'eventSource': 'acs:oss',\n"
+    "          'eventTime': '2024-01-01T00:00:00.000Z', 'region': 'cn-shanghai',\n"
+    "          'oss': {'bucket': {'name': sys.argv[1]},\n"
+    "                  'object': {'key': sys.argv[2], 'size': 1, 'eTag': 'x'}}}\n"
+    "ctx = types.SimpleNamespace(request_id='r1', account_id=None, credentials=None,\n"
+    "                            function=types.SimpleNamespace(timeout=60))\n"
+    "out = json.loads(index.handler(json.dumps({'events': [record]}).encode(), ctx))\n"
+    "roots = sorted({m.split('.')[0] for m in sys.modules})\n"
+    "print(json.dumps({'outcome': out['results'][0]['outcome'], 'roots': roots}))"
+)
+
+
+@pytest.mark.parametrize(
+    ("stored", "outcome"),
+    [
+        ({"cam-1.0.0.bin": b"fw", "cam-1.0.0.bin.ota.json": b'{"version": "1 0"}'}, "rejected"),
+        ({"cam-1.0.0.bin.ota.json": b'{"version": "1.0.0"}'}, "waiting"),
+    ],
+)
+def test_waiting_and_rejected_invocations_never_load_oss2_requests_or_the_iot_sdk(
+    stored: dict[str, bytes], outcome: str
+) -> None:
+    # GIVEN a sidecar (and maybe its firmware) in the local OSS
+    with LocalCloud(flavour="fun") as cloud:
+        folder = f"{cloud.prefix}imports/{outcome}/"
+        for name, data in stored.items():
+            cloud.oss.put_object(cloud.bucket, folder + name, data, notify=False)
+        assert cloud.fc is not None
+        env = cloud.fc.instance_env()
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO / "functions" / "create_firmware"), str(REPO / "src")]
+        )
+        # WHEN a fresh interpreter imports the handler and takes the sidecar's event
+        proc = subprocess.run(
+            [sys.executable, "-c", INVOKE_ONCE, cloud.bucket, folder + "cam-1.0.0.bin.ota.json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+    state = json.loads(proc.stdout.strip().splitlines()[-1])
+    # THEN the outcome was reached and published with the small reads and MNS only (and a
+    # JSON sidecar needs no YAML parser)
+    assert state["outcome"] == outcome
+    roots = set(state["roots"])
+    assert "mns" in roots, "the outcome is published"
+    assert not roots & {"oss2", "requests", "urllib3", "alibabacloud_iot20180120", "yaml"}

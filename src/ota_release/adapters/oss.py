@@ -1,4 +1,8 @@
-"""ObjectStore on OSS through oss2 (imported on first use)."""
+"""ObjectStore on OSS: small reads signed here (oss_reads), the rest through oss2.
+
+oss2 (with requests) is imported on first use only, so an invocation that ends after the
+HEAD and sidecar GET ("waiting", "rejected") never loads it.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,19 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import ipaddress
 import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ota_release.adapters import CloudCredentials
-from ota_release.errors import (
-    NotFoundError,
-    PermanentError,
-    PlatformError,
-    TransientError,
-)
+from ota_release.adapters.oss_reads import OssReads, classify_status, is_ip_host, xml_error
+from ota_release.errors import PermanentError, PlatformError, TransientError
 from ota_release.ports import ObjectInfo, ObjectStream, UploadTicket
 
-_TRANSIENT_CODES = {
-    "RequestTimeout",
-    "ServiceUnavailable",
-    "InternalError",
-    "Throttling",
-    "TooManyRequests",
-    "SlowDown",
-    "RequestTimeTooSkewed",
-}
 POST_CHUNK = 1024 * 1024
 
 #: Packages oss2 imports at module level only for client-side encryption (CryptoBucket,
@@ -42,6 +31,7 @@ POST_CHUNK = 1024 * 1024
 #: cold start that touches OSS (docs/benchmarks.md, "cold start").
 DEFERRED_BY_OSS2 = ("Crypto", "aliyunsdkcore", "aliyunsdkkms", "cryptography")
 _oss2_lock = threading.Lock()
+_oss2_module: ModuleType | None = None
 _PYTHON_LOADERS = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
 
 
@@ -77,30 +67,21 @@ class _DeferredImports(importlib.abc.MetaPathFinder):
 
 def _oss2() -> Any:
     """Import oss2 (once), with its client-side-encryption dependencies deferred."""
-    module = sys.modules.get("oss2")
-    if module is not None:
-        return module
+    global _oss2_module
+    if _oss2_module is not None:
+        return _oss2_module
     with _oss2_lock:
-        if "oss2" in sys.modules:
-            return sys.modules["oss2"]
-        finder = _DeferredImports(DEFERRED_BY_OSS2)
-        sys.meta_path.insert(0, finder)
-        try:
-            import oss2
-        finally:
-            sys.meta_path.remove(finder)
-        return oss2
-
-
-def _is_ip_host(endpoint: str) -> bool:
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        # Not sys.modules: with InstanceConcurrency > 1 another invocation may be halfway
+        # through this import, and sys.modules already holds the half-initialised module.
+        if _oss2_module is None:
+            finder = _DeferredImports(DEFERRED_BY_OSS2)
+            sys.meta_path.insert(0, finder)
+            try:
+                import oss2
+            finally:
+                sys.meta_path.remove(finder)
+            _oss2_module = oss2
+        return _oss2_module
 
 
 def classify_oss_error(exc: Exception, operation: str) -> PlatformError:
@@ -108,25 +89,14 @@ def classify_oss_error(exc: Exception, operation: str) -> PlatformError:
     oss2 = _oss2()
 
     if isinstance(exc, oss2.exceptions.OssError):
-        status = int(getattr(exc, "status", 0) or 0)
-        code = str(getattr(exc, "code", "") or type(exc).__name__)
-        message = str(getattr(exc, "message", "") or exc)
-        request_id = getattr(exc, "request_id", None) or None
-        if status in (404,) and code in ("NoSuchKey", "NoSuchBucket"):
-            return NotFoundError(
-                "oss", operation, code, message, request_id=request_id, status=status
-            )
-        if status < 0 or status >= 500 or status == 429 or code in _TRANSIENT_CODES:
-            # oss2 reports network failures as RequestError with a negative status.
-            return TransientError(
-                "oss",
-                operation,
-                code or "RequestError",
-                message,
-                request_id=request_id,
-                status=status,
-            )
-        return PermanentError("oss", operation, code, message, request_id=request_id, status=status)
+        # oss2 reports network failures as RequestError with a negative status.
+        return classify_status(
+            operation,
+            int(getattr(exc, "status", 0) or 0),
+            str(getattr(exc, "code", "") or type(exc).__name__),
+            str(getattr(exc, "message", "") or exc),
+            getattr(exc, "request_id", None) or None,
+        )
     return TransientError("oss", operation, type(exc).__name__, str(exc))
 
 
@@ -216,6 +186,7 @@ class OssObjectStore:
         self._public_endpoint = public_endpoint
         self._connect_timeout = connect_timeout
         self._buckets: dict[tuple[str, str], Any] = {}
+        self._small: OssReads | None = None
 
     def _bucket(self, name: str, endpoint: str | None = None) -> Any:
         oss2 = _oss2()
@@ -242,38 +213,16 @@ class OssObjectStore:
         self._buckets[(endpoint, name)] = bucket
         return bucket
 
+    def _reads(self) -> OssReads:
+        if self._small is None:
+            self._small = OssReads(self._credentials, self._endpoint, timeout=self._connect_timeout)
+        return self._small
+
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        try:
-            result = self._bucket(bucket).head_object(key)
-        except Exception as exc:
-            error = classify_oss_error(exc, "HeadObject")
-            if isinstance(error, NotFoundError) or getattr(exc, "status", None) == 404:
-                return None
-            raise error from exc
-        headers = result.headers
-        crc = headers.get("x-oss-hash-crc64ecma")
-        modified = getattr(result, "last_modified", None)
-        return ObjectInfo(
-            bucket=bucket,
-            key=key,
-            size=int(result.content_length),
-            etag=str(result.etag or "").strip('"'),
-            object_type=str(headers.get("x-oss-object-type", "Normal")),
-            last_modified=(datetime.fromtimestamp(modified, timezone.utc) if modified else None),
-            crc64=int(crc) if crc and crc.isdigit() else None,
-            request_id=result.request_id,
-        )
+        return self._reads().head(bucket, key)
 
     def read_small(self, bucket: str, key: str, limit: int) -> bytes:
-        try:
-            result = self._bucket(bucket).get_object(key)
-            data: bytes = result.read(limit + 1)
-            result.resp.response.close()
-        except Exception as exc:
-            raise classify_oss_error(exc, "GetObject") from exc
-        if len(data) > limit:
-            raise ValueError(f"{key} is larger than {limit} bytes")
-        return data
+        return self._reads().read(bucket, key, limit)
 
     def open_stream(self, bucket: str, key: str) -> ObjectStream:
         try:
@@ -290,7 +239,7 @@ class OssObjectStore:
             return url
         parts = urlsplit(self._public_endpoint)
         path = quote(key, safe="/")
-        if _is_ip_host(self._public_endpoint):
+        if is_ip_host(self._public_endpoint):
             return f"{parts.scheme}://{parts.netloc}/{bucket}/{path}"
         return f"{parts.scheme}://{bucket}.{parts.netloc}/{path}"
 
@@ -319,7 +268,7 @@ class OssObjectStore:
         except Exception as exc:
             raise TransientError("oss", "PostObject", type(exc).__name__, str(exc)) from exc
         if response.status_code >= 300:
-            code, message, request_id = _xml_error(response.text)
+            code, message, request_id = xml_error(response.text)
             error_cls = (
                 TransientError
                 if response.status_code >= 500 or response.status_code == 429
@@ -333,13 +282,3 @@ class OssObjectStore:
                 request_id=request_id or response.headers.get("x-oss-request-id"),
                 status=response.status_code,
             )
-
-
-def _xml_error(text: str) -> tuple[str | None, str | None, str | None]:
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(text)  # noqa: S314 - a response from the OSS endpoint
-    except ET.ParseError:
-        return None, None, None
-    return root.findtext("Code"), root.findtext("Message"), root.findtext("RequestId")
