@@ -114,8 +114,10 @@ def handle(
     """
     env = os.environ if env is None else env
     request_id = getattr(context, "request_id", None)
-    logger.set_correlation_id(request_id)
-    logger.remove_keys(["object_key", "outcome"])
+    # Keys live in the invocation's own context, not on the shared Logger: with
+    # InstanceConcurrency > 1 several invocations log from one process at once.
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(correlation_id=request_id)
     account_id = getattr(context, "account_id", None)
     deadline = Deadline(max(1.0, _timeout_of(context) - DEADLINE_MARGIN))
 
@@ -157,7 +159,7 @@ def handle(
     )
     failures: list[BaseException] = []
     for record in batch.records:
-        logger.append_keys(object_key=record.key, outcome="processing")
+        logger.thread_safe_append_keys(object_key=record.key, outcome="processing")
         try:
             result: Result = pipeline.process(record, deadline)
         except Exception as exc:
@@ -169,12 +171,12 @@ def handle(
                 {"key": record.key, "outcome": "error", "error": type(exc).__name__}
             )
             continue
-        logger.append_keys(outcome=result.outcome.value)
+        logger.thread_safe_append_keys(outcome=result.outcome.value)
         logger.info(result.notification.summary, extra={"message_id": result.message_id})
         summary["results"].append(
             {"key": result.key, "outcome": result.outcome.value, "message_id": result.message_id}
         )
-    logger.remove_keys(["object_key", "outcome"])
+    logger.thread_safe_clear_keys()
     if failures:
         raise failures[0]
     return summary

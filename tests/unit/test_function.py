@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,49 @@ def test_log_lines_carry_correlation_id_key_and_outcome(log: io.StringIO) -> Non
     assert summary_line["object_key"] == FW_KEY
     assert summary_line["outcome"] == "created"
     assert summary_line["level"] == "INFO"
+
+
+def test_concurrent_invocations_keep_their_own_log_keys(log: io.StringIO) -> None:
+    # GIVEN one instance serving two invocations at once (InstanceConcurrency > 1), each
+    # paused inside the pipeline until the other has set its keys
+    barrier = threading.Barrier(2, timeout=10)
+
+    class PausingNotifier:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def publish(self, *args: Any, **kwargs: Any) -> Any:
+            barrier.wait()
+            return self.inner.publish(*args, **kwargs)
+
+    def invoke(request_id: str, key: str) -> None:
+        ports = Ports()
+        ports.store.put(key, b"firmware bytes")
+        ports.store.put(key + ".ota.json", b'{"version": "2.0.0"}')
+        adapters = Adapters(ports.store, ports.platform, PausingNotifier(ports.notifier))
+        handle(
+            oss_trigger_event([key]),
+            FakeContext(request_id=request_id),
+            env=ENV,
+            adapters=adapters,
+            retry=no_sleep_retry(),
+        )
+
+    # WHEN both run in their own threads
+    threads = [
+        threading.Thread(target=invoke, args=("req-a", "firmware/a/cam-1.0.0.bin")),
+        threading.Thread(target=invoke, args=("req-b", "firmware/b/cam-1.0.0.bin")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    # THEN every summary line names its own invocation's request id and key
+    summaries = [line for line in log_lines(log) if line.get("message_id")]
+    assert sorted((s["correlation_id"], s["object_key"]) for s in summaries) == [
+        ("req-a", "firmware/a/cam-1.0.0.bin"),
+        ("req-b", "firmware/b/cam-1.0.0.bin"),
+    ]
 
 
 def test_skipped_events_are_logged_one_line_each(log: io.StringIO) -> None:
