@@ -61,6 +61,7 @@ class LocalCloud:
         data_dir: Path | None = None,
         credentials: CredentialStore | None = None,
         max_instances: int = 4,
+        instance_concurrency: int | None = None,
         iot_qps: int | None = 10,
         env_overrides: Mapping[str, str] | None = None,
         faults: Any = None,
@@ -73,6 +74,7 @@ class LocalCloud:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="localcloud-"))
         self.credentials = credentials or default_store()
         self.max_instances = max_instances
+        self.instance_concurrency = instance_concurrency  # None: the template's value
         self.iot_qps = iot_qps
         self.env_overrides = dict(env_overrides or {})
         self.faults = faults
@@ -127,6 +129,7 @@ class LocalCloud:
                 extra_pythonpath=[SRC_DIR],
                 destination_sink=self.mns.publish,
                 max_instances=self.max_instances,
+                instance_concurrency=self.instance_concurrency,
                 account_id=ACCOUNT_ID,
                 region=REGION,
                 log_dir=self.data_dir / "fc-logs",

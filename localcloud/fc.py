@@ -6,8 +6,14 @@ What it reproduces, because the pipeline's behaviour depends on it:
   from template.yml. Events that do not match are dropped (and counted), as OSS would
   never have sent them.
 - **Asynchronous invocation**: trigger events and ``x-fc-invocation-type: Async`` calls
-  are queued and run by a dispatcher, on up to ``max_instances`` instances at once, each
-  instance handling one invocation at a time (FC's default instance concurrency of 1).
+  are queued and run by a dispatcher, on up to ``max_instances`` instances at once.
+- **Instance concurrency**: each instance serves up to ``InstanceConcurrency`` invocations
+  at the same time (FC's default is 1). As on FC, a request goes to a running instance
+  with a free slot, preferring the busiest such instance so load packs onto few
+  instances; a new instance starts only when every instance is full (or about to be,
+  counting the slots of instances still starting). When one invocation times out or
+  crashes its instance, the instance is stopped, so the other invocations it was serving
+  fail with it and are retried like any failed asynchronous invocation.
 - **Retries and OnFailure**: a failed invocation (function error, crash, timeout) is
   retried up to MaxAsyncRetryAttempts, then a destination record goes to the OnFailure
   MNS topic. FC spaces its retries by seconds to minutes; here the delay is
@@ -259,6 +265,7 @@ class LocalFunctionCompute:
         extra_pythonpath: Sequence[Path] = (),
         destination_sink: DestinationSink | Callable[..., Any] | None = None,
         max_instances: int = 4,
+        instance_concurrency: int | None = None,
         retry_base_delay: float = 0.05,
         account_id: str = "1234567890",
         region: str = "cn-shanghai",
@@ -272,6 +279,12 @@ class LocalFunctionCompute:
             raise ValueError(f"flavour must be 'fun' or 's', not {flavour!r}")
         if max_instances < 1:
             raise ValueError("max_instances must be at least 1")
+        if instance_concurrency is None:
+            concurrency, source = spec.instance_concurrency, "the template's InstanceConcurrency"
+        else:
+            concurrency, source = instance_concurrency, "instance_concurrency"
+        if concurrency < 1:
+            raise ValueError(f"{source} must be at least 1, not {concurrency}")
         self.spec = spec
         self.code_dir = Path(code_dir).resolve()
         self.flavour: Flavour = flavour
@@ -280,6 +293,9 @@ class LocalFunctionCompute:
         self.extra_pythonpath = [Path(p).resolve() for p in extra_pythonpath]
         self.destination_sink = destination_sink
         self.max_instances = max_instances
+        #: Invocations one instance serves at the same time (the template's
+        #: InstanceConcurrency unless overridden).
+        self.instance_concurrency = concurrency
         self.retry_base_delay = retry_base_delay
         self.account_id = account_id
         self.region = region
@@ -299,9 +315,14 @@ class LocalFunctionCompute:
         self.instance_pids: list[int] = []  # every instance ever started, for leak checks
 
         self._lock = threading.Condition()
-        self._idle: list[_Instance] = []
-        self._all: list[_Instance] = []
-        self._starting = 0
+        # The instance pool: every live instance that may take invocations, mapped to how
+        # many it is serving now. An instance leaves it (once, by _retire) before it is
+        # stopped, so a stopped instance is never handed out.
+        self._in_flight: dict[_Instance, int] = {}
+        self._starting = 0  # instances being started (outside the lock)
+        # Requests waiting for a slot of an instance that is still starting: counted so
+        # that each starting instance's spare slots are promised only once.
+        self._awaiting_start = 0
         self._pending = 0
         self._running = False
         self._executor: ThreadPoolExecutor | None = None
@@ -319,10 +340,13 @@ class LocalFunctionCompute:
             secrets.token_urlsafe(24),
             secrets.token_urlsafe(48),
         )
-        # Retry back-off sleeps in a worker, so allow more workers than instances; the
-        # instance pool is what bounds concurrency.
+        # A worker is held for the whole life of an async invocation, back-off sleeps
+        # included: allow one per instance slot plus as many again sleeping before a retry
+        # (and never fewer than before concurrency existed). The instance pool, not the
+        # executor, is what bounds concurrency; threads are only created when needed.
+        slots = self.max_instances * self.instance_concurrency
         self._executor = ThreadPoolExecutor(
-            max_workers=self.max_instances * 4, thread_name_prefix="localfc"
+            max_workers=max(4 * self.max_instances, 2 * slots), thread_name_prefix="localfc"
         )
         self._running = True
         if self._serve_api:
@@ -344,16 +368,15 @@ class LocalFunctionCompute:
             self._api_server.stop()
             self._api_server = None
         with self._lock:
-            instances = list(self._all)
+            instances = list(self._in_flight)
         for inst in instances:  # unblocks workers waiting on a response
             inst.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         with self._lock:
-            instances = list(self._all)
-            self._all.clear()
-            self._idle.clear()
+            instances = list(self._in_flight)
+            self._in_flight.clear()
             self._pending = 0
             self._lock.notify_all()
         for inst in instances:
@@ -428,6 +451,11 @@ class LocalFunctionCompute:
         finally:
             self._done()
 
+    def instance_load(self) -> dict[int, int]:
+        """In-flight invocations per pooled instance, by pid (for tests and the demo)."""
+        with self._lock:
+            return {inst.pid: count for inst, count in self._in_flight.items()}
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until no invocation is queued, running or waiting to retry."""
         deadline = time.monotonic() + timeout
@@ -499,14 +527,15 @@ class LocalFunctionCompute:
                 )
             except TimeoutError:
                 healthy = False
-                inst.stop(grace=0.5)
+                # FC kills the instance, and with it any other invocation it was serving.
+                self._retire(inst)
                 msg = f"Function timed out after {self.spec.timeout} seconds"
                 return InvokeOutcome(
                     "timeout", _error_json(msg, "FunctionTimeout"), UNHANDLED_ERROR, msg, inst.pid
                 )
             except (OSError, http.client.HTTPException) as exc:
                 healthy = False
-                inst.stop(grace=0.5)
+                self._retire(inst)
                 msg = f"Process exited unexpectedly before completing request ({exc})"
                 return InvokeOutcome(
                     "crashed", _error_json(msg, "ProcessExited"), UNHANDLED_ERROR, msg, inst.pid
@@ -520,38 +549,84 @@ class LocalFunctionCompute:
             self._release(inst, healthy and inst.alive())
 
     def _acquire(self) -> _Instance:
+        """A slot on an instance: a free one if any, else a new instance, else wait."""
         with self._lock:
             while True:
                 if not self._running:
                     raise InstanceStartError("local FC is stopping")
-                if self._idle:
-                    return self._idle.pop()
-                if len(self._all) + self._starting < self.max_instances:
+                inst = self._free_instance()
+                if inst is not None:
+                    self._in_flight[inst] += 1
+                    return inst
+                # Every starting instance will bring concurrency - 1 slots besides its
+                # starter's: wait for one of those rather than start another instance.
+                spare = self._starting * (self.instance_concurrency - 1) - self._awaiting_start
+                if spare > 0:
+                    self._awaiting_start += 1
+                    try:
+                        self._lock.wait()
+                    finally:
+                        self._awaiting_start -= 1
+                    continue
+                if len(self._in_flight) + self._starting < self.max_instances:
                     self._starting += 1
                     break
                 self._lock.wait()
-        inst: _Instance | None = None
+        # Starting takes a while (a process, maybe an initializer): not under the lock.
         try:
-            inst = self._start_instance()
-            return inst
-        finally:
+            started = self._start_instance()
+        except BaseException:
             with self._lock:
                 self._starting -= 1
-                if inst is not None:
-                    self._all.append(inst)
-                self._lock.notify_all()
-
-    def _release(self, inst: _Instance, reusable: bool) -> None:
+                self._lock.notify_all()  # waiters counting on its slots must look again
+            raise
         with self._lock:
-            if reusable and self._running:
-                self._idle.append(inst)
-            else:
-                if inst in self._all:
-                    self._all.remove(inst)
-                reusable = False
+            self._starting -= 1
+            pooled = self._running
+            if pooled:
+                self._in_flight[started] = 1  # the starter takes the first slot
             self._lock.notify_all()
-        if not reusable:
-            inst.stop(grace=0.5)
+        if not pooled:
+            # stop() ran while it was starting, so stop() could not see it: stop it here.
+            started.stop(grace=0.5)
+            raise InstanceStartError("local FC is stopping")
+        return started
+
+    def _free_instance(self) -> _Instance | None:
+        """The pooled instance with the most invocations that still has a free slot.
+
+        Packing requests onto the busiest instance (as FC does) leaves the others idle, so
+        they are the ones FC could reclaim. Called with the lock held.
+        """
+        best: _Instance | None = None
+        for inst, count in self._in_flight.items():
+            if count < self.instance_concurrency and (
+                best is None or count > self._in_flight[best]
+            ):
+                best = inst
+        return best
+
+    def _release(self, inst: _Instance, healthy: bool) -> None:
+        """Give back the slot ``inst`` served; an unhealthy instance leaves the pool."""
+        with self._lock:
+            if healthy and self._running and inst in self._in_flight:
+                assert self._in_flight[inst] > 0, "released more slots than were acquired"
+                self._in_flight[inst] -= 1
+                self._lock.notify_all()
+                return
+        self._retire(inst)
+
+    def _retire(self, inst: _Instance) -> None:
+        """Take ``inst`` out of the pool, then stop it.
+
+        Safe to call from every invocation that was running on it: only the first removes
+        it (its slot counts go with it), and stopping an instance twice does nothing more.
+        Leaving the pool first means no new invocation is sent to a dying instance.
+        """
+        with self._lock:
+            if self._in_flight.pop(inst, None) is not None:
+                self._lock.notify_all()  # its place under max_instances is free again
+        inst.stop(grace=0.5)
 
     # ------------------------------------------------------------------ instances
 
@@ -577,8 +652,11 @@ class LocalFunctionCompute:
                 "FC_ACCOUNT_ID": self.account_id,
                 "FC_QUALIFIER": "LATEST",
                 "FC_RUNTIME": self.spec.runtime,
-                # Not an FC variable: asks a bootstrap to bind loopback instead of 0.0.0.0.
+                # Not FC variables: ask the runtimes to bind loopback instead of 0.0.0.0
+                # (FC_SERVER_HOST for the stand-in's own runtimes, OTA_RUNTIME_HOST for
+                # the project's runtime_server.py).
                 "FC_SERVER_HOST": LOOPBACK,
+                "OTA_RUNTIME_HOST": LOOPBACK,
                 "OTA_RUNTIME_PYTHON": sys.executable,
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": os.pathsep.join(

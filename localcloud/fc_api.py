@@ -181,7 +181,7 @@ class FcApiApp:
             "timeout": spec.timeout,
             "environmentVariables": spec.env,
             "initializer": spec.initializer or "",
-            "instanceConcurrency": spec.instance_concurrency,
+            "instanceConcurrency": self.fc.instance_concurrency,
             "layers": list(spec.layers),
         }
         return Response(json.dumps(body), status=200, content_type="application/json")

@@ -5,6 +5,8 @@ runtime (``python3.9``/``python3.10``, the Serverless Devs flavour). It serves t
 HTTP contract as a custom-runtime ``bootstrap`` (``POST /initialize``, ``POST /invoke``
 with ``x-fc-*`` headers) and calls ``handler(event: bytes, context)`` the way FC's
 python3.10 runtime does, so the handler under test never knows which flavour ran it.
+Requests are served on threads, so one instance runs several invocations at once when the
+function's InstanceConcurrency allows it (the local FC decides how many it sends).
 
 Run as ``python localcloud/fc_builtin.py --code-dir DIR --handler index.handler`` (or
 ``python -m localcloud.fc_builtin``). It imports nothing from ``localcloud`` on purpose:
@@ -18,9 +20,10 @@ import importlib
 import json
 import os
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -115,6 +118,8 @@ class _Runtime:
         self.handler = handler
         self.initializer = initializer
         self._modules: dict[str, ModuleType] = {}
+        # Concurrent first invocations must not race to import and cache the module.
+        self._lock = threading.Lock()
         if code_dir not in sys.path:
             sys.path.insert(0, code_dir)
 
@@ -122,9 +127,25 @@ class _Runtime:
         module_name, _, attr = spec.rpartition(".")
         if not module_name:
             raise ValueError(f"handler {spec!r} must look like 'module.function'")
-        if module_name not in self._modules:
-            self._modules[module_name] = importlib.import_module(module_name)
-        return getattr(self._modules[module_name], attr)
+        with self._lock:
+            if module_name not in self._modules:
+                self._modules[module_name] = importlib.import_module(module_name)
+            module = self._modules[module_name]
+        return getattr(module, attr)
+
+
+_print_lock = threading.Lock()
+
+
+def _log(line: str) -> None:
+    """Print one whole line at a time.
+
+    print() writes the text and the newline separately, so the lines of invocations running
+    at once could otherwise interleave in the instance log.
+    """
+    with _print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _encode_result(result: Any) -> bytes:
@@ -169,33 +190,41 @@ def make_handler_class(runtime: _Runtime) -> type[BaseHTTPRequestHandler]:
             rid = context.request_id
             if self.path.startswith("/initialize"):
                 spec = runtime.initializer or context.function.initializer
-                print(f"FC Initialize Start RequestId: {rid}", flush=True)
+                _log(f"FC Initialize Start RequestId: {rid}")
                 try:
                     if spec:
                         runtime.resolve(spec)(context)
                 except Exception as exc:
-                    print(f"FC Initialize End RequestId: {rid}, Error: Unhandled", flush=True)
+                    _log(f"FC Initialize End RequestId: {rid}, Error: Unhandled")
                     self._reply(404, 404, _error_body(exc))
                     return
-                print(f"FC Initialize End RequestId: {rid}", flush=True)
+                _log(f"FC Initialize End RequestId: {rid}")
                 self._reply(200, 200, b"")
                 return
             if not self.path.startswith("/invoke"):
                 self._reply(404, 404, b'{"errorMessage":"unknown path"}')
                 return
-            print(f"FC Invoke Start RequestId: {rid}", flush=True)
+            _log(f"FC Invoke Start RequestId: {rid}")
             try:
                 result = runtime.resolve(runtime.handler)(body, context)
                 payload = _encode_result(result)
             except Exception as exc:
                 traceback.print_exc()
-                print(f"FC Invoke End RequestId: {rid}, Error: Unhandled", flush=True)
+                _log(f"FC Invoke End RequestId: {rid}, Error: Unhandled")
                 self._reply(200, 404, _error_body(exc))
                 return
-            print(f"FC Invoke End RequestId: {rid}", flush=True)
+            _log(f"FC Invoke End RequestId: {rid}")
             self._reply(200, 200, payload)
 
     return InvokeHandler
+
+
+class _InstanceServer(ThreadingHTTPServer):
+    """One thread per request, so invocations on this instance run concurrently."""
+
+    # The local FC stops an instance by killing it; threads still serving an invocation
+    # must not keep the process alive (nor be waited for) once serve_forever() ends.
+    daemon_threads = True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.chdir(args.code_dir)
     runtime = _Runtime(str(Path(args.code_dir).resolve()), args.handler, args.initializer)
-    server = HTTPServer((args.host, args.port), make_handler_class(runtime))
+    server = _InstanceServer((args.host, args.port), make_handler_class(runtime))
     try:
         server.serve_forever()
     finally:

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from localcloud.cloud import LocalCloud
 from localcloud.credentials import CredentialStore
-from localcloud.fc import LocalFunctionCompute
+from localcloud.fc import InvocationRecord, LocalFunctionCompute
 from localcloud.fc_template import (
     OssTriggerSpec,
     TemplateError,
@@ -65,11 +70,17 @@ def make_fc(tmp_path: Path, sink: FakeTopicSink) -> Iterator[Callable[..., Local
         *,
         flavour: str = "s",
         template: dict[str, Any] | None = None,
+        bootstrap: str = "tiny",
         **kwargs: Any,
     ) -> LocalFunctionCompute:
         code_dir = tmp_path / "functions" / "create_firmware"
         write_handler(code_dir, handler_body)
-        if flavour == "fun":
+        if flavour == "fun" and bootstrap == "project":
+            # The tiny bootstrap serves one request at a time; the project's own custom
+            # runtime serves them on threads, as instance concurrency needs.
+            for name in ("bootstrap", "runtime_server.py"):
+                shutil.copy2(REAL_CODE_DIR / name, code_dir / name)
+        elif flavour == "fun":
             write_tiny_bootstrap(code_dir)
         spec = load_function_spec(write_template(tmp_path, **(template or {})))
         kwargs.setdefault("retry_base_delay", 0.01)
@@ -498,11 +509,265 @@ def test_real_function_code_serves_the_runtime_protocol(
         # WHEN it is invoked with an event that holds no records
         record = fc.invoke_sync(b'{"events": []}')
         logs = fc.logs()
+        bound = {listen_address(inst.port) for inst in fc._in_flight}
     finally:
         fc.stop()
     # THEN the protocol round trip completed: a result or a reported function error, not a
     # crash or a timeout
     assert record.status in ("succeeded", "failed"), (record, logs)
+    # AND the runtime listened on loopback only, never on every interface
+    assert bound == {"127.0.0.1"}
     if record.status == "failed":
         assert "errorMessage" in json.loads(record.result)
     assert all(process_group_gone(pid) for pid in fc.instance_pids)
+
+
+def listen_address(port: int) -> str | None:
+    """The IPv4 address a listening TCP socket on ``port`` is bound to (from /proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            return socket.inet_ntoa(bytes.fromhex(address)[::-1])
+    return None
+
+
+# --------------------------------------------------------------------------- instance concurrency
+
+
+SPAN = """
+# Reports where and when it ran. Given a barrier, it first waits until that many
+# invocations have checked in there, which can only happen if they run at the same time.
+started = time.time()
+ask = json.loads(event)
+if "barrier" in ask:
+    d, n = ask["barrier"]
+    open(os.path.join(d, context.request_id), "w").close()
+    deadline = time.monotonic() + 20
+    while len(os.listdir(d)) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("not enough concurrent invocations")
+        time.sleep(0.01)
+time.sleep(ask.get("hold_s", 0))
+return json.dumps({"pid": os.getpid(), "start": started, "end": time.time()})
+"""
+
+
+def _span_calls(
+    fc: LocalFunctionCompute, count: int, *, barrier: Path | None = None, hold_s: float = 0
+) -> None:
+    """Queue ``count`` async SPAN invocations, all meeting at ``barrier`` if given."""
+    ask: dict[str, Any] = {"hold_s": hold_s}
+    if barrier is not None:
+        barrier.mkdir()
+        ask["barrier"] = [str(barrier), count]
+    for _ in range(count):
+        fc.invoke_async(json.dumps(ask).encode())
+
+
+def _spans_by_pid(records: list[InvocationRecord]) -> dict[int, list[tuple[float, float]]]:
+    """The handler-reported (start, end) of each invocation, grouped by instance pid."""
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for record in records:
+        out = record.result_json()
+        spans.setdefault(out["pid"], []).append((out["start"], out["end"]))
+    return {pid: sorted(found) for pid, found in spans.items()}
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_one_instance_serves_up_to_instance_concurrency_invocations_at_once(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute], tmp_path: Path
+) -> None:
+    # GIVEN one instance allowed and InstanceConcurrency 4
+    fc = make_fc(
+        SPAN,
+        flavour=flavour,
+        bootstrap="project",
+        max_instances=1,
+        instance_concurrency=4,
+        template={"retries": 0},
+    )
+
+    # WHEN four invocations arrive at once, each of which gets past its barrier only when
+    # all four run together (and then holds a little longer)
+    _span_calls(fc, 4, barrier=tmp_path / "barrier", hold_s=0.2)
+
+    # THEN all four ran on the same instance process, overlapping in time
+    assert fc.wait_idle(40)
+    assert [r.status for r in fc.invocations] == ["succeeded"] * 4, fc.logs()
+    spans = _spans_by_pid(fc.invocations)
+    assert list(spans) == fc.instance_pids
+    ((pid, runs),) = spans.items()
+    assert max(start for start, _ in runs) < min(end for _, end in runs)
+    # ... and every slot it took was given back
+    assert fc.instance_load() == {pid: 0}
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_default_instance_concurrency_never_overlaps_invocations_on_one_instance(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute]
+) -> None:
+    # GIVEN the template's default concurrency (1), two instances, and a runtime that could
+    # serve requests in parallel if it were sent them
+    fc = make_fc(
+        SPAN, flavour=flavour, bootstrap="project", max_instances=2, template={"retries": 0}
+    )
+    assert fc.instance_concurrency == 1
+
+    # WHEN more invocations arrive at once than there are instances
+    _span_calls(fc, 5, hold_s=0.1)
+
+    # THEN on each instance every invocation started after the previous one had ended
+    assert fc.wait_idle(40)
+    assert [r.status for r in fc.invocations] == ["succeeded"] * 5, fc.logs()
+    for runs in _spans_by_pid(fc.invocations).values():
+        for (_, previous_end), (start, _) in pairwise(runs):
+            assert start >= previous_end
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_new_instance_starts_only_when_existing_ones_are_full(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute], tmp_path: Path
+) -> None:
+    # GIVEN InstanceConcurrency 2 and room for three instances
+    fc = make_fc(
+        SPAN,
+        flavour=flavour,
+        bootstrap="project",
+        max_instances=3,
+        instance_concurrency=2,
+        template={"retries": 0},
+    )
+
+    # WHEN four invocations arrive at once, which only return once all four run together
+    _span_calls(fc, 4, barrier=tmp_path / "barrier")
+
+    # THEN two full instances served them: the third allowed one was never started
+    assert fc.wait_idle(40)
+    assert [r.status for r in fc.invocations] == ["succeeded"] * 4, fc.logs()
+    assert len(fc.instance_pids) == 2
+    assert sorted(len(runs) for runs in _spans_by_pid(fc.invocations).values()) == [2, 2]
+    assert fc.instance_load() == dict.fromkeys(fc.instance_pids, 0)
+
+
+def test_invocations_pack_onto_the_busiest_instance_with_a_free_slot(
+    make_fc: Callable[..., LocalFunctionCompute], tmp_path: Path
+) -> None:
+    # GIVEN two idle instances of concurrency 2 (warmed up by four overlapping calls)
+    fc = make_fc(SPAN, max_instances=2, instance_concurrency=2, template={"retries": 0})
+    _span_calls(fc, 4, barrier=tmp_path / "warm-up")
+    assert fc.wait_idle(40)
+    assert len(fc.instance_pids) == 2
+    fc.invocations.clear()
+
+    # WHEN two invocations then run at the same time
+    _span_calls(fc, 2, barrier=tmp_path / "pair")
+
+    # THEN both went to one instance, as FC fills an instance before using another
+    assert fc.wait_idle(40)
+    assert [r.status for r in fc.invocations] == ["succeeded"] * 2, fc.logs()
+    assert len(_spans_by_pid(fc.invocations)) == 1
+
+
+FAULT_ON_SHARED_INSTANCE = """
+state = os.environ["STATE_DIR"]
+if os.path.exists(os.path.join(state, "faulted")):
+    return json.dumps({"pid": os.getpid()})
+# First round: check in, then wait until all N invocations run together on this instance.
+open(os.path.join(state, "in-" + context.request_id), "w").close()
+deadline = time.monotonic() + 20
+while len([n for n in os.listdir(state) if n.startswith("in-")]) < int(os.environ["N"]):
+    if time.monotonic() > deadline:
+        raise RuntimeError("invocations did not overlap")
+    time.sleep(0.01)
+if json.loads(event)["events"][0]["oss"]["object"]["key"].endswith("fault.bin"):
+    open(os.path.join(state, "faulted"), "w").close()
+    if os.environ["FAULT"] == "crash":
+        os._exit(3)
+# Stay busy: these end only when the instance is stopped under them (or time out).
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("fault", ["crash", "timeout"])
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_fault_on_a_shared_instance_retries_the_invocations_it_was_serving(
+    flavour: str,
+    fault: str,
+    make_fc: Callable[..., LocalFunctionCompute],
+    sink: FakeTopicSink,
+    tmp_path: Path,
+) -> None:
+    # GIVEN one instance serving three invocations at once, one of which crashes the
+    # instance or hangs past the function Timeout once they all run
+    state = tmp_path / "state"
+    state.mkdir()
+    fc = make_fc(
+        FAULT_ON_SHARED_INSTANCE,
+        flavour=flavour,
+        bootstrap="project",
+        max_instances=1,
+        instance_concurrency=3,
+        env_overrides={"STATE_DIR": str(state), "N": "3", "FAULT": fault},
+        template={"retries": 2, "timeout": 2 if fault == "timeout" else 30},
+    )
+
+    # WHEN the three uploads arrive together
+    fc.on_oss_event(oss_event("firmware/fault.bin", "firmware/a.bin", "firmware/b.bin"))
+
+    # THEN all three first attempts failed with that shared instance ...
+    assert fc.wait_idle(40)
+    attempts: dict[str, list[InvocationRecord]] = {}
+    for record in fc.invocations:
+        attempts.setdefault(record.request_id, []).append(record)
+    assert len(attempts) == 3
+    firsts = [runs[0] for runs in attempts.values()]
+    (shared_pid,) = {r.instance_pid for r in firsts}
+    statuses = {r.status for r in firsts}
+    if fault == "crash":
+        assert statuses == {"crashed"}, fc.logs()
+    else:
+        # The first to fail can only have timed out; the others timed out too or lost
+        # their connection when the instance was killed.
+        assert "timeout" in statuses and statuses <= {"timeout", "crashed"}, fc.logs()
+
+    # ... the instance was stopped, and each invocation succeeded on its retry on a new one
+    assert shared_pid is not None and process_group_gone(shared_pid)
+    assert [[r.status for r in runs[1:]] for runs in attempts.values()] == [["succeeded"]] * 3
+    (new_pid,) = {r.result_json()["pid"] for runs in attempts.values() for r in runs[1:]}
+    assert new_pid != shared_pid
+    assert fc.instance_pids == [shared_pid, new_pid]
+    assert sink.messages == []
+
+    # ... and the pool keeps working, with no slot left taken
+    assert fc.instance_load() == {new_pid: 0}
+    record = fc.invoke_sync(json.dumps(oss_event("firmware/later.bin")).encode())
+    assert record.status == "succeeded"
+    assert record.result_json()["pid"] == new_pid
+    assert fc.instance_load() == {new_pid: 0}
+
+
+def test_instance_concurrency_comes_from_the_template_unless_overridden(tmp_path: Path) -> None:
+    spec = replace(load_function_spec(write_template(tmp_path)), instance_concurrency=3)
+
+    def build(**kwargs: Any) -> LocalFunctionCompute:
+        return LocalFunctionCompute(
+            spec, code_dir=tmp_path, credentials=CredentialStore(), log_dir=tmp_path, **kwargs
+        )
+
+    assert build().instance_concurrency == 3
+    assert build(instance_concurrency=5).instance_concurrency == 5
+    with pytest.raises(ValueError, match="instance_concurrency must be at least 1, not 0"):
+        build(instance_concurrency=0)
+    spec = replace(spec, instance_concurrency=0)
+    with pytest.raises(ValueError, match="InstanceConcurrency must be at least 1"):
+        build()
+
+
+def test_local_cloud_passes_instance_concurrency_to_its_function() -> None:
+    with LocalCloud(instance_concurrency=3) as cloud:
+        assert cloud.fc is not None
+        assert cloud.fc.instance_concurrency == 3
+    with LocalCloud() as cloud:
+        assert cloud.fc is not None
+        assert cloud.fc.instance_concurrency == cloud.spec.instance_concurrency
