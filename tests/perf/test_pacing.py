@@ -1,19 +1,23 @@
-"""Client-side IoT pacing: calls per action spaced 1/rate apart, instances de-synchronised.
+"""Client-side IoT pacing: no window ever holds more calls than the rate, however late
+calls arrive; instances de-synchronised.
 
-A fake clock stands in for time, so no test waits or asserts on wall-clock durations.
+A fake clock stands in for time where the order of events is fixed; where threads race,
+the check is on the order of recorded moments (no test asserts a duration).
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from ota_release.adapters import CloudCredentials
-from ota_release.adapters.iot import ActionPacer, IotOtaPlatform, shared_pacer
+from ota_release.adapters.iot import IotOtaPlatform
+from ota_release.adapters.pacing import ActionPacer, PacerTicket, shared_pacer
 from ota_release.settings import Settings, SettingsError
 
 
@@ -37,72 +41,120 @@ def most_in_any_window(moments: list[float], window: float) -> int:
     return max(sum(1 for m in moments if start <= m < start + window) for start in moments)
 
 
+def fake_pacer(rate: float, seed: int, **kwargs: Any) -> tuple[ActionPacer, FakeClock]:
+    clock = FakeClock()
+    pacer = ActionPacer(rate, clock=clock, sleep=clock.sleep, rng=random.Random(seed), **kwargs)
+    return pacer, clock
+
+
 @pytest.mark.parametrize(("rate", "allowed"), [(2.0, 2), (3.0, 3), (2.5, 2), (0.5, 1)])
 def test_no_one_second_window_holds_more_calls_than_the_rate(rate: float, allowed: int) -> None:
-    clock = FakeClock()
-    pacer = ActionPacer(rate, clock=clock, sleep=clock.sleep, rng=random.Random(1))
+    pacer, clock = fake_pacer(rate, 1)
     moments = []
     for _ in range(12):
-        pacer.acquire("CreateOTAFirmware")
-        moments.append(clock.now)
+        with pacer.call("CreateOTAFirmware"):
+            moments.append(clock.now)
     assert most_in_any_window(moments, 1.0) == allowed
 
 
 def test_serial_calls_reach_the_rate_over_time() -> None:
     # The margin aside, pacing costs no throughput: 2 per second stays 2 per second.
-    clock = FakeClock()
-    pacer = ActionPacer(2.0, margin=0.0, clock=clock, sleep=clock.sleep, rng=random.Random(2))
-    pacer.acquire("A")
-    first = clock.now
+    pacer, clock = fake_pacer(2.0, 2, margin=0.0)
+    with pacer.call("A"):
+        first = clock.now
     for _ in range(20):
-        pacer.acquire("A")
+        with pacer.call("A"):
+            pass
     assert clock.now - first == pytest.approx(10.0)
+
+
+def test_a_slow_response_holds_back_the_call_a_window_later() -> None:
+    # GIVEN one call per window, and a first call whose response takes 0.4 s
+    pacer, clock = fake_pacer(1.0, 4, margin=0.0)
+    with pacer.call("A"):
+        clock.sleep(0.4)
+        back = clock.now
+    # WHEN the next call asks to go
+    with pacer.call("A"):
+        sent = clock.now
+    # THEN it waits a full window after the response, not after the planned send
+    assert sent == pytest.approx(back + 1.0)
 
 
 def test_the_first_call_waits_a_random_part_of_one_slot() -> None:
     # Instances started by the same burst must not all fire at the same instant.
-    waits = {
-        ActionPacer(1.0, margin=0.0, clock=FakeClock(), rng=random.Random(seed)).reserve("A")
-        for seed in range(20)
-    }
+    waits = set()
+    for seed in range(20):
+        clock = FakeClock()
+        ticket = ActionPacer(1.0, margin=0.0, clock=clock, rng=random.Random(seed)).plan("A")
+        waits.add(ticket.planned - clock.now)
     assert all(0 <= w < 1.0 for w in waits)
     assert len(waits) == 20, "each pacer draws its own offset"
 
 
 def test_actions_are_paced_independently_like_the_platforms_per_action_limit() -> None:
-    clock = FakeClock()
-    pacer = ActionPacer(1.0, margin=0.0, clock=clock, sleep=clock.sleep, rng=random.Random(3))
-    pacer.acquire("ListOTAFirmware")
-    assert pacer.reserve("CreateOTAFirmware") < 1.0  # only its own first-call offset
-    assert pacer.reserve("ListOTAFirmware") == pytest.approx(1.0)
+    pacer, clock = fake_pacer(1.0, 3, margin=0.0)
+    with pacer.call("ListOTAFirmware"):
+        pass
+    assert pacer.plan("CreateOTAFirmware").planned - clock.now < 1.0  # its own offset only
+    assert pacer.plan("ListOTAFirmware").planned - clock.now == pytest.approx(1.0)
 
 
 def test_an_idle_pacer_lets_the_next_call_through_at_once() -> None:
-    clock = FakeClock()
-    pacer = ActionPacer(1.0, clock=clock, sleep=clock.sleep, rng=random.Random(5))
-    pacer.acquire("A")
+    pacer, clock = fake_pacer(1.0, 5)
+    with pacer.call("A"):
+        pass
     clock.sleep(30)
-    assert pacer.reserve("A") == 0.0
+    before = clock.now
+    with pacer.call("A"):
+        assert clock.now == before
 
 
-def test_concurrent_callers_never_crowd_a_window() -> None:
-    clock = FakeClock()
-    pacer = ActionPacer(10.0, clock=clock, rng=random.Random(7))
-    slots: list[float] = []
+def test_concurrent_late_calls_never_crowd_a_window() -> None:
+    """Threads that arrive late (slow wake-up, request building, network) still keep the
+    platform's count: at most ``limit`` arrivals in any window. The plan alone would not:
+    a call that leaves late and the call ``limit`` places after it, leaving on time, land
+    in one window."""
+    # (With these delays, pacing by plan alone put 11-12 arrivals in one window.)
+    pacer = ActionPacer(10.0, rng=random.Random(0))
+    arrivals: list[float] = []
     lock = threading.Lock()
+    rng = random.Random(1)
+    delays = [(rng.uniform(0, 0.1), rng.uniform(0, 0.1)) for _ in range(30)]
 
-    def take() -> None:
-        wait = pacer.reserve("CreateOTAFirmware")
-        with lock:
-            slots.append(clock.now + wait)
+    def call(i: int) -> None:
+        to_server, back = delays[i]
+        with pacer.call("CreateOTAFirmware"):
+            time.sleep(to_server)  # on its way
+            with lock:
+                arrivals.append(time.monotonic())
+            time.sleep(back)  # the response on its way back
 
-    threads = [threading.Thread(target=take) for _ in range(50)]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(30)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert len(slots) == 50
-    assert most_in_any_window(sorted(slots), 1.0) == 10
+        t.join(timeout=30)
+    assert len(arrivals) == 30
+    assert most_in_any_window(sorted(arrivals), 1.0) <= 10
+
+
+def test_an_abandoned_call_does_not_block_the_queue() -> None:
+    # GIVEN a call interrupted while it waits for its slot
+    clock = FakeClock()
+
+    def interrupted(_: float) -> None:
+        raise KeyboardInterrupt
+
+    pacer = ActionPacer(1.0, clock=clock, sleep=interrupted, rng=random.Random(9))
+    ticket: PacerTicket | None = None
+    with pytest.raises(KeyboardInterrupt):
+        ticket = pacer.acquire("A")
+    assert ticket is None
+    # WHEN the next call asks, THEN it is paced after the abandoned one, not stuck behind it
+    pacer._sleep = clock.sleep
+    with pacer.call("A"):
+        assert clock.now >= 100.0
 
 
 def test_one_pacer_per_rate_is_shared_by_every_invocation_of_an_instance() -> None:
@@ -110,13 +162,17 @@ def test_one_pacer_per_rate_is_shared_by_every_invocation_of_an_instance() -> No
     assert shared_pacer(3.5) is not shared_pacer(4.5)
 
 
-def test_the_adapter_takes_a_slot_before_every_call() -> None:
-    taken: list[str] = []
+def test_the_adapter_paces_every_call_and_reports_it_back() -> None:
+    events: list[str] = []
 
     class Recorder(ActionPacer):
-        def acquire(self, action: str) -> float:
-            taken.append(action)
-            return 0.0
+        def acquire(self, action: str) -> PacerTicket:
+            events.append(f"go {action}")
+            return super().acquire(action)
+
+        def done(self, ticket: PacerTicket) -> None:
+            events.append(f"back {ticket.action}")
+            super().done(ticket)
 
     class Body:
         success = True
@@ -124,15 +180,27 @@ def test_the_adapter_takes_a_slot_before_every_call() -> None:
         request_id = "r"
 
     platform = IotOtaPlatform(
-        CloudCredentials("ak", "sk"), "127.0.0.1:1", "cn-shanghai", pacer=Recorder(1.0)
+        CloudCredentials("ak", "sk"), "127.0.0.1:1", "cn-shanghai", pacer=Recorder(1000.0)
     )
 
     def answer(client: Any, models: Any) -> Any:
+        events.append("request")
         return type("Response", (), {"body": Body()})()
+
+    def broken(client: Any, models: Any) -> Any:
+        raise ConnectionError("reset")
 
     platform._sdk = lambda: (object(), None)  # type: ignore[method-assign] # no SDK needed
     platform._invoke("CreateOTAFirmware", answer)
-    assert taken == ["CreateOTAFirmware"]
+    with pytest.raises(Exception, match="reset"):
+        platform._invoke("ListOTAFirmware", broken)
+    assert events == [
+        "go CreateOTAFirmware",
+        "request",
+        "back CreateOTAFirmware",
+        "go ListOTAFirmware",
+        "back ListOTAFirmware",
+    ]
 
 
 BASE_ENV = {

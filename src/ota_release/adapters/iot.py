@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import random
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ota_release.adapters import CloudCredentials
+from ota_release.adapters.pacing import ActionPacer, shared_pacer
+
+__all__ = ["ActionPacer", "IotOtaPlatform", "classify_sdk_error", "shared_pacer"]
 from ota_release.errors import (
     DuplicateNameError,
     NotFoundError,
@@ -40,83 +39,6 @@ DUPLICATE_NAME_CODES = {
     "iot.ota.RepeatedFirmwareName",
 }
 NOT_FOUND_CODES = {"iot.ota.FirmwareNotFound"}
-
-
-class ActionPacer:
-    """Client-side pacing of IoT calls: at most ``rate`` calls per second per action.
-
-    IoT Platform limits each OTA action to 10 QPS per account. A burst of uploads starts
-    many FC instances that share nothing but that limit, so each instance keeps to its
-    share (the account's QPS divided by the function's instance cap, see
-    docs/benchmarks.md) instead of learning the limit from ``Throttling`` errors and
-    sleeping through backoff.
-
-    The rule mirrors the platform's: at most ``limit`` calls in any window (a sliding
-    log, not fixed spacing, so an instance whose calls are serial can catch up after a
-    slow step). ``limit`` is the whole part of ``rate`` (at least 1) and the window is
-    ``limit / rate`` seconds but never under one, so no one-second window ever holds more
-    than ``rate`` calls; the window is stretched by ``margin`` because the platform
-    counts arrivals, which trail our send times by a varying network delay. The first
-    call of a new pacer waits a random part of one slot, so instances started by the
-    same burst do not fire in lockstep.
-
-    Thread-safe; a slot is reserved under the lock and slept for outside it.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        margin: float = 0.02,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be positive, got {rate}")
-        self.limit = max(1, int(rate))
-        self.window = max(1.0, self.limit / rate) * (1.0 + margin)
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._lock = threading.Lock()
-        self._slots: dict[str, deque[float]] = {}
-
-    def reserve(self, action: str) -> float:
-        """Take the next slot for ``action``; the seconds to wait before using it."""
-        with self._lock:
-            now = self._clock()
-            slots = self._slots.get(action)
-            if slots is None:
-                slots = self._slots[action] = deque(maxlen=self.limit)
-                slot = now + self._rng.uniform(0, self.window / self.limit)
-            else:
-                slot = max(now, slots[-1])
-                if len(slots) == self.limit:
-                    slot = max(slot, slots[0] + self.window)
-            slots.append(slot)
-            return slot - now
-
-    def acquire(self, action: str) -> float:
-        """Wait for a slot for ``action``; return how long that took."""
-        wait = self.reserve(action)
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-
-_shared_pacers: dict[float, ActionPacer] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_pacer(rate: float) -> ActionPacer:
-    """The process-wide pacer for ``rate``: adapters are built per invocation, but the
-    spacing must hold across every invocation an instance serves."""
-    with _shared_lock:
-        pacer = _shared_pacers.get(rate)
-        if pacer is None:
-            pacer = _shared_pacers[rate] = ActionPacer(rate)
-        return pacer
 
 
 _PARAM_TO_ATTR = {
@@ -241,10 +163,12 @@ class IotOtaPlatform:
 
     def _invoke(self, operation: str, call: Callable[[Any, Any], Any]) -> Any:
         client, models = self._sdk()
-        if self._pacer is not None:
-            self._pacer.acquire(operation)
         try:
-            response = call(client, models)
+            if self._pacer is None:
+                response = call(client, models)
+            else:
+                with self._pacer.call(operation):
+                    response = call(client, models)
         except PlatformError:
             raise
         except Exception as exc:
