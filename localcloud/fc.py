@@ -7,6 +7,10 @@ What it reproduces, because the pipeline's behaviour depends on it:
   never have sent them.
 - **Asynchronous invocation**: trigger events and ``x-fc-invocation-type: Async`` calls
   are queued and run by a dispatcher, on up to ``max_instances`` instances at once.
+- **Instance cap**: ``max_instances`` is the function's on-demand instance cap, which
+  :meth:`LocalFunctionCompute.set_max_instances` (the FC API's PutOnDemandConfig) changes
+  at run time. As on FC, lowering it stops no running instance; it only keeps new ones
+  from starting while the pool is at or above the cap, and 0 lets no instance start.
 - **Instance concurrency**: each instance serves up to ``InstanceConcurrency`` invocations
   at the same time (FC's default is 1). As on FC, a request goes to a running instance
   with a free slot, preferring the busiest such instance so load packs onto few
@@ -69,6 +73,10 @@ BUILTIN_RUNTIME = Path(__file__).with_name("fc_builtin.py")
 LOOPBACK = "127.0.0.1"
 #: Error type FC reports (``x-fc-error-type``) for a function that raised or timed out.
 UNHANDLED_ERROR = "UnhandledInvocationError"
+
+#: The executor is sized at start() for at least this many instances, so a cap raised
+#: later by set_max_instances() still gets a worker per slot (up to this many instances).
+EXECUTOR_MIN_INSTANCES = 8
 
 # Only these host variables reach an instance: the function must see FC's environment,
 # not the developer's (which may hold real cloud keys).
@@ -344,9 +352,13 @@ class LocalFunctionCompute:
         # included: allow one per instance slot plus as many again sleeping before a retry
         # (and never fewer than before concurrency existed). The instance pool, not the
         # executor, is what bounds concurrency; threads are only created when needed.
-        slots = self.max_instances * self.instance_concurrency
+        # Sized for at least EXECUTOR_MIN_INSTANCES instances so that set_max_instances()
+        # can raise the cap later; above that size, async invocations beyond the workers
+        # wait in the executor's queue (slower, never lost or deadlocked).
+        sized_for = max(self.max_instances, EXECUTOR_MIN_INSTANCES)
+        slots = sized_for * self.instance_concurrency
         self._executor = ThreadPoolExecutor(
-            max_workers=max(4 * self.max_instances, 2 * slots), thread_name_prefix="localfc"
+            max_workers=max(4 * sized_for, 2 * slots), thread_name_prefix="localfc"
         )
         self._running = True
         if self._serve_api:
@@ -450,6 +462,22 @@ class LocalFunctionCompute:
             return self._attempt(request, 1)
         finally:
             self._done()
+
+    def set_max_instances(self, n: int) -> None:
+        """Change the instance cap while running (FC's PutOnDemandConfig maximumInstanceCount).
+
+        Lowering the cap stops no instance: pooled instances keep serving their free slots,
+        and no new instance starts until the pool is below the cap again. The stand-in never
+        reclaims idle instances (FC does, after a few minutes), so a pool already above a
+        lowered cap stays that size unless instances crash or time out. With 0 no instance
+        may start: invocations that find no free slot wait (blocked, not polling) until the
+        cap is raised or the stand-in stops.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"max_instances: must be an integer of at least 0, got {n!r}")
+        with self._lock:
+            self.max_instances = n
+            self._lock.notify_all()  # waiters in _acquire re-check against the new cap
 
     def instance_load(self) -> dict[int, int]:
         """In-flight invocations per pooled instance, by pid (for tests and the demo)."""

@@ -7,6 +7,12 @@ Routes (the SDK's own paths):
   carries ``X-Fc-Error-Type``, which fc2 turns into ``FcError``), asynchronous with
   ``x-fc-invocation-type: Async`` (202 and ``X-Fc-Request-Id``; queued like a trigger event).
 - ``GET /2016-08-15/services/{service}[.{qualifier}]/functions/{function}``: GetFunction.
+- ``PUT /2016-08-15/services/{service}.{qualifier}/functions/{function}/on-demand-config``
+  with ``{"maximumInstanceCount": N}``: PutOnDemandConfig, which sets the running
+  stand-in's instance cap (:meth:`LocalFunctionCompute.set_max_instances`); ``GET`` on the
+  same path: GetOnDemandConfig. Both answer ``{"resource": "services/{service}.{qualifier}
+  /functions/{function}", "maximumInstanceCount": N}``. The stand-in has one instance
+  pool for every qualifier, so the last cap put (on any qualifier) is the one applied.
 
 Every request must carry ``Authorization: FC AK:base64(HMAC-SHA256(secret, StringToSign))``
 with StringToSign = ``VERB\\nContent-MD5\\nContent-Type\\nDate\\n`` + the sorted
@@ -25,6 +31,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -41,8 +48,23 @@ MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 
 _ROUTE = re.compile(
     rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)"
-    r"(?P<invocations>/invocations)?/?$"
+    r"(?P<sub>/invocations|/on-demand-config)?/?$"
 )
+#: The on-demand config field this stand-in understands.
+MAX_INSTANCES_FIELD = "maximumInstanceCount"
+#: The error GetOnDemandConfig answers for a function that has no on-demand config. The
+#: code is the one FC's own SDK tests and the Terraform provider expect; the 404 status
+#: is assumed (not confirmed against the live service).
+NO_ON_DEMAND_CONFIG = (404, "OnDemandConfigNotFound")
+
+
+def _operation(sub: str | None, method: str) -> str:
+    """The FC action a request asks for (the name the fault seam is called with)."""
+    if sub == "/invocations":
+        return "InvokeFunction"
+    if sub == "/on-demand-config":
+        return "PutOnDemandConfig" if method == "PUT" else "GetOnDemandConfig"
+    return "GetFunction"
 
 
 def fc_error(status: int, code: str, message: str, request_id: str = "") -> Response:
@@ -83,6 +105,10 @@ class FcApiApp:
 
     def __init__(self, fc: LocalFunctionCompute) -> None:
         self.fc = fc
+        # Caps put per qualifier (the pool's cap is the last one put); guarded so the
+        # recorded cap and the pool's cap never disagree when two PUTs race.
+        self._on_demand: dict[str, int] = {}
+        self._on_demand_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -91,7 +117,7 @@ class FcApiApp:
 
     def dispatch(self, request: Request) -> Response:
         match = _ROUTE.match(request.path)
-        operation = "InvokeFunction" if match and match.group("invocations") else "GetFunction"
+        operation = _operation(match.group("sub") if match else None, request.method.upper())
         faults = self.fc.faults
         if faults is not None:
             injected = faults.before("fc", operation)
@@ -114,8 +140,16 @@ class FcApiApp:
             if request.method != "POST":
                 return fc_error(405, "MethodNotAllowed", "InvokeFunction needs POST")
             return self.invoke(request, qualifier)
+        if operation == "PutOnDemandConfig":
+            return self.put_on_demand_config(request, service, qualifier)
         if request.method != "GET":
-            return fc_error(405, "MethodNotAllowed", "GetFunction needs GET")
+            if operation == "GetOnDemandConfig":
+                message = f"on-demand-config takes PUT or GET, not {request.method}"
+            else:
+                message = f"GetFunction needs GET, not {request.method}"
+            return fc_error(405, "MethodNotAllowed", message)
+        if operation == "GetOnDemandConfig":
+            return self.get_on_demand_config(service, qualifier)
         return self.get_function()
 
     def authenticate(self, request: Request) -> Response | None:
@@ -185,3 +219,66 @@ class FcApiApp:
             "layers": list(spec.layers),
         }
         return Response(json.dumps(body), status=200, content_type="application/json")
+
+    def _on_demand_body(self, service: str, qualifier: str, count: int) -> Response:
+        body = {
+            "resource": f"services/{service}.{qualifier}/functions/{self.fc.spec.name}",
+            MAX_INSTANCES_FIELD: count,
+        }
+        return Response(json.dumps(body), status=200, content_type="application/json")
+
+    def put_on_demand_config(self, request: Request, service: str, qualifier: str) -> Response:
+        """PutOnDemandConfig: validate ``{"maximumInstanceCount": N}`` and apply the cap."""
+        raw = request.get_data()
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            body = None  # not JSON: refused below like any other non-object
+        if not isinstance(body, dict):
+            return fc_error(
+                400,
+                "InvalidArgument",
+                f"request body: must be a JSON object such as "
+                f'{{"{MAX_INSTANCES_FIELD}": 1}}, got {_shown(raw)}',
+            )
+        if MAX_INSTANCES_FIELD not in body:
+            return fc_error(
+                400,
+                "InvalidArgument",
+                f"{MAX_INSTANCES_FIELD}: is required (an integer of at least 0), "
+                f"got an object without it: {_shown(raw)}",
+            )
+        count = body[MAX_INSTANCES_FIELD]
+        # JSON true/false parse to bool, a subclass of int: not a count.
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return fc_error(
+                400,
+                "InvalidArgument",
+                f"{MAX_INSTANCES_FIELD}: must be an integer of at least 0, got {json.dumps(count)}",
+            )
+        with self._on_demand_lock:
+            self._on_demand[qualifier] = count
+            self.fc.set_max_instances(count)
+        return self._on_demand_body(service, qualifier, count)
+
+    def get_on_demand_config(self, service: str, qualifier: str) -> Response:
+        """GetOnDemandConfig: the cap put on this qualifier, or not found if none was."""
+        with self._on_demand_lock:
+            count = self._on_demand.get(qualifier)
+        if count is None:
+            status, code = NO_ON_DEMAND_CONFIG
+            return fc_error(
+                status,
+                code,
+                f"on-demand config of services/{service}.{qualifier}/functions/"
+                f"{self.fc.spec.name} does not exist",
+            )
+        return self._on_demand_body(service, qualifier, count)
+
+
+def _shown(raw: bytes, limit: int = 200) -> str:
+    """A request body for an error message: decoded, shortened, never empty."""
+    if not raw:
+        return "an empty body"
+    text = raw.decode("utf-8", errors="replace")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,4 +1,5 @@
-"""The local FC's InvokeFunction / GetFunction API, driven by the real aliyun-fc2 client."""
+"""The local FC's InvokeFunction / GetFunction / On-demand config API, driven by the real
+aliyun-fc2 client."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import fc2
 import pytest
+import requests
 from werkzeug.wrappers import Response
 
 from localcloud.credentials import CredentialStore
@@ -26,6 +28,7 @@ AK, SECRET = "LTAI-fc-test", "fc-test-secret"
 
 HANDLER = """
 data = json.loads(event or b"{}")
+time.sleep(data.get("sleep_s", 0))
 if data.get("fail"):
     raise ValueError("asked to fail")
 return json.dumps({"echo": data, "request_id": context.request_id})
@@ -174,3 +177,172 @@ def test_fault_seam_can_answer_instead_of_the_function(
     assert (err.value.status_code, err.value.err_code) == (429, "ResourceThrottled")
     assert faults.calls == [("fc", "InvokeFunction")]
     assert fc.invocations == []
+
+
+# ---------------------------------------------------------------------- on-demand config
+
+SERVICE, FUNCTION = "ota-release", "create-firmware"
+RESOURCE = f"services/{SERVICE}.LATEST/functions/{FUNCTION}"
+
+
+def put_raw(fc: LocalFunctionCompute, body: bytes) -> fc2.FcHttpResponse:
+    """PutOnDemandConfig with any body, signed by fc2 itself (its method only sends JSON)."""
+    c = client(fc)
+    path = f"/2016-08-15/services/{SERVICE}.LATEST/functions/{FUNCTION}/on-demand-config"
+    headers = c._build_common_headers("PUT", path, {})
+    return c._do_request("PUT", path, headers, body=body)
+
+
+def async_invoke(fc: LocalFunctionCompute, payload: dict[str, Any]) -> str:
+    resp = client(fc).invoke_function(
+        SERVICE,
+        FUNCTION,
+        payload=json.dumps(payload).encode(),
+        headers={"x-fc-invocation-type": "Async"},
+    )
+    return str(resp.headers["X-Fc-Request-Id"])
+
+
+def test_on_demand_config_put_then_get_round_trips(fc: LocalFunctionCompute) -> None:
+    # GIVEN no cap was ever put: FC answers "not found", whatever the pool's own default
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        client(fc).get_on_demand_config(SERVICE, "LATEST", FUNCTION)
+    assert (err.value.status_code, err.value.err_code) == (404, "OnDemandConfigNotFound")
+
+    # WHEN a cap is put
+    put = client(fc).put_on_demand_config(SERVICE, "LATEST", FUNCTION, 3)
+
+    # THEN both calls answer FC's shape, and the running stand-in uses the cap
+    expected = {"resource": RESOURCE, "maximumInstanceCount": 3}
+    assert put.data == expected
+    assert client(fc).get_on_demand_config(SERVICE, "LATEST", FUNCTION).data == expected
+    assert fc.max_instances == 3
+
+
+def test_on_demand_config_is_kept_per_qualifier(fc: LocalFunctionCompute) -> None:
+    client(fc).put_on_demand_config(SERVICE, "prod", FUNCTION, 2)
+
+    got = client(fc).get_on_demand_config(SERVICE, "prod", FUNCTION).data
+    assert got == {
+        "resource": f"services/{SERVICE}.prod/functions/{FUNCTION}",
+        "maximumInstanceCount": 2,
+    }
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        client(fc).get_on_demand_config(SERVICE, "LATEST", FUNCTION)
+    assert err.value.err_code == "OnDemandConfigNotFound"
+
+
+@pytest.mark.parametrize(
+    ("value", "seen"),
+    [(-1, "got -1"), ("2", 'got "2"'), (1.5, "got 1.5"), (True, "got true"), (None, "got null")],
+)
+def test_put_on_demand_config_refuses_a_bad_count_naming_field_rule_and_value(
+    fc: LocalFunctionCompute, value: Any, seen: str
+) -> None:
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        client(fc).put_on_demand_config(SERVICE, "LATEST", FUNCTION, value)
+
+    assert (err.value.status_code, err.value.err_code) == (400, "InvalidArgument")
+    message = json.loads(err.value.message)["ErrorMessage"]
+    assert message == f"maximumInstanceCount: must be an integer of at least 0, {seen}"
+    assert fc.max_instances == 4  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", "request body: must be a JSON object"),
+        (b"not json", "got not json"),
+        (b"[3]", "got [3]"),
+        (b'{"maximumInstances": 3}', "maximumInstanceCount: is required"),
+    ],
+)
+def test_put_on_demand_config_refuses_a_body_that_is_not_the_config(
+    fc: LocalFunctionCompute, body: bytes, expected: str
+) -> None:
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        put_raw(fc, body)
+
+    assert (err.value.status_code, err.value.err_code) == (400, "InvalidArgument")
+    assert expected in json.loads(err.value.message)["ErrorMessage"]
+    assert fc.max_instances == 4
+
+
+def test_on_demand_config_needs_a_valid_signature(fc: LocalFunctionCompute) -> None:
+    url = f"{fc.api_url}/2016-08-15/services/{SERVICE}.LATEST/functions/{FUNCTION}/on-demand-config"
+    unsigned = requests.put(url, json={"maximumInstanceCount": 1}, timeout=10)
+    assert (unsigned.status_code, unsigned.json()["ErrorCode"]) == (401, "MissingRequiredHeader")
+    assert requests.get(url, timeout=10).status_code == 401
+
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        client(fc, secret="not-the-secret").put_on_demand_config(SERVICE, "LATEST", FUNCTION, 1)
+    assert (err.value.status_code, err.value.err_code) == (403, "SignatureNotMatch")
+    assert fc.max_instances == 4
+
+
+def test_on_demand_config_of_an_unknown_function_is_not_found(fc: LocalFunctionCompute) -> None:
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        client(fc).put_on_demand_config(SERVICE, "LATEST", "no-such-function", 1)
+    assert (err.value.status_code, err.value.err_code) == (404, "FunctionNotFound")
+    assert fc.max_instances == 4
+
+
+def test_fault_seam_sees_the_on_demand_operations(
+    fc: LocalFunctionCompute, faults: SwitchableFaults
+) -> None:
+    faults.response = Response(
+        json.dumps({"ErrorCode": "ResourceThrottled", "ErrorMessage": "injected"}),
+        status=429,
+        content_type="application/json",
+    )
+    with pytest.raises(fc2.fc_exceptions.FcError) as put_err:
+        client(fc).put_on_demand_config(SERVICE, "LATEST", FUNCTION, 1)
+    with pytest.raises(fc2.fc_exceptions.FcError) as get_err:
+        client(fc).get_on_demand_config(SERVICE, "LATEST", FUNCTION)
+
+    assert put_err.value.err_code == get_err.value.err_code == "ResourceThrottled"
+    assert faults.calls == [("fc", "PutOnDemandConfig"), ("fc", "GetOnDemandConfig")]
+    assert fc.max_instances == 4
+
+
+def test_a_cap_of_one_runs_overlapping_invocations_on_one_instance(
+    fc: LocalFunctionCompute,
+) -> None:
+    # GIVEN one invocation per instance (the test template's concurrency) and a cap of 1
+    assert fc.instance_concurrency == 1 and fc.max_instances == 4
+    client(fc).put_on_demand_config(SERVICE, "LATEST", FUNCTION, 1)
+
+    # WHEN several slow invocations arrive together (each would get its own instance
+    # under the default cap of 4)
+    ids = {async_invoke(fc, {"sleep_s": 0.2, "n": n}) for n in range(3)}
+
+    # THEN they queue for the one instance instead of starting more
+    assert fc.wait_idle(60), fc.logs()
+    assert {r.request_id for r in fc.invocations} == ids
+    assert all(r.status == "succeeded" for r in fc.invocations)
+    assert len(fc.instance_pids) == 1
+    assert {r.instance_pid for r in fc.invocations} == set(fc.instance_pids)
+
+
+def test_a_cap_of_zero_holds_invocations_until_it_is_raised(fc: LocalFunctionCompute) -> None:
+    client(fc).put_on_demand_config(SERVICE, "LATEST", FUNCTION, 0)
+    request_id = async_invoke(fc, {"n": 1})
+
+    # No instance may start, so the invocation cannot have run (nor failed) meanwhile.
+    assert not fc.wait_idle(0.5)
+    assert (fc.instance_pids, fc.invocations) == ([], [])
+
+    client(fc).put_on_demand_config(SERVICE, "LATEST", FUNCTION, 1)
+
+    assert fc.wait_idle(60), fc.logs()
+    (record,) = fc.invocations
+    assert (record.request_id, record.status) == (request_id, "succeeded")
+
+
+def test_set_max_instances_refuses_what_is_not_a_count(fc: LocalFunctionCompute) -> None:
+    for bad in (-1, 1.5, True):
+        with pytest.raises(
+            ValueError, match=rf"max_instances: must be an integer of at least 0, got {bad!r}"
+        ):
+            fc.set_max_instances(bad)  # type: ignore[arg-type]
+    assert fc.max_instances == 4

@@ -1,4 +1,4 @@
-"""The ``ota-release`` command line: check, write and upload releases; replay; status.
+"""The ``ota-release`` command line: check, write and upload releases; replay; status; capacity.
 
 Commands import what they need when they run: ``ota-release --help`` and ``validate``
 never load oss2, the IoT SDK or fc2, so the CI check on every pull request stays quick.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from ota_release.cli.cmd_capacity import capacity
 from ota_release.cli.cmd_init import init
 from ota_release.cli.cmd_replay import replay
 from ota_release.cli.cmd_status import status
@@ -27,6 +28,8 @@ Typical release:
   ota-release validate build/cam-2.0.0.bin.ota.json --firmware build/cam-2.0.0.bin
   ota-release upload build/cam-2.0.0.bin --bucket acme-firmware --prefix firmware/acme/
   ota-release status --name cam-2_0_0 --version 2.0.0
+Once per deployment (cap FC instances so OTA_IOT_QPS x cap fits IoT's 10 calls/s):
+  ota-release capacity --service ota-release --function create-firmware --max-instances 1
 
 
 Credentials: --profile (aliyun CLI), else ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET
@@ -44,6 +47,7 @@ cli.add_command(init)
 cli.add_command(upload)
 cli.add_command(replay)
 cli.add_command(status)
+cli.add_command(capacity)
 
 
 def main() -> None:

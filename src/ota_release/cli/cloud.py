@@ -17,9 +17,10 @@ explicitly, which is how the commands are pointed at ``localcloud``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -305,3 +306,31 @@ def failure(error: Exception, target: CloudTarget, doing: str) -> CommandFailed:
             "kind of server); check the endpoint and the network"
         )
     return CommandFailed(f"{doing} failed: {detail}{hint}")
+
+
+@contextlib.contextmanager
+def fc2_logs_dropped() -> Iterator[None]:
+    """Drop the log records fc2 emits while the block runs.
+
+    fc2 logs every request, Authorization header included, through the root logger
+    (logging.debug/error at module level); failures are reported by this command instead.
+    Without a handler on the root logger, Python's last-resort handler would print them to
+    stderr, so it gets a silent one.
+    """
+    import logging
+
+    import fc2
+
+    package_dir = str(Path(fc2.__file__).resolve().parent)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(Path(record.pathname).resolve()).startswith(package_dir)
+
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)

@@ -20,11 +20,10 @@ What is replayed (one invocation per release, and every object still gets an ans
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -33,6 +32,7 @@ import click
 
 from ota_release.cli.cloud import (
     credential_options,
+    fc2_logs_dropped,
     fc_endpoint_options,
     oss_endpoint_option,
 )
@@ -298,35 +298,6 @@ def _list_objects(oss: Any, prefix: str) -> Iterable[Listed]:
         )
 
 
-@contextlib.contextmanager
-def _fc2_logs_dropped() -> Iterator[None]:
-    """Drop the log records fc2 emits while the block runs.
-
-    fc2 logs every request, Authorization header included, through the root logger
-    (logging.debug/error at module level); failures are reported by this command instead.
-    Without a handler on the root logger, Python's last-resort handler would print them to
-    stderr, so it gets a silent one.
-    """
-    import logging
-    from pathlib import Path
-
-    import fc2
-
-    package_dir = str(Path(fc2.__file__).resolve().parent)
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not str(Path(record.pathname).resolve()).startswith(package_dir)
-
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.NullHandler())
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
-
-
 def _invoke_all(
     target: Any,
     endpoint: str,
@@ -354,7 +325,7 @@ def _invoke_all(
     invoked: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     fatal: str | None = None
-    with _fc2_logs_dropped(), count_progress("invoke", len(chosen)) as progress:
+    with fc2_logs_dropped(), count_progress("invoke", len(chosen)) as progress:
         for decision in chosen:
             payload = json.dumps(
                 replay_event(
