@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 FUN := npx -y @alicloud/fun@3.6.24
 S := npx -y @serverless-devs/s@3.1.10
+# Instance cap deploy-fun sets: template.yml's OTA_IOT_QPS x this <= 10 (docs/configuration.md).
+FUN_MAX_INSTANCES := 1
 STAMP := $(VENV)/.installed
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 
@@ -65,10 +67,12 @@ check-deploy: $(STAMP) node ## fun validate, the fc3 schema check and the deploy
 	$(BIN)/python scripts/check_fc3_schema.py
 	$(BIN)/python -m pytest -q tests/deploy
 
-deploy-fun: dist node ## Deploy with Funcraft via ROS: FUN_ARTIFACT_BUCKET=... FUN_PARAMS='-p BucketName=...'
+deploy-fun: dist node ## Deploy with Funcraft via ROS, then cap instances: FUN_ARTIFACT_BUCKET=... FUN_PARAMS='-p BucketName=...' CAPACITY_ARGS='--account-id ...'
 	$(FUN) validate -t template.yml
 	$(FUN) package -t template.yml -b $(FUN_ARTIFACT_BUCKET) -o template.packaged.yml
 	$(FUN) deploy -t template.packaged.yml --use-ros --stack-name ota-release -y $(FUN_PARAMS)
+	$(BIN)/ota-release capacity --service ota-release --function create-firmware \
+		--max-instances $(FUN_MAX_INSTANCES) $(CAPACITY_ARGS)
 
 deploy-s: dist node ## Deploy with Serverless Devs (fc3; set the vars in s.yaml first)
 	$(BIN)/python scripts/check_fc3_schema.py

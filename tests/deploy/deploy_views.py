@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yml"
 S_YAML = ROOT / "s.yaml"
 POLICY_DIR = ROOT / "deploy"
+MAKEFILE = ROOT / "Makefile"
 ACCOUNT_ID = "123456789012"
 REGION = "cn-shanghai"
 
@@ -64,9 +65,15 @@ def resolve_ros(node: Any, params: Mapping[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class DeploymentView:
-    """What must agree between the two deployments, in plain values."""
+    """What must agree between the two deployments, in plain values.
+
+    ``environment`` leaves out ``OTA_IOT_QPS``: the per-instance share of the account's
+    IoT rate differs by design (one instance serving 20 at once vs five single-request
+    instances, docs/configuration.md); ``account_iot_qps`` is what must agree.
+    """
 
     environment: dict[str, str]
+    account_iot_qps: float
     memory: int
     timeout: int
     events: tuple[str, ...]
@@ -127,8 +134,11 @@ def fun_view(params: Mapping[str, Any] | None = None) -> DeploymentView:
     official = [layer for layer in props["Layers"] if ":official:" in layer]
     own = [layer for layer in props["Layers"] if ":official:" not in layer]
     assert len(own) == 1 and len(official) <= 1, props["Layers"]
+    environment = {k: str(v) for k, v in props["EnvironmentVariables"].items()}
+    share = float(environment.pop("OTA_IOT_QPS", "10"))
     return DeploymentView(
-        environment={k: str(v) for k, v in props["EnvironmentVariables"].items()},
+        environment=environment,
+        account_iot_qps=share * fun_max_instances(),
         memory=props["MemorySize"],
         timeout=props["Timeout"],
         events=tuple(sorted(oss["Events"])),
@@ -142,6 +152,21 @@ def fun_view(params: Mapping[str, Any] | None = None) -> DeploymentView:
         log_project=service["Properties"]["LogConfig"]["Project"],
         log_store=service["Properties"]["LogConfig"]["Logstore"],
     )
+
+
+def fun_max_instances() -> int:
+    """The instance cap ``make deploy-fun`` sets after deploying (FC 2.0's on-demand
+    config has no template.yml property)."""
+    found = re.search(r"^FUN_MAX_INSTANCES\s*:?=\s*(\d+)\s*$", MAKEFILE.read_text(), re.M)
+    assert found, "Makefile should define FUN_MAX_INSTANCES for deploy-fun"
+    return int(found.group(1))
+
+
+def s_max_instances(props: Mapping[str, Any]) -> int:
+    """fc3: reserved concurrency caps requests in flight; with one request per instance
+    (the built-in runtime) that is the instance cap."""
+    assert props.get("instanceConcurrency", 1) == 1, "fc3 built-in runtimes serve one at a time"
+    return int(props["concurrencyConfig"]["reservedConcurrency"])
 
 
 def s_props(var_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -158,8 +183,11 @@ def s_view(var_overrides: Mapping[str, Any] | None = None) -> DeploymentView:
     bucket = trigger["sourceArn"].rsplit(":", 1)[1]
     async_cfg = props["asyncInvokeConfig"]
     (layer,) = props["layers"]
+    environment = {k: str(v) for k, v in props["environmentVariables"].items()}
+    share = float(environment.pop("OTA_IOT_QPS", "10"))
     return DeploymentView(
-        environment={k: str(v) for k, v in props["environmentVariables"].items()},
+        environment=environment,
+        account_iot_qps=share * s_max_instances(props),
         memory=props["memorySize"],
         timeout=props["timeout"],
         events=tuple(sorted(cfg["events"])),

@@ -116,3 +116,17 @@ def test_custom_runtime_in_template_and_builtin_python310_in_s_yaml_share_the_ha
     assert any("layers/Python310/" in layer for layer in function["Properties"]["Layers"])
     assert props["runtime"] == "python3.10"
     assert function["Properties"]["Handler"] == props["handler"] == "index.handler"
+
+
+def test_both_deployments_keep_the_accounts_iot_rate_within_the_limit():
+    # OTA_IOT_QPS x instance cap: each deployment's instances together stay at the
+    # account's 10 calls/s per action, using all of it (a smaller product wastes rate).
+    for view in (fun_view(), s_view()):
+        assert view.account_iot_qps == 10.0
+
+
+def test_the_custom_runtime_serves_many_at_once_and_the_builtin_one():
+    _, function = fun_function()
+    # One instance pacing 20 releases keeps its IoT limiter busy (docs/configuration.md).
+    assert function["Properties"]["InstanceConcurrency"] == 20
+    assert s_props().get("instanceConcurrency", 1) == 1

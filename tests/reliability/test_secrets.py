@@ -89,8 +89,15 @@ def test_no_secret_token_or_signature_appears_in_any_function_log_line(
         "OTA_RETRY_BASE_SECONDS": "0.001",
         "OTA_RETRY_CAP_SECONDS": "0.005",
     }
+    # One invocation per instance: with 30 % crashes, shared instances would take whole
+    # groups of releases to the failure topic and leave the conflict path untried (this
+    # test is about what the logs hold on every path, not about concurrency).
     with LocalCloud(
-        flavour="fun", parameters={"LogLevel": "DEBUG"}, faults=plan, env_overrides=env
+        flavour="fun",
+        parameters={"LogLevel": "DEBUG"},
+        faults=plan,
+        env_overrides=env,
+        instance_concurrency=1,
     ) as cloud:
         work = soak.Workload(cloud, seed=8)
         releases = soak.plan_releases(10, seed=8, prefix="firmware/secrets/")
