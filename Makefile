@@ -56,8 +56,8 @@ bench: $(STAMP) ## Measure the six performance figures side by side (~4 GiB temp
 reliability: $(STAMP) ## The fault-injection suite including the 200-upload run
 	OTA_RELIABILITY_FULL=1 $(BIN)/python -m pytest -q tests/reliability
 
-soak: $(STAMP) ## Long seeded soak under faults; prints its figures (SOAK_UPLOADS, SOAK_SEED)
-	$(BIN)/python scripts/soak.py --uploads $(or $(SOAK_UPLOADS),600) --seed $(or $(SOAK_SEED),7)
+soak: $(STAMP) ## Long seeded soak under faults; prints its figures (SOAK_UPLOADS, SOAK_SEED, SOAK_ARGS)
+	$(BIN)/python scripts/soak.py --uploads $(or $(SOAK_UPLOADS),600) --seed $(or $(SOAK_SEED),7) $(SOAK_ARGS)
 
 dist: $(STAMP) ## Build dist/layer.zip and dist/code.zip (reproducible)
 	$(BIN)/python scripts/build_dist.py

@@ -360,10 +360,25 @@ def _count_retry_lines(cloud: LocalCloud) -> int:
 
 @contextmanager
 def soak_cloud(
-    seed: int, faults: FaultPlan, crashes: Mapping[str, float], ledger: Path
+    seed: int,
+    faults: FaultPlan,
+    crashes: Mapping[str, float],
+    ledger: Path,
+    *,
+    max_instances: int = 4,
+    instance_concurrency: int | None = 1,
 ) -> Iterator[LocalCloud]:
+    """By default one invocation per process on up to four instances, so each injected
+    crash ends exactly the invocation it hit; ``instance_concurrency=None`` runs
+    template.yml's shape, where a crash also ends every invocation sharing the process."""
     env = crash_env(crashes, seed=seed, ledger=ledger, max_per_key=2) if crashes else {}
-    with LocalCloud(flavour="fun", faults=faults, env_overrides=env, max_instances=4) as cloud:
+    with LocalCloud(
+        flavour="fun",
+        faults=faults,
+        env_overrides=env,
+        max_instances=max_instances,
+        instance_concurrency=instance_concurrency,
+    ) as cloud:
         yield cloud
 
 
@@ -375,6 +390,8 @@ def run(
     crashes: Mapping[str, float] | None = None,
     idle_timeout: float = 600.0,
     progress: Callable[[str], None] | None = None,
+    max_instances: int = 4,
+    instance_concurrency: int | None = 1,
 ) -> Report:
     """Upload about ``uploads`` objects under faults and account for every one of them."""
     faults = faults if faults is not None else mixed_faults(seed)
@@ -385,7 +402,14 @@ def run(
     releases = plan_releases(max(1, round(uploads / 2.2)), seed, "firmware/")
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         ledger = Path(tmp) / "crashes.log"
-        with soak_cloud(seed, faults, crashes, ledger) as cloud:
+        with soak_cloud(
+            seed,
+            faults,
+            crashes,
+            ledger,
+            max_instances=max_instances,
+            instance_concurrency=instance_concurrency,
+        ) as cloud:
             work = Workload(cloud, seed)
             try:
                 _phase_one(cloud, work, releases, idle_timeout, progress)
@@ -461,9 +485,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=600)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-instances", type=int, default=4)
+    parser.add_argument(
+        "--instance-concurrency",
+        type=int,
+        default=1,
+        help="invocations per instance; 0 = template.yml's (default 1: crash isolation)",
+    )
     args = parser.parse_args(argv)
     print(f"soak: {args.uploads} uploads, seed {args.seed}", flush=True)
-    report = run(args.uploads, args.seed, progress=lambda line: print(line, flush=True))
+    report = run(
+        args.uploads,
+        args.seed,
+        progress=lambda line: print(line, flush=True),
+        max_instances=args.max_instances,
+        instance_concurrency=args.instance_concurrency or None,
+    )
     print(json.dumps(report.figures(), indent=2))
     for name, items in report.problems().items():
         print(f"BROKEN {name}: {items[:10]}", file=sys.stderr)
