@@ -14,7 +14,6 @@ import logging
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from localcloud.cloud import LocalCloud
 from localcloud.credentials import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from localcloud.faults import FaultPlan, crash_env, rule
 from ota_release.adapters import CloudCredentials
+from ota_release.cli.cloud import CloudTarget
 from ota_release.cli.cmd_replay import Decision, Listed, _invoke_all
 from scripts import soak
 
@@ -41,8 +41,10 @@ SIGNATURE_PATTERNS = [
 def _replay_through_fc2(
     cloud: LocalCloud, keys: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    target = SimpleNamespace(
+    target = CloudTarget(
         credentials=CloudCredentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        region=None,
+        source="test",
         account_id="1234567890123456",
     )
     chosen = [

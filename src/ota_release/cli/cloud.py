@@ -143,6 +143,19 @@ class CloudTarget:
         """Region for SDK configs that require one even when the endpoint is explicit."""
         return self.region or "cn-shanghai"
 
+    def fc_client(self, endpoint: str, timeout: int = 30) -> Any:
+        """An ``fc2.Client`` for ``endpoint`` (see :meth:`fc`) with these credentials."""
+        import fc2
+
+        c = self.credentials
+        return fc2.Client(
+            endpoint=endpoint,
+            accessKeyID=c.access_key_id,
+            accessKeySecret=c.access_key_secret,
+            securityToken=c.security_token or "",
+            Timeout=timeout,
+        )
+
 
 def _with_scheme(endpoint: str) -> str:
     endpoint = endpoint.strip().rstrip("/")

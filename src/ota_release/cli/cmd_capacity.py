@@ -150,7 +150,6 @@ def capacity(
     account_id: str | None,
 ) -> None:
     """Set or show the function's instance cap and check its IoT pacing against it."""
-    import fc2
 
     from ota_release.cli.cloud import resolve_target
     from ota_release.cli.common import escape, stdout_console
@@ -162,14 +161,7 @@ def capacity(
         profile=profile, region=region, fc_endpoint=fc_endpoint, account_id=account_id
     )
     endpoint = target.fc()  # usage problems before any call
-    c = target.credentials
-    client = fc2.Client(
-        endpoint=endpoint,
-        accessKeyID=c.access_key_id,
-        accessKeySecret=c.access_key_secret,
-        securityToken=c.security_token or "",
-        Timeout=30,
-    )
+    client = target.fc_client(endpoint)
     resource = f"{service}.{qualifier}/{function}"
     out = stdout_console()
 

@@ -31,6 +31,7 @@ from typing import Any
 import click
 
 from ota_release.cli.cloud import (
+    CloudTarget,
     credential_options,
     fc2_logs_dropped,
     fc_endpoint_options,
@@ -299,7 +300,7 @@ def _list_objects(oss: Any, prefix: str) -> Iterable[Listed]:
 
 
 def _invoke_all(
-    target: Any,
+    target: CloudTarget,
     endpoint: str,
     service: str,
     function: str,
@@ -309,19 +310,11 @@ def _invoke_all(
     region: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
     """Invoke once per decision; stop early when FC refuses the caller or the function."""
-    import fc2
     from fc2.fc_exceptions import FcError
 
     from ota_release.cli.common import count_progress
 
-    c = target.credentials
-    client = fc2.Client(
-        endpoint=endpoint,
-        accessKeyID=c.access_key_id,
-        accessKeySecret=c.access_key_secret,
-        securityToken=c.security_token or "",
-        Timeout=30,
-    )
+    client = target.fc_client(endpoint)
     invoked: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     fatal: str | None = None
