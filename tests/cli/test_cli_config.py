@@ -72,6 +72,122 @@ def test_environment_keys_win_over_the_current_profile_but_not_over_an_explicit_
     assert explicit.region == "cn-shenzhen"
 
 
+ENV_KEYS = {
+    "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "env-secret",
+}
+ROLE_PROFILE = {
+    "name": "corp",
+    "mode": "RamRoleArn",
+    "access_key_id": "LTAI-role-source",
+    "access_key_secret": "role-secret",
+    "ram_role_arn": "acs:ram::123:role/release",
+    "region_id": "cn-beijing",
+}
+
+
+@pytest.mark.parametrize("mode", ["RamRoleArn", "EcsRamRole", "OAuth"])
+def test_environment_keys_are_used_without_reading_an_unusable_current_profile(
+    aliyun_config: Any, mode: str
+) -> None:
+    aliyun_config([{**ROLE_PROFILE, "mode": mode}], current="corp")
+
+    target = resolve_target(profile=None, region=None, env=ENV_KEYS)
+
+    assert target.credentials.access_key_id == "LTAI-env"
+    assert target.source == "ALIBABA_CLOUD_ACCESS_KEY_ID"
+    # The profile was not read: its region does not leak in either.
+    assert target.region is None
+
+
+def test_environment_keys_are_used_when_the_aliyun_config_is_broken(clean_env: Path) -> None:
+    path = clean_env / ".aliyun" / "config.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+
+    target = resolve_target(profile=None, region=None, env=ENV_KEYS)
+
+    assert target.credentials.access_key_id == "LTAI-env"
+
+
+def test_environment_keys_win_over_alibaba_cloud_profile(aliyun_config: Any) -> None:
+    aliyun_config([AK_PROFILE, STS_PROFILE], current="default")
+
+    target = resolve_target(
+        profile=None, region=None, env={**ENV_KEYS, "ALIBABA_CLOUD_PROFILE": "release"}
+    )
+
+    assert target.credentials.access_key_id == "LTAI-env"
+
+
+def test_alibaba_cloud_profile_picks_the_profile_when_no_keys_are_exported(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([AK_PROFILE, STS_PROFILE], current="default")
+
+    target = resolve_target(profile=None, region=None, env={"ALIBABA_CLOUD_PROFILE": "release"})
+
+    assert target.credentials.access_key_id == "STS.profile"
+    assert target.source == "aliyun CLI profile 'release'"
+    assert target.region == "cn-hangzhou"
+
+
+def test_an_unusable_current_profile_is_an_error_naming_the_mode_and_what_to_do(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([ROLE_PROFILE], current="corp")
+
+    with pytest.raises(UsageProblem) as err:
+        resolve_target(profile=None, region=None, env={})
+
+    text = err.value.message
+    assert "profile 'corp' (the aliyun CLI's current profile) uses mode 'RamRoleArn'" in text
+    assert "Export ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" in text
+    assert "pass --profile naming an AK or StsToken profile" in text
+    assert err.value.exit_code == 2
+
+
+def test_an_unusable_profile_asked_for_by_name_is_refused_even_with_keys_exported(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([AK_PROFILE, ROLE_PROFILE], current="default")
+
+    with pytest.raises(UsageProblem, match="'corp' \\(asked for with --profile\\) uses mode"):
+        resolve_target(profile="corp", region=None, env=ENV_KEYS)
+
+
+def test_only_half_of_the_key_pair_is_a_usage_problem_naming_the_missing_half(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([AK_PROFILE], current="default")
+
+    with pytest.raises(UsageProblem, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"):
+        resolve_target(
+            profile=None, region=None, env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env"}
+        )
+
+
+def test_cli_with_exported_keys_runs_despite_a_ram_role_current_profile(
+    aliyun_config: Any, run: Any
+) -> None:
+    """Seen from the command line: before, every cloud command exited 2 here."""
+    import socket
+
+    aliyun_config([ROLE_PROFILE], current="corp")
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    result = run(
+        "status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}", env=ENV_KEYS
+    )
+    refused = run("status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}")
+
+    assert result.exit_code == 1  # got as far as calling the (absent) service
+    assert "RamRoleArn" not in result.output
+    assert refused.exit_code == 2 and "uses mode 'RamRoleArn'" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("profiles", "profile", "message"),
     [

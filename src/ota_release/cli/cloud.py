@@ -1,18 +1,20 @@
 """Where the cloud-facing commands get credentials, region and endpoints.
 
-Credentials, in order:
+Credentials, first match wins (the order of Alibaba Cloud's own default credential chain,
+with the command line's ``--profile`` in front of it):
 
-1. ``--profile NAME`` (or ``ALIBABA_CLOUD_PROFILE``): that profile of the aliyun CLI's
-   ``~/.aliyun/config.json``;
+1. ``--profile NAME``: that profile of the aliyun CLI's ``~/.aliyun/config.json``;
 2. ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (and
-   ``ALIBABA_CLOUD_SECURITY_TOKEN`` for STS keys);
-3. the aliyun CLI's ``current`` profile.
+   ``ALIBABA_CLOUD_SECURITY_TOKEN`` for STS keys): when both are set, the aliyun CLI's
+   configuration is not read at all;
+3. the aliyun CLI's profile named by ``ALIBABA_CLOUD_PROFILE``, else its ``current`` one.
 
 Only the profile modes that hold a key in the file are understood (``AK`` and
 ``StsToken``); anything else (RamRoleArn, EcsRamRole, OAuth, ...) is refused with a
-message rather than guessed at. The region comes from ``--region``, then
-``ALIBABA_CLOUD_REGION_ID``, then the profile's ``region_id``. Every endpoint can be given
-explicitly, which is how the commands are pointed at ``localcloud``.
+message naming the mode, and only when that profile is the one that would be used. The
+region comes from ``--region``, then ``ALIBABA_CLOUD_REGION_ID``, then the used profile's
+``region_id``. Every endpoint can be given explicitly, which is how the commands are
+pointed at ``localcloud``.
 """
 
 from __future__ import annotations
@@ -50,16 +52,19 @@ class Profile:
     region: str | None
 
 
-def load_profile(name: str | None, path: Path | None = None) -> Profile | None:
+def load_profile(
+    name: str | None, path: Path | None = None, *, via: str = "--profile"
+) -> Profile | None:
     """The named (or ``current``) profile; None when there is no file and no name was asked.
 
-    A profile that was asked for by name but cannot be used is a usage problem: silently
-    falling back to other credentials would act on the wrong account.
+    A profile that was asked for by name (``via`` says how: ``--profile`` or
+    ``ALIBABA_CLOUD_PROFILE``) but cannot be used is a usage problem: silently falling back
+    to other credentials would act on the wrong account.
     """
     path = path or aliyun_config_path()
     if not path.is_file():
         if name:
-            raise UsageProblem(f"profile {name!r} asked for, but {path} does not exist")
+            raise UsageProblem(f"profile {name!r} asked for ({via}), but {path} does not exist")
         return None
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -69,19 +74,25 @@ def load_profile(name: str | None, path: Path | None = None) -> Profile | None:
     if not isinstance(profiles, list):
         raise UsageProblem(f"{path} has no 'profiles' list")
     wanted = name or config.get("current") or "default"
+    how = f"asked for with {via}" if name else "the aliyun CLI's current profile"
     found = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
     if found is None:
         if name:
             known = ", ".join(str(p.get("name")) for p in profiles if isinstance(p, dict))
-            raise UsageProblem(f"no profile {name!r} in {path} (profiles: {known or 'none'})")
+            raise UsageProblem(
+                f"no profile {name!r} ({how}) in {path} (profiles: {known or 'none'})"
+            )
         return None
     mode = str(found.get("mode") or "AK")
     region = str(found.get("region_id") or "") or None
     if mode not in PROFILE_MODES:
         raise UsageProblem(
-            f"profile {wanted!r} uses mode {mode!r}; ota-release reads only "
-            f"{' and '.join(PROFILE_MODES)} profiles. Export ALIBABA_CLOUD_ACCESS_KEY_ID / "
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN instead"
+            f"profile {wanted!r} ({how}) uses mode {mode!r}, which ota-release cannot use: it "
+            f"reads only {' and '.join(PROFILE_MODES)} profiles. Export "
+            "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus "
+            "ALIBABA_CLOUD_SECURITY_TOKEN for STS keys, e.g. from `aliyun sts AssumeRole`): "
+            "they are used before any profile is read. Or pass --profile naming an AK or "
+            "StsToken profile"
         )
     key_id = str(found.get("access_key_id") or "")
     secret = str(found.get("access_key_secret") or "")
@@ -177,23 +188,28 @@ def resolve_target(
     chosen: Profile | None = None
     credentials: CloudCredentials | None = None
     source = ""
+    key_id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
+    secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "").strip()
     if profile:
         chosen = load_profile(profile, config_path)
         assert chosen is not None
         credentials, source = chosen.credentials, f"aliyun CLI profile {chosen.name!r}"
-    else:
-        key_id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
-        secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "").strip()
+    elif key_id and secret:
+        # The environment wins: the aliyun CLI's file is not even read, so a profile this
+        # command cannot use (RamRoleArn, ...) never stands in the way of exported keys.
         token = env.get("ALIBABA_CLOUD_SECURITY_TOKEN", "").strip() or None
-        if key_id and secret:
-            credentials = CloudCredentials(key_id, secret, token)
-            source = "ALIBABA_CLOUD_ACCESS_KEY_ID"
-        elif key_id or secret:
-            raise UsageProblem(
-                "set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-            )
-        chosen = load_profile(None, config_path)
-        if credentials is None and chosen is not None:
+        credentials = CloudCredentials(key_id, secret, token)
+        source = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+    elif key_id or secret:
+        missing = "ALIBABA_CLOUD_ACCESS_KEY_SECRET" if key_id else "ALIBABA_CLOUD_ACCESS_KEY_ID"
+        raise UsageProblem(
+            f"{missing} is not set: set both ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither to use the aliyun CLI's profile"
+        )
+    else:
+        named = env.get("ALIBABA_CLOUD_PROFILE", "").strip() or None
+        chosen = load_profile(named, config_path, via="ALIBABA_CLOUD_PROFILE")
+        if chosen is not None:
             credentials, source = chosen.credentials, f"aliyun CLI profile {chosen.name!r}"
     if credentials is None:
         raise UsageProblem(
@@ -228,10 +244,10 @@ def credential_options(func: F) -> F:
     )(func)
     func = click.option(
         "--profile",
-        envvar="ALIBABA_CLOUD_PROFILE",
         metavar="NAME",
-        help="aliyun CLI profile (~/.aliyun/config.json, mode AK or StsToken) "
-        "[env ALIBABA_CLOUD_PROFILE; default: env keys, then the current profile].",
+        help="aliyun CLI profile (~/.aliyun/config.json, mode AK or StsToken) to use instead "
+        "of the default chain: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, then the profile named "
+        "by ALIBABA_CLOUD_PROFILE, then the current profile.",
     )(func)
     return func
 
