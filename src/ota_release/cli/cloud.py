@@ -116,6 +116,7 @@ class CloudTarget:
     fc_endpoint: str | None = None
     account_id: str | None = None
     iot_instance_id: str | None = None
+    iot_protocol: str | None = None  # http or https for an endpoint given without a scheme
 
     def need_region(self, what: str) -> str:
         if not self.region:
@@ -133,11 +134,35 @@ class CloudTarget:
         return f"https://oss-{self.need_region('OSS')}.aliyuncs.com"
 
     def iot(self) -> tuple[str, str]:
-        """IoT endpoint as the Tea SDK wants it: (host[:port], protocol)."""
+        """IoT endpoint as the Tea SDK wants it: (host[:port], protocol).
+
+        An endpoint written with its scheme says the protocol; one without takes
+        ``iot_protocol`` (``--iot-protocol`` / ``OTA_IOT_PROTOCOL``, as the function reads
+        it), HTTPS when neither says. A scheme that contradicts an explicit protocol is a
+        usage problem rather than a guess.
+        """
+        protocol = (self.iot_protocol or "").strip().lower() or None
+        if protocol not in (None, "http", "https"):
+            raise UsageProblem(
+                f"--iot-protocol / OTA_IOT_PROTOCOL must be http or https, got {protocol!r}"
+            )
         if self.iot_endpoint:
-            parts = urlsplit(_with_scheme(self.iot_endpoint))
+            text = self.iot_endpoint.strip().rstrip("/")
+            if "://" not in text:
+                return text, protocol or "https"
+            parts = urlsplit(text)
+            if protocol and parts.scheme != protocol:
+                raise UsageProblem(
+                    f"the IoT endpoint {text!r} says {parts.scheme} but --iot-protocol / "
+                    f"OTA_IOT_PROTOCOL says {protocol}: drop one of them"
+                )
             return parts.netloc, parts.scheme
-        return f"iot.{self.need_region('IoT Platform')}.aliyuncs.com", "https"
+        return f"iot.{self.need_region('IoT Platform')}.aliyuncs.com", protocol or "https"
+
+    def iot_url(self) -> str:
+        """The IoT endpoint as a URL, for messages."""
+        host, protocol = self.iot()
+        return f"{protocol}://{host}"
 
     def fc(self) -> str:
         """FC 2.0 API endpoint: explicit, or ``https://<account>.<region>.fc.aliyuncs.com``."""
@@ -262,13 +287,22 @@ def oss_endpoint_option(func: F) -> F:
 
 
 def iot_endpoint_option(func: F) -> F:
-    return click.option(
+    """``--iot-endpoint`` and ``--iot-protocol``, read like the function reads them."""
+    func = click.option(
+        "--iot-protocol",
+        envvar="OTA_IOT_PROTOCOL",
+        type=click.Choice(["http", "https"], case_sensitive=False),
+        help="Protocol for an --iot-endpoint given without a scheme "
+        "[env OTA_IOT_PROTOCOL; default https].",
+    )(func)
+    func = click.option(
         "--iot-endpoint",
         envvar="OTA_IOT_ENDPOINT",
         metavar="URL",
-        help="IoT Platform endpoint; a http:// URL switches to plain HTTP "
+        help="IoT Platform endpoint, host[:port] or a URL whose scheme sets the protocol "
         "[env OTA_IOT_ENDPOINT; default iot.<region>.aliyuncs.com over HTTPS].",
     )(func)
+    return func
 
 
 def fc_endpoint_options(func: F) -> F:
@@ -303,15 +337,24 @@ _CREDENTIAL_CODES = (
 )
 
 
-def failure(error: Exception, target: CloudTarget, doing: str) -> CommandFailed:
+def failure(
+    error: Exception, target: CloudTarget, doing: str, endpoint: str | None = None
+) -> CommandFailed:
     """A readable exit-1 error for a failed cloud call, with a hint when one is obvious.
 
-    Never includes the secret or the token; the access key id is shown to say which key
-    was refused.
+    A call that got no answer at all (connection refused, timeout, TLS spoken to a plain
+    HTTP server, unknown host) is one line naming the endpoint and the reason, never the
+    SDK's own exception text. Never includes the secret or the token; the access key id
+    is shown to say which key was refused.
     """
-    from ota_release.errors import PlatformError, TransientError
+    from ota_release.errors import PlatformError
 
-    unreachable = isinstance(error, TransientError) and (error.status or -1) < 0
+    reason = network_problem(error)
+    if reason is not None:
+        where = f" at {endpoint}" if endpoint else ""
+        return CommandFailed(
+            f"{doing} failed: no answer{where}: {reason}; check the endpoint and the network"
+        )
     if isinstance(error, PlatformError):
         detail = f"{error.service.upper()} {error.operation}: {error.code}: {error.message}"
         if error.request_id:
@@ -329,12 +372,77 @@ def failure(error: Exception, target: CloudTarget, doing: str) -> CommandFailed:
         hint = "\nthe key is valid but not allowed to do this; check its RAM policy"
     elif code in ("NoSuchBucket",):
         hint = "\ncheck --bucket and that the endpoint is the bucket's region"
-    elif unreachable or not code:
-        hint = (
-            "\nno answer from the service (connection refused, timeout, or not the right "
-            "kind of server); check the endpoint and the network"
-        )
+    elif not code:
+        hint = "\nthe answer was not one the SDK could read; check the endpoint"
     return CommandFailed(f"{doing} failed: {detail}{hint}")
+
+
+#: Text of the network failures the SDKs wrap (requests/urllib3 messages, OS errors), in
+#: the order they are looked for, with what the user is told.
+_NETWORK_MARKERS = (
+    (
+        ("WRONG_VERSION_NUMBER", "SSLError", "SSL:", "CERTIFICATE_VERIFY_FAILED"),
+        "the TLS handshake failed (a plain-HTTP server answering an https:// endpoint? "
+        "then give the endpoint as http://... or set OTA_IOT_PROTOCOL=http for IoT)",
+    ),
+    (("Connection refused", "ConnectionRefused"), "connection refused"),
+    (
+        (
+            "Name or service not known",
+            "nodename nor servname",
+            "getaddrinfo failed",
+            "NameResolution",
+            "Temporary failure in name resolution",
+        ),
+        "the host name does not resolve",
+    ),
+    (("timed out", "Timeout", "timeout"), "the connection timed out"),
+    (
+        (
+            "Connection reset",
+            "Connection aborted",
+            "RemoteDisconnected",
+            "ConnectionError",
+            "NewConnectionError",
+            "Max retries exceeded",
+            "BadStatusLine",
+        ),
+        "the connection failed",
+    ),
+)
+
+
+def network_problem(error: BaseException) -> str | None:
+    """Why a call got no answer, when that is what happened; None for a real answer.
+
+    Looks through the error, what it was raised from, and the SDKs' wrappers
+    (``inner_exception`` of the Tea SDK), so it holds for oss2, the Tea SDKs and fc2 alike.
+    """
+    seen: set[int] = set()
+    texts: list[str] = []
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__} {current}")
+        inner = getattr(current, "inner_exception", None)
+        stack.extend(
+            [
+                current.__cause__,
+                current.__context__,
+                inner if isinstance(inner, BaseException) else None,
+            ]
+        )
+    status = getattr(error, "status", None) or getattr(error, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        return None  # the service answered with an HTTP status
+    joined = "\n".join(texts)
+    for markers, reason in _NETWORK_MARKERS:
+        if any(marker in joined for marker in markers):
+            return reason
+    return None
 
 
 @contextlib.contextmanager
