@@ -162,9 +162,7 @@ def test_only_half_of_the_key_pair_is_a_usage_problem_naming_the_missing_half(
     aliyun_config([AK_PROFILE], current="default")
 
     with pytest.raises(UsageProblem, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"):
-        resolve_target(
-            profile=None, region=None, env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env"}
-        )
+        resolve_target(profile=None, region=None, env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env"})
 
 
 def test_cli_with_exported_keys_runs_despite_a_ram_role_current_profile(
@@ -178,9 +176,7 @@ def test_cli_with_exported_keys_runs_despite_a_ram_role_current_profile(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
 
-    result = run(
-        "status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}", env=ENV_KEYS
-    )
+    result = run("status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}", env=ENV_KEYS)
     refused = run("status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}")
 
     assert result.exit_code == 1  # got as far as calling the (absent) service

@@ -192,6 +192,31 @@ class CloudTarget:
             Timeout=timeout,
         )
 
+    def fc3_client(self, endpoint: str, timeout: int = 30) -> Any:
+        """A Tea OpenAPI client for the FC 3.0 (2023-03-30) API at ``endpoint``.
+
+        FC 3.0 functions have no service, so fc2 (an FC 2.0 SDK) cannot name them. The FC
+        3.0 SDK (alibabacloud-fc20230330) is a thin layer over this generic client, which
+        the project already has: calls go out exactly as that SDK sends them (ROA style,
+        ``ACS3-HMAC-SHA256`` signature).
+        """
+        from alibabacloud_tea_openapi import models as open_api_models
+        from alibabacloud_tea_openapi.client import Client as OpenApiClient
+
+        parts = urlsplit(endpoint)
+        c = self.credentials
+        config = open_api_models.Config(
+            access_key_id=c.access_key_id,
+            access_key_secret=c.access_key_secret,
+            security_token=c.security_token,
+            endpoint=parts.netloc,
+            protocol=parts.scheme or "https",
+            region_id=self.sdk_region(),
+            read_timeout=timeout * 1000,
+            connect_timeout=10_000,
+        )
+        return OpenApiClient(config)
+
 
 def _with_scheme(endpoint: str) -> str:
     endpoint = endpoint.strip().rstrip("/")
@@ -317,7 +342,7 @@ def fc_endpoint_options(func: F) -> F:
         "--fc-endpoint",
         envvar="OTA_FC_ENDPOINT",
         metavar="URL",
-        help="Function Compute (FC 2.0 API) endpoint "
+        help="Function Compute API endpoint "
         "[env OTA_FC_ENDPOINT; default https://<account>.<region>.fc.aliyuncs.com].",
     )(func)
     return func
