@@ -100,6 +100,22 @@ def test_replay_needs_no_option_and_registers_nothing_twice(
     assert len(cloud.iot.firmwares()) == before
 
 
+def test_replay_without_a_service_reaches_the_function_through_the_fc3_api(
+    run: Any, cloud: Any, printed: dict[str, str], released: Any
+) -> None:
+    env = {k: v for k, v in printed.items() if k != "OTA_FC_SERVICE"}
+    calls_before = len(cloud.fc.invocations)
+
+    result = run("replay", "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    assert [i["key"] for i in json.loads(result.stdout)["invoked"]] == [released["sidecar_key"]]
+    assert cloud.wait_idle(60)
+    replayed = cloud.fc.invocations[calls_before:]
+    assert [r.source for r in replayed] == ["async"]
+    assert replayed[0].status == "succeeded"
+
+
 def test_capacity_needs_no_option(run: Any, cloud: Any, printed: dict[str, str]) -> None:
     result = run("capacity", env=printed)
 
