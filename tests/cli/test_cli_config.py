@@ -246,3 +246,40 @@ def test_a_broken_config_file_is_reported_not_ignored(clean_env: Path) -> None:
 
     with pytest.raises(UsageProblem, match="cannot read the aliyun CLI configuration"):
         resolve_target(profile=None, region=None, env={})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protocol", "expected"),
+    [
+        ("127.0.0.1:9101", "http", ("127.0.0.1:9101", "http")),
+        ("127.0.0.1:9101", "HTTPS", ("127.0.0.1:9101", "https")),
+        ("127.0.0.1:9101", None, ("127.0.0.1:9101", "https")),
+        ("http://127.0.0.1:9101", None, ("127.0.0.1:9101", "http")),
+        ("http://127.0.0.1:9101", "http", ("127.0.0.1:9101", "http")),
+        (None, "http", ("iot.cn-shanghai.aliyuncs.com", "http")),
+    ],
+)
+def test_iot_protocol_applies_to_an_endpoint_without_a_scheme(
+    endpoint: str | None, protocol: str | None, expected: tuple[str, str]
+) -> None:
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "a", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "b"}
+
+    target = resolve_target(
+        profile=None,
+        region="cn-shanghai",
+        env=env,
+        iot_endpoint=endpoint,
+        iot_protocol=protocol,
+    )
+
+    assert target.iot() == expected
+
+
+def test_an_iot_scheme_contradicting_the_protocol_is_a_usage_problem() -> None:
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "a", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "b"}
+    target = resolve_target(
+        profile=None, region=None, env=env, iot_endpoint="https://h:1", iot_protocol="http"
+    )
+
+    with pytest.raises(UsageProblem, match="says https but --iot-protocol"):
+        target.iot()

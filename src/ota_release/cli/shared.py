@@ -56,7 +56,10 @@ def shared_settings(
         ours = [p for p in exc.problems if any(name in p for name in SHARED_SETTINGS)]
         if not ours:  # the probe itself was refused: a bug here, not the user's input
             raise
-        raise UsageProblem("the function would refuse these settings: " + "; ".join(ours)) from exc
+        raise UsageProblem(
+            "the function would refuse these settings (given as --sidecar-suffixes / "
+            "OTA_SIDECAR_SUFFIXES, --product-key / OTA_PRODUCT_KEY): " + "; ".join(ours)
+        ) from exc
     return SharedSettings(settings.sidecar_suffixes, settings.product_key)
 
 
