@@ -451,3 +451,10 @@ def test_an_unreachable_endpoint_exits_1_naming_the_endpoint_problem(run: Any) -
 
     assert result.exit_code == 1
     assert "check the endpoint and the network" in result.stderr
+
+
+def test_replay_of_an_invalid_bucket_name_is_a_usage_error(run: Any, local_cloud: Any) -> None:
+    result = run("replay", "--bucket", "Not_A_Bucket", "--dry-run", env=local_cloud.env())
+
+    assert result.exit_code == 2
+    assert "'Not_A_Bucket' is not a valid OSS bucket name" in result.stderr

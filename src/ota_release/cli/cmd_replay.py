@@ -270,8 +270,9 @@ def replay(
     )
     prefix = normalise_prefix(prefix)
     fc_endpoint_url = None if dry_run else target.fc()  # usage problems before any call
+    oss = oss_bucket(target, bucket, enable_crc=False)
     try:
-        listed = list(_list_objects(oss_bucket(target, bucket, enable_crc=False), prefix))
+        listed = list(_list_objects(oss, prefix))
     except Exception as exc:
         from ota_release.adapters.oss import classify_oss_error
 
