@@ -216,6 +216,8 @@ class LocalCloud:
             "OTA_IOT_PROTOCOL": "http",
             "OTA_MNS_ENDPOINT": e.mns,
             "OTA_FC_ENDPOINT": e.fc,
+            "OTA_FC_SERVICE": self.spec.service,
+            "OTA_FC_FUNCTION": self.spec.name,
             "OTA_ACCOUNT_ID": ACCOUNT_ID,
             "OTA_BUCKET": self.bucket,
             "OTA_PREFIX": self.prefix,

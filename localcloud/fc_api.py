@@ -22,6 +22,15 @@ STS keys also need their ``x-fc-security-token``.
 
 Errors use FC's JSON shape ``{"ErrorCode", "ErrorMessage"}``. Statuses 500/502/504 are
 never used for function errors: fc2 retries those five times with back-off.
+
+One FC 3.0 (2023-03-30) call is answered too, for functions deployed without a service
+(s.yaml's fc3 component): ``POST /2023-03-30/functions/{function}/invocations`` with the
+qualifier as the ``qualifier`` query parameter (InvokeFunction as the
+alibabacloud-fc20230330 SDK builds it: ROA style, signed ``ACS3-HMAC-SHA256`` like every
+Tea SDK request, checked by :class:`localcloud.rpc_auth.RpcVerifier`). It runs the same
+function as the FC 2.0 route, named by the template's function name. Errors there use the
+``{"Code", "Message", "RequestId"}`` shape the Tea SDK reads (assumed from that SDK's
+error handling; no public FC 3.0 error sample was found).
 """
 
 from __future__ import annotations
@@ -37,11 +46,12 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request, Response
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from localcloud.fc import LocalFunctionCompute
 
 API_VERSION = "2016-08-15"
+FC3_API_VERSION = "2023-03-30"
 #: FC 2.0 limits on the invocation payload.
 MAX_ASYNC_PAYLOAD = 128 * 1024
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -50,6 +60,7 @@ _ROUTE = re.compile(
     rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)"
     r"(?P<sub>/invocations|/on-demand-config)?/?$"
 )
+_FC3_INVOKE = re.compile(rf"^/{FC3_API_VERSION}/functions/(?P<function>[^/]+)/invocations/?$")
 #: The on-demand config field this stand-in understands.
 MAX_INSTANCES_FIELD = "maximumInstanceCount"
 #: The error GetOnDemandConfig answers for a function that has no on-demand config. The
@@ -100,6 +111,18 @@ def string_to_sign(request: Request, *, with_query: bool) -> str:
     )
 
 
+def fc3_error(status: int, code: str, message: str, request_id: str = "") -> Response:
+    """An FC 3.0 API error response, in the shape the Tea SDK reads."""
+    resp = Response(
+        json.dumps({"Code": code, "Message": message, "RequestId": request_id}),
+        status=status,
+        content_type="application/json",
+    )
+    if request_id:
+        resp.headers["X-Fc-Request-Id"] = request_id
+    return resp
+
+
 class FcApiApp:
     """WSGI app answering the FC 2.0 calls for the one function a LocalFunctionCompute runs."""
 
@@ -109,6 +132,7 @@ class FcApiApp:
         # recorded cap and the pool's cap never disagree when two PUTs race.
         self._on_demand: dict[str, int] = {}
         self._on_demand_lock = threading.Lock()
+        self._fc3_verifier: Any = None  # built on the first FC 3.0 call
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -116,6 +140,8 @@ class FcApiApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
+        if request.path.startswith(f"/{FC3_API_VERSION}/"):
+            return self.dispatch_fc3(request)
         match = _ROUTE.match(request.path)
         operation = _operation(match.group("sub") if match else None, request.method.upper())
         faults = self.fc.faults
@@ -152,6 +178,42 @@ class FcApiApp:
             return self.get_on_demand_config(service, qualifier)
         return self.get_function()
 
+    def dispatch_fc3(self, request: Request) -> Response:
+        """FC 3.0 InvokeFunction (the only FC 3.0 call the stand-in answers)."""
+        from datetime import datetime, timezone
+
+        from localcloud.rpc_auth import AuthError, RpcVerifier
+
+        faults = self.fc.faults
+        if faults is not None:
+            injected = faults.before("fc", "InvokeFunction")
+            if injected is not None:
+                return injected
+        if self._fc3_verifier is None:
+            self._fc3_verifier = RpcVerifier(self.fc.credentials)
+        try:
+            self._fc3_verifier.verify(
+                method=request.method,
+                path=request.path,
+                query=dict(request.args.items()),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=request.get_data(),
+                body_params={},
+                now=datetime.now(timezone.utc),
+            )
+        except AuthError as exc:
+            return fc3_error(exc.status, exc.code, exc.message)
+        match = _FC3_INVOKE.match(request.path)
+        if match is None:
+            return fc3_error(404, "PathNotSupported", f"{request.method} {request.path}")
+        if match.group("function") != self.fc.spec.name:
+            return fc3_error(
+                404, "FunctionNotFound", f"function '{match.group('function')}' does not exist"
+            )
+        if request.method != "POST":
+            return fc3_error(405, "MethodNotAllowed", "InvokeFunction needs POST")
+        return self.invoke(request, request.args.get("qualifier") or "LATEST", error=fc3_error)
+
     def authenticate(self, request: Request) -> Response | None:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("FC ") or ":" not in auth:
@@ -182,12 +244,17 @@ class FcApiApp:
             "The request signature we calculated does not match the signature you provided.",
         )
 
-    def invoke(self, request: Request, qualifier: str) -> Response:
+    def invoke(
+        self,
+        request: Request,
+        qualifier: str,
+        error: Callable[[int, str, str], Response] = fc_error,
+    ) -> Response:
         payload = request.get_data()
         mode = request.headers.get("x-fc-invocation-type", "Sync").lower()
         if mode == "async":
             if len(payload) > MAX_ASYNC_PAYLOAD:
-                return fc_error(
+                return error(
                     413, "PayloadTooLarge", f"async payload exceeds {MAX_ASYNC_PAYLOAD} bytes"
                 )
             request_id = self.fc.invoke_async(payload, source="async", qualifier=qualifier)
@@ -195,7 +262,7 @@ class FcApiApp:
             resp.headers["X-Fc-Request-Id"] = request_id
             return resp
         if len(payload) > MAX_SYNC_PAYLOAD:
-            return fc_error(413, "PayloadTooLarge", f"payload exceeds {MAX_SYNC_PAYLOAD} bytes")
+            return error(413, "PayloadTooLarge", f"payload exceeds {MAX_SYNC_PAYLOAD} bytes")
         record = self.fc.invoke_sync(payload, qualifier=qualifier)
         resp = Response(record.result, status=200, content_type="application/octet-stream")
         resp.headers["X-Fc-Request-Id"] = record.request_id

@@ -255,11 +255,84 @@ def test_replay_to_an_unknown_function_stops_at_the_first_refusal(
     assert "Authorization" not in result.output
 
 
-def test_replay_without_service_is_a_usage_error_unless_dry_run(run: Any, local_cloud: Any) -> None:
+def test_replay_without_function_is_a_usage_error_unless_dry_run(
+    run: Any, local_cloud: Any
+) -> None:
     result = run("replay", "--bucket", BUCKET, env=local_cloud.env())
 
     assert result.exit_code == 2
-    assert "--service and --function are required" in result.stderr
+    assert (
+        "--function (with --service for an FC 2.0 service, without for an FC 3.0" in result.stderr
+    )
+
+
+def test_replay_without_service_invokes_through_the_fc3_api(
+    run: Any, local_cloud: Any, local_fc: Any
+) -> None:
+    """s.yaml deploys an FC 3.0 function, which has no service: --function alone."""
+    seed_bucket(local_cloud)
+    args = ["replay", "--bucket", BUCKET, "--prefix", "firmware/", "--function", FUNCTION]
+
+    result = run(
+        *args, "--fc-endpoint", local_fc.api_url, "--account-id", "1938", "--json",
+        env=local_cloud.env(),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [i["key"] for i in summary["invoked"]] == [
+        "firmware/a.bin.ota.json",
+        "firmware/lonely.bin",
+    ]
+    assert all(i["request_id"] for i in summary["invoked"])
+    assert local_fc.wait_idle(30)
+    assert {r.source for r in local_fc.invocations} == {"async"}
+    keys = {r.result_json()["events"][0]["oss"]["object"]["key"] for r in local_fc.invocations}
+    assert keys == {"firmware/a.bin.ota.json", "firmware/lonely.bin"}
+
+
+def test_fc3_replay_of_an_unknown_function_stops_at_the_first_refusal(
+    run: Any, local_cloud: Any, local_fc: Any
+) -> None:
+    seed_bucket(local_cloud)
+
+    result = run(
+        "replay", "--bucket", BUCKET, "--function", "no-such-function",
+        "--fc-endpoint", local_fc.api_url, env=local_cloud.env(),
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    assert "FunctionNotFound" in result.stderr and "stopped after 1 of 2" in result.stderr
+    assert local_fc.invocations == []
+
+
+def test_fc3_replay_with_a_wrong_secret_is_refused_by_the_signature_check(
+    run: Any, local_cloud: Any, local_fc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from ota_release.adapters import CloudCredentials
+    from ota_release.cli import cmd_replay
+
+    seed_bucket(local_cloud)
+    # The listing is signed with the test key, the FC 3.0 call with a secret FC refuses.
+    real_init = cmd_replay.Fc3Invoker.__init__
+
+    def with_wrong_secret(self: Any, target: Any, *rest: Any) -> None:
+        wrong = CloudCredentials(target.credentials.access_key_id, "not-the-fc-secret")
+        real_init(self, replace(target, credentials=wrong), *rest)
+
+    monkeypatch.setattr(cmd_replay.Fc3Invoker, "__init__", with_wrong_secret)
+
+    result = run(
+        "replay", "--bucket", BUCKET, "--function", FUNCTION,
+        "--fc-endpoint", local_fc.api_url, env=local_cloud.env(),
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    assert "SignatureDoesNotMatch" in result.stderr and "stopped after 1 of 2" in result.stderr
+    assert "not-the-fc-secret" not in result.output
+    assert local_fc.invocations == []
 
 
 def test_replay_with_refused_credentials_fails_on_the_listing(
@@ -378,3 +451,10 @@ def test_an_unreachable_endpoint_exits_1_naming_the_endpoint_problem(run: Any) -
 
     assert result.exit_code == 1
     assert "check the endpoint and the network" in result.stderr
+
+
+def test_replay_of_an_invalid_bucket_name_is_a_usage_error(run: Any, local_cloud: Any) -> None:
+    result = run("replay", "--bucket", "Not_A_Bucket", "--dry-run", env=local_cloud.env())
+
+    assert result.exit_code == 2
+    assert "'Not_A_Bucket' is not a valid OSS bucket name" in result.stderr

@@ -72,6 +72,118 @@ def test_environment_keys_win_over_the_current_profile_but_not_over_an_explicit_
     assert explicit.region == "cn-shenzhen"
 
 
+ENV_KEYS = {
+    "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "env-secret",
+}
+ROLE_PROFILE = {
+    "name": "corp",
+    "mode": "RamRoleArn",
+    "access_key_id": "LTAI-role-source",
+    "access_key_secret": "role-secret",
+    "ram_role_arn": "acs:ram::123:role/release",
+    "region_id": "cn-beijing",
+}
+
+
+@pytest.mark.parametrize("mode", ["RamRoleArn", "EcsRamRole", "OAuth"])
+def test_environment_keys_are_used_without_reading_an_unusable_current_profile(
+    aliyun_config: Any, mode: str
+) -> None:
+    aliyun_config([{**ROLE_PROFILE, "mode": mode}], current="corp")
+
+    target = resolve_target(profile=None, region=None, env=ENV_KEYS)
+
+    assert target.credentials.access_key_id == "LTAI-env"
+    assert target.source == "ALIBABA_CLOUD_ACCESS_KEY_ID"
+    # The profile was not read: its region does not leak in either.
+    assert target.region is None
+
+
+def test_environment_keys_are_used_when_the_aliyun_config_is_broken(clean_env: Path) -> None:
+    path = clean_env / ".aliyun" / "config.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+
+    target = resolve_target(profile=None, region=None, env=ENV_KEYS)
+
+    assert target.credentials.access_key_id == "LTAI-env"
+
+
+def test_environment_keys_win_over_alibaba_cloud_profile(aliyun_config: Any) -> None:
+    aliyun_config([AK_PROFILE, STS_PROFILE], current="default")
+
+    target = resolve_target(
+        profile=None, region=None, env={**ENV_KEYS, "ALIBABA_CLOUD_PROFILE": "release"}
+    )
+
+    assert target.credentials.access_key_id == "LTAI-env"
+
+
+def test_alibaba_cloud_profile_picks_the_profile_when_no_keys_are_exported(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([AK_PROFILE, STS_PROFILE], current="default")
+
+    target = resolve_target(profile=None, region=None, env={"ALIBABA_CLOUD_PROFILE": "release"})
+
+    assert target.credentials.access_key_id == "STS.profile"
+    assert target.source == "aliyun CLI profile 'release'"
+    assert target.region == "cn-hangzhou"
+
+
+def test_an_unusable_current_profile_is_an_error_naming_the_mode_and_what_to_do(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([ROLE_PROFILE], current="corp")
+
+    with pytest.raises(UsageProblem) as err:
+        resolve_target(profile=None, region=None, env={})
+
+    text = err.value.message
+    assert "profile 'corp' (the aliyun CLI's current profile) uses mode 'RamRoleArn'" in text
+    assert "Export ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" in text
+    assert "pass --profile naming an AK or StsToken profile" in text
+    assert err.value.exit_code == 2
+
+
+def test_an_unusable_profile_asked_for_by_name_is_refused_even_with_keys_exported(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([AK_PROFILE, ROLE_PROFILE], current="default")
+
+    with pytest.raises(UsageProblem, match="'corp' \\(asked for with --profile\\) uses mode"):
+        resolve_target(profile="corp", region=None, env=ENV_KEYS)
+
+
+def test_only_half_of_the_key_pair_is_a_usage_problem_naming_the_missing_half(
+    aliyun_config: Any,
+) -> None:
+    aliyun_config([AK_PROFILE], current="default")
+
+    with pytest.raises(UsageProblem, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"):
+        resolve_target(profile=None, region=None, env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env"})
+
+
+def test_cli_with_exported_keys_runs_despite_a_ram_role_current_profile(
+    aliyun_config: Any, run: Any
+) -> None:
+    """Seen from the command line: before, every cloud command exited 2 here."""
+    import socket
+
+    aliyun_config([ROLE_PROFILE], current="corp")
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    result = run("status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}", env=ENV_KEYS)
+    refused = run("status", "--id", "x", "--iot-endpoint", f"http://127.0.0.1:{port}")
+
+    assert result.exit_code == 1  # got as far as calling the (absent) service
+    assert "RamRoleArn" not in result.output
+    assert refused.exit_code == 2 and "uses mode 'RamRoleArn'" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("profiles", "profile", "message"),
     [
@@ -134,3 +246,40 @@ def test_a_broken_config_file_is_reported_not_ignored(clean_env: Path) -> None:
 
     with pytest.raises(UsageProblem, match="cannot read the aliyun CLI configuration"):
         resolve_target(profile=None, region=None, env={})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protocol", "expected"),
+    [
+        ("127.0.0.1:9101", "http", ("127.0.0.1:9101", "http")),
+        ("127.0.0.1:9101", "HTTPS", ("127.0.0.1:9101", "https")),
+        ("127.0.0.1:9101", None, ("127.0.0.1:9101", "https")),
+        ("http://127.0.0.1:9101", None, ("127.0.0.1:9101", "http")),
+        ("http://127.0.0.1:9101", "http", ("127.0.0.1:9101", "http")),
+        (None, "http", ("iot.cn-shanghai.aliyuncs.com", "http")),
+    ],
+)
+def test_iot_protocol_applies_to_an_endpoint_without_a_scheme(
+    endpoint: str | None, protocol: str | None, expected: tuple[str, str]
+) -> None:
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "a", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "b"}
+
+    target = resolve_target(
+        profile=None,
+        region="cn-shanghai",
+        env=env,
+        iot_endpoint=endpoint,
+        iot_protocol=protocol,
+    )
+
+    assert target.iot() == expected
+
+
+def test_an_iot_scheme_contradicting_the_protocol_is_a_usage_problem() -> None:
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "a", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "b"}
+    target = resolve_target(
+        profile=None, region=None, env=env, iot_endpoint="https://h:1", iot_protocol="http"
+    )
+
+    with pytest.raises(UsageProblem, match="says https but --iot-protocol"):
+        target.iot()

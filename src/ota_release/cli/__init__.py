@@ -33,7 +33,8 @@ Once per deployment (cap FC instances so OTA_IOT_QPS x cap fits IoT's 10 calls/s
 
 
 Credentials: --profile (aliyun CLI), else ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET
-(/ALIBABA_CLOUD_SECURITY_TOKEN), else the aliyun CLI's current profile.
+(/ALIBABA_CLOUD_SECURITY_TOKEN), else the aliyun CLI profile named by
+ALIBABA_CLOUD_PROFILE, else its current profile.
 Exit status: 0 ok, 1 invalid or failed, 2 usage error. See docs/cli.md.
 """,
 )

@@ -7,11 +7,13 @@ the digest is computed by the same streaming ``digest_stream``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ota_release.cli.common import UsageProblem, byte_progress
+from ota_release.cli.shared import listed
 from ota_release.digest import Digest, digest_stream
 from ota_release.pairing import role_of
 from ota_release.rules import FIRMWARE_SIZE_MAX, Violation
@@ -58,9 +60,9 @@ class ReleaseCheck:
         }
 
 
-def sidecar_suffix(path: Path) -> str | None:
+def sidecar_suffix(path: Path, suffixes: Sequence[str] = DEFAULT_SIDECAR_SUFFIXES) -> str | None:
     """The sidecar suffix the file name ends with, or None."""
-    role = role_of(path.name, DEFAULT_SIDECAR_SUFFIXES)
+    role = role_of(path.name, suffixes)
     return role.suffix if role.is_sidecar else None
 
 
@@ -97,6 +99,7 @@ def check_release(
     *,
     firmware_key: str | None = None,
     default_product_key: str | None = None,
+    suffixes: Sequence[str] = DEFAULT_SIDECAR_SUFFIXES,
 ) -> ReleaseCheck:
     """Validate a sidecar file; with ``firmware``, also its size and digest.
 
@@ -105,7 +108,7 @@ def check_release(
     sidecar checked without a firmware file must be named like one, or the function would
     take it for a firmware file.
     """
-    suffix = sidecar_suffix(sidecar)
+    suffix = sidecar_suffix(sidecar, suffixes)
     errors: list[Violation] = []
     if firmware_key is None:
         if firmware is not None:
@@ -118,8 +121,8 @@ def check_release(
                 Violation(
                     "sidecar",
                     "file name must be the firmware file name plus "
-                    + ", ".join(DEFAULT_SIDECAR_SUFFIXES[:-1])
-                    + f" or {DEFAULT_SIDECAR_SUFFIXES[-1]} (or pass --firmware)",
+                    + listed(suffixes)
+                    + " (OTA_SIDECAR_SUFFIXES; or pass --firmware)",
                     sidecar.name,
                 )
             )

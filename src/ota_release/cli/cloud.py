@@ -1,18 +1,20 @@
 """Where the cloud-facing commands get credentials, region and endpoints.
 
-Credentials, in order:
+Credentials, first match wins (the order of Alibaba Cloud's own default credential chain,
+with the command line's ``--profile`` in front of it):
 
-1. ``--profile NAME`` (or ``ALIBABA_CLOUD_PROFILE``): that profile of the aliyun CLI's
-   ``~/.aliyun/config.json``;
+1. ``--profile NAME``: that profile of the aliyun CLI's ``~/.aliyun/config.json``;
 2. ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (and
-   ``ALIBABA_CLOUD_SECURITY_TOKEN`` for STS keys);
-3. the aliyun CLI's ``current`` profile.
+   ``ALIBABA_CLOUD_SECURITY_TOKEN`` for STS keys): when both are set, the aliyun CLI's
+   configuration is not read at all;
+3. the aliyun CLI's profile named by ``ALIBABA_CLOUD_PROFILE``, else its ``current`` one.
 
 Only the profile modes that hold a key in the file are understood (``AK`` and
 ``StsToken``); anything else (RamRoleArn, EcsRamRole, OAuth, ...) is refused with a
-message rather than guessed at. The region comes from ``--region``, then
-``ALIBABA_CLOUD_REGION_ID``, then the profile's ``region_id``. Every endpoint can be given
-explicitly, which is how the commands are pointed at ``localcloud``.
+message naming the mode, and only when that profile is the one that would be used. The
+region comes from ``--region``, then ``ALIBABA_CLOUD_REGION_ID``, then the used profile's
+``region_id``. Every endpoint can be given explicitly, which is how the commands are
+pointed at ``localcloud``.
 """
 
 from __future__ import annotations
@@ -50,16 +52,19 @@ class Profile:
     region: str | None
 
 
-def load_profile(name: str | None, path: Path | None = None) -> Profile | None:
+def load_profile(
+    name: str | None, path: Path | None = None, *, via: str = "--profile"
+) -> Profile | None:
     """The named (or ``current``) profile; None when there is no file and no name was asked.
 
-    A profile that was asked for by name but cannot be used is a usage problem: silently
-    falling back to other credentials would act on the wrong account.
+    A profile that was asked for by name (``via`` says how: ``--profile`` or
+    ``ALIBABA_CLOUD_PROFILE``) but cannot be used is a usage problem: silently falling back
+    to other credentials would act on the wrong account.
     """
     path = path or aliyun_config_path()
     if not path.is_file():
         if name:
-            raise UsageProblem(f"profile {name!r} asked for, but {path} does not exist")
+            raise UsageProblem(f"profile {name!r} asked for ({via}), but {path} does not exist")
         return None
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -69,19 +74,25 @@ def load_profile(name: str | None, path: Path | None = None) -> Profile | None:
     if not isinstance(profiles, list):
         raise UsageProblem(f"{path} has no 'profiles' list")
     wanted = name or config.get("current") or "default"
+    how = f"asked for with {via}" if name else "the aliyun CLI's current profile"
     found = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
     if found is None:
         if name:
             known = ", ".join(str(p.get("name")) for p in profiles if isinstance(p, dict))
-            raise UsageProblem(f"no profile {name!r} in {path} (profiles: {known or 'none'})")
+            raise UsageProblem(
+                f"no profile {name!r} ({how}) in {path} (profiles: {known or 'none'})"
+            )
         return None
     mode = str(found.get("mode") or "AK")
     region = str(found.get("region_id") or "") or None
     if mode not in PROFILE_MODES:
         raise UsageProblem(
-            f"profile {wanted!r} uses mode {mode!r}; ota-release reads only "
-            f"{' and '.join(PROFILE_MODES)} profiles. Export ALIBABA_CLOUD_ACCESS_KEY_ID / "
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN instead"
+            f"profile {wanted!r} ({how}) uses mode {mode!r}, which ota-release cannot use: it "
+            f"reads only {' and '.join(PROFILE_MODES)} profiles. Export "
+            "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus "
+            "ALIBABA_CLOUD_SECURITY_TOKEN for STS keys, e.g. from `aliyun sts AssumeRole`): "
+            "they are used before any profile is read. Or pass --profile naming an AK or "
+            "StsToken profile"
         )
     key_id = str(found.get("access_key_id") or "")
     secret = str(found.get("access_key_secret") or "")
@@ -105,6 +116,7 @@ class CloudTarget:
     fc_endpoint: str | None = None
     account_id: str | None = None
     iot_instance_id: str | None = None
+    iot_protocol: str | None = None  # http or https for an endpoint given without a scheme
 
     def need_region(self, what: str) -> str:
         if not self.region:
@@ -122,11 +134,35 @@ class CloudTarget:
         return f"https://oss-{self.need_region('OSS')}.aliyuncs.com"
 
     def iot(self) -> tuple[str, str]:
-        """IoT endpoint as the Tea SDK wants it: (host[:port], protocol)."""
+        """IoT endpoint as the Tea SDK wants it: (host[:port], protocol).
+
+        An endpoint written with its scheme says the protocol; one without takes
+        ``iot_protocol`` (``--iot-protocol`` / ``OTA_IOT_PROTOCOL``, as the function reads
+        it), HTTPS when neither says. A scheme that contradicts an explicit protocol is a
+        usage problem rather than a guess.
+        """
+        protocol = (self.iot_protocol or "").strip().lower() or None
+        if protocol not in (None, "http", "https"):
+            raise UsageProblem(
+                f"--iot-protocol / OTA_IOT_PROTOCOL must be http or https, got {protocol!r}"
+            )
         if self.iot_endpoint:
-            parts = urlsplit(_with_scheme(self.iot_endpoint))
+            text = self.iot_endpoint.strip().rstrip("/")
+            if "://" not in text:
+                return text, protocol or "https"
+            parts = urlsplit(text)
+            if protocol and parts.scheme != protocol:
+                raise UsageProblem(
+                    f"the IoT endpoint {text!r} says {parts.scheme} but --iot-protocol / "
+                    f"OTA_IOT_PROTOCOL says {protocol}: drop one of them"
+                )
             return parts.netloc, parts.scheme
-        return f"iot.{self.need_region('IoT Platform')}.aliyuncs.com", "https"
+        return f"iot.{self.need_region('IoT Platform')}.aliyuncs.com", protocol or "https"
+
+    def iot_url(self) -> str:
+        """The IoT endpoint as a URL, for messages."""
+        host, protocol = self.iot()
+        return f"{protocol}://{host}"
 
     def fc(self) -> str:
         """FC 2.0 API endpoint: explicit, or ``https://<account>.<region>.fc.aliyuncs.com``."""
@@ -156,6 +192,31 @@ class CloudTarget:
             Timeout=timeout,
         )
 
+    def fc3_client(self, endpoint: str, timeout: int = 30) -> Any:
+        """A Tea OpenAPI client for the FC 3.0 (2023-03-30) API at ``endpoint``.
+
+        FC 3.0 functions have no service, so fc2 (an FC 2.0 SDK) cannot name them. The FC
+        3.0 SDK (alibabacloud-fc20230330) is a thin layer over this generic client, which
+        the project already has: calls go out exactly as that SDK sends them (ROA style,
+        ``ACS3-HMAC-SHA256`` signature).
+        """
+        from alibabacloud_tea_openapi import models as open_api_models
+        from alibabacloud_tea_openapi.client import Client as OpenApiClient
+
+        parts = urlsplit(endpoint)
+        c = self.credentials
+        config = open_api_models.Config(
+            access_key_id=c.access_key_id,
+            access_key_secret=c.access_key_secret,
+            security_token=c.security_token,
+            endpoint=parts.netloc,
+            protocol=parts.scheme or "https",
+            region_id=self.sdk_region(),
+            read_timeout=timeout * 1000,
+            connect_timeout=10_000,
+        )
+        return OpenApiClient(config)
+
 
 def _with_scheme(endpoint: str) -> str:
     endpoint = endpoint.strip().rstrip("/")
@@ -177,23 +238,28 @@ def resolve_target(
     chosen: Profile | None = None
     credentials: CloudCredentials | None = None
     source = ""
+    key_id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
+    secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "").strip()
     if profile:
         chosen = load_profile(profile, config_path)
         assert chosen is not None
         credentials, source = chosen.credentials, f"aliyun CLI profile {chosen.name!r}"
-    else:
-        key_id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
-        secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "").strip()
+    elif key_id and secret:
+        # The environment wins: the aliyun CLI's file is not even read, so a profile this
+        # command cannot use (RamRoleArn, ...) never stands in the way of exported keys.
         token = env.get("ALIBABA_CLOUD_SECURITY_TOKEN", "").strip() or None
-        if key_id and secret:
-            credentials = CloudCredentials(key_id, secret, token)
-            source = "ALIBABA_CLOUD_ACCESS_KEY_ID"
-        elif key_id or secret:
-            raise UsageProblem(
-                "set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-            )
-        chosen = load_profile(None, config_path)
-        if credentials is None and chosen is not None:
+        credentials = CloudCredentials(key_id, secret, token)
+        source = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+    elif key_id or secret:
+        missing = "ALIBABA_CLOUD_ACCESS_KEY_SECRET" if key_id else "ALIBABA_CLOUD_ACCESS_KEY_ID"
+        raise UsageProblem(
+            f"{missing} is not set: set both ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither to use the aliyun CLI's profile"
+        )
+    else:
+        named = env.get("ALIBABA_CLOUD_PROFILE", "").strip() or None
+        chosen = load_profile(named, config_path, via="ALIBABA_CLOUD_PROFILE")
+        if chosen is not None:
             credentials, source = chosen.credentials, f"aliyun CLI profile {chosen.name!r}"
     if credentials is None:
         raise UsageProblem(
@@ -228,10 +294,10 @@ def credential_options(func: F) -> F:
     )(func)
     func = click.option(
         "--profile",
-        envvar="ALIBABA_CLOUD_PROFILE",
         metavar="NAME",
-        help="aliyun CLI profile (~/.aliyun/config.json, mode AK or StsToken) "
-        "[env ALIBABA_CLOUD_PROFILE; default: env keys, then the current profile].",
+        help="aliyun CLI profile (~/.aliyun/config.json, mode AK or StsToken) to use instead "
+        "of the default chain: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, then the profile named "
+        "by ALIBABA_CLOUD_PROFILE, then the current profile.",
     )(func)
     return func
 
@@ -246,13 +312,22 @@ def oss_endpoint_option(func: F) -> F:
 
 
 def iot_endpoint_option(func: F) -> F:
-    return click.option(
+    """``--iot-endpoint`` and ``--iot-protocol``, read like the function reads them."""
+    func = click.option(
+        "--iot-protocol",
+        envvar="OTA_IOT_PROTOCOL",
+        type=click.Choice(["http", "https"], case_sensitive=False),
+        help="Protocol for an --iot-endpoint given without a scheme "
+        "[env OTA_IOT_PROTOCOL; default https].",
+    )(func)
+    func = click.option(
         "--iot-endpoint",
         envvar="OTA_IOT_ENDPOINT",
         metavar="URL",
-        help="IoT Platform endpoint; a http:// URL switches to plain HTTP "
+        help="IoT Platform endpoint, host[:port] or a URL whose scheme sets the protocol "
         "[env OTA_IOT_ENDPOINT; default iot.<region>.aliyuncs.com over HTTPS].",
     )(func)
+    return func
 
 
 def fc_endpoint_options(func: F) -> F:
@@ -267,7 +342,7 @@ def fc_endpoint_options(func: F) -> F:
         "--fc-endpoint",
         envvar="OTA_FC_ENDPOINT",
         metavar="URL",
-        help="Function Compute (FC 2.0 API) endpoint "
+        help="Function Compute API endpoint "
         "[env OTA_FC_ENDPOINT; default https://<account>.<region>.fc.aliyuncs.com].",
     )(func)
     return func
@@ -287,15 +362,24 @@ _CREDENTIAL_CODES = (
 )
 
 
-def failure(error: Exception, target: CloudTarget, doing: str) -> CommandFailed:
+def failure(
+    error: Exception, target: CloudTarget, doing: str, endpoint: str | None = None
+) -> CommandFailed:
     """A readable exit-1 error for a failed cloud call, with a hint when one is obvious.
 
-    Never includes the secret or the token; the access key id is shown to say which key
-    was refused.
+    A call that got no answer at all (connection refused, timeout, TLS spoken to a plain
+    HTTP server, unknown host) is one line naming the endpoint and the reason, never the
+    SDK's own exception text. Never includes the secret or the token; the access key id
+    is shown to say which key was refused.
     """
-    from ota_release.errors import PlatformError, TransientError
+    from ota_release.errors import PlatformError
 
-    unreachable = isinstance(error, TransientError) and (error.status or -1) < 0
+    reason = network_problem(error)
+    if reason is not None:
+        where = f" at {endpoint}" if endpoint else ""
+        return CommandFailed(
+            f"{doing} failed: no answer{where}: {reason}; check the endpoint and the network"
+        )
     if isinstance(error, PlatformError):
         detail = f"{error.service.upper()} {error.operation}: {error.code}: {error.message}"
         if error.request_id:
@@ -313,12 +397,77 @@ def failure(error: Exception, target: CloudTarget, doing: str) -> CommandFailed:
         hint = "\nthe key is valid but not allowed to do this; check its RAM policy"
     elif code in ("NoSuchBucket",):
         hint = "\ncheck --bucket and that the endpoint is the bucket's region"
-    elif unreachable or not code:
-        hint = (
-            "\nno answer from the service (connection refused, timeout, or not the right "
-            "kind of server); check the endpoint and the network"
-        )
+    elif not code:
+        hint = "\nthe answer was not one the SDK could read; check the endpoint"
     return CommandFailed(f"{doing} failed: {detail}{hint}")
+
+
+#: Text of the network failures the SDKs wrap (requests/urllib3 messages, OS errors), in
+#: the order they are looked for, with what the user is told.
+_NETWORK_MARKERS = (
+    (
+        ("WRONG_VERSION_NUMBER", "SSLError", "SSL:", "CERTIFICATE_VERIFY_FAILED"),
+        "the TLS handshake failed (a plain-HTTP server answering an https:// endpoint? "
+        "then give the endpoint as http://... or set OTA_IOT_PROTOCOL=http for IoT)",
+    ),
+    (("Connection refused", "ConnectionRefused"), "connection refused"),
+    (
+        (
+            "Name or service not known",
+            "nodename nor servname",
+            "getaddrinfo failed",
+            "NameResolution",
+            "Temporary failure in name resolution",
+        ),
+        "the host name does not resolve",
+    ),
+    (("timed out", "Timeout", "timeout"), "the connection timed out"),
+    (
+        (
+            "Connection reset",
+            "Connection aborted",
+            "RemoteDisconnected",
+            "ConnectionError",
+            "NewConnectionError",
+            "Max retries exceeded",
+            "BadStatusLine",
+        ),
+        "the connection failed",
+    ),
+)
+
+
+def network_problem(error: BaseException) -> str | None:
+    """Why a call got no answer, when that is what happened; None for a real answer.
+
+    Looks through the error, what it was raised from, and the SDKs' wrappers
+    (``inner_exception`` of the Tea SDK), so it holds for oss2, the Tea SDKs and fc2 alike.
+    """
+    seen: set[int] = set()
+    texts: list[str] = []
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__} {current}")
+        inner = getattr(current, "inner_exception", None)
+        stack.extend(
+            [
+                current.__cause__,
+                current.__context__,
+                inner if isinstance(inner, BaseException) else None,
+            ]
+        )
+    status = getattr(error, "status", None) or getattr(error, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        return None  # the service answered with an HTTP status
+    joined = "\n".join(texts)
+    for markers, reason in _NETWORK_MARKERS:
+        if any(marker in joined for marker in markers):
+            return reason
+    return None
 
 
 @contextlib.contextmanager

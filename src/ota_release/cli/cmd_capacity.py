@@ -107,8 +107,19 @@ Exit status: 0 done and OTA_IOT_QPS x cap fits --account-qps, 1 a call failed or
 OTA_IOT_QPS x cap exceeds --account-qps (unless --no-check), 2 usage error.
 """,
 )
-@click.option("--service", required=True, help="FC service name.")
-@click.option("--function", "function", required=True, help="FC function name.")
+@click.option(
+    "--service",
+    envvar="OTA_FC_SERVICE",
+    required=True,
+    help="FC service name [env OTA_FC_SERVICE].",
+)
+@click.option(
+    "--function",
+    "function",
+    envvar="OTA_FC_FUNCTION",
+    required=True,
+    help="FC function name [env OTA_FC_FUNCTION].",
+)
 @click.option(
     "--qualifier",
     default="LATEST",
@@ -282,7 +293,7 @@ def _call_failed(exc: Exception, target: Any, operation: str, doing: str) -> cli
     from ota_release.errors import PermanentError
 
     if not isinstance(exc, FcError):  # connection refused, timeout: failure() says so
-        return failure(exc, target, doing)
+        return failure(exc, target, doing, target.fc())
     try:
         body = json.loads(exc.message)
     except (TypeError, ValueError):

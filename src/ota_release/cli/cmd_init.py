@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from ota_release.cli.common import CommandFailed
+from ota_release.cli.common import CommandFailed, UsageProblem
+from ota_release.cli.shared import shared_settings_options
 
 #: Published URL of the sidecar JSON Schema (``schemas/sidecar.schema.json`` in the repo,
 #: the ``$id`` of ``sidecar_json_schema()``). A sidecar travels with its firmware into OSS
@@ -85,7 +86,8 @@ Examples:
   ota-release init cam-2.1.0.bin --version 2.1.0 --type diff --src-version 2.0.0
   ota-release init cam.bin --version 3.0.0 --sign-method SHA256 --format yaml --force
 
-Writes FIRMWARE.ota.json (or .ota.yaml) next to the file. Exit status: 0 written,
+Writes FIRMWARE.ota.json (or .ota.yaml; the first fitting OTA_SIDECAR_SUFFIXES entry
+when that is set) next to the file. Exit status: 0 written,
 1 refused (file exists without --force, or the values break a rule), 2 usage error.
 """,
 )
@@ -129,6 +131,7 @@ Writes FIRMWARE.ota.json (or .ota.yaml) next to the file. Exit status: 0 written
     help="What $schema points at (e.g. a relative path to schemas/sidecar.schema.json).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing sidecar of the same format.")
+@shared_settings_options(product_key=False)
 def init(
     firmware: Path,
     version: str,
@@ -142,18 +145,26 @@ def init(
     fmt: str,
     schema_ref: str,
     force: bool,
+    sidecar_suffixes: str | None,
 ) -> None:
     """Write the sidecar for FIRMWARE, with its size and digest measured."""
     from ota_release.cli.checks import compute_digest
     from ota_release.cli.common import escape, print_violations, stdout_console
-    from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
+    from ota_release.cli.shared import listed, shared_settings, suffix_for_format
     from ota_release.sidecar import derive_firmware_name, parse_sidecar
 
-    suffix = ".ota.json" if fmt == "json" else ".ota.yaml"
+    suffixes = shared_settings(sidecar_suffixes=sidecar_suffixes).sidecar_suffixes
+    suffix = suffix_for_format(suffixes, ".json" if fmt == "json" else ".yaml")
+    if suffix is None:
+        raise UsageProblem(
+            f"no sidecar suffix in OTA_SIDECAR_SUFFIXES ({listed(suffixes)}) fits a {fmt} "
+            f"sidecar: the function reads a name ending in .json as JSON, any other as YAML; "
+            f"use --format {'yaml' if fmt == 'json' else 'json'} or add a suffix"
+        )
     target = firmware.with_name(firmware.name + suffix)
     others = [
         firmware.with_name(firmware.name + s)
-        for s in DEFAULT_SIDECAR_SUFFIXES
+        for s in suffixes
         if s != suffix and firmware.with_name(firmware.name + s).exists()
     ]
     if others:

@@ -12,10 +12,14 @@ What is replayed (one invocation per release, and every object still gets an ans
 * every firmware file *without* a sidecar: its invocation yields the ``waiting`` notice
   that names the missing sidecar;
 * a firmware file *with* a sidecar is skipped, because the sidecar's invocation covers it
-  (``--include-firmware`` replays it too; the pipeline is idempotent, so the second
-  invocation only reports "already registered", at the cost of an extra IoT lookup).
+  (``--include-firmware`` replays it too, at the cost of an extra IoT lookup; the pipeline
+  is idempotent, so it registers nothing twice).
 
 ``--since`` keeps releases of which either half was modified at or after the date.
+
+The function is named either by ``--service`` and ``--function`` (FC 2.0 API, a
+template.yml / Funcraft deployment, through fc2) or by ``--function`` alone (FC 3.0 API,
+an s.yaml / fc3 deployment, whose functions have no service).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -37,10 +42,14 @@ from ota_release.cli.cloud import (
     fc_endpoint_options,
     oss_endpoint_option,
 )
+from ota_release.cli.shared import shared_settings_options
 
 REPLAY_RULE_ID = "ota-release-replay"
 #: FC answers these for every invocation alike: stop instead of failing each object.
 FATAL_STATUSES = (401, 403, 404)
+#: The same for FC 3.0, whose gateway refuses a signature or key with 400.
+FC3_FATAL_STATUSES = (400, 401, 403, 404)
+FC3_API_VERSION = "2023-03-30"
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,8 @@ class _Since(click.ParamType):
 Examples:
   ota-release replay --bucket acme-firmware --prefix firmware/ --since 2025-11-20 \\
       --service ota-release --function create-firmware --account-id 1938475610293847 --dry-run
+  ota-release replay --bucket acme-firmware --prefix firmware/ \\
+      --function ota-release-create-firmware --account-id 1938475610293847   # s.yaml (FC 3.0)
   ota-release replay --bucket b --prefix firmware/acme/ --service ota-release \\
       --function create-firmware --fc-endpoint http://127.0.0.1:9200 --json
 
@@ -179,8 +190,16 @@ Exit status: 0 every chosen object was handed to FC, 1 some invocation failed (o
 listing failed), 2 usage error.
 """,
 )
-@click.option("--bucket", required=True, help="The watched bucket.")
-@click.option("--prefix", default="firmware/", show_default=True, help="Only keys under it.")
+@click.option(
+    "--bucket", envvar="OTA_BUCKET", required=True, help="The watched bucket [env OTA_BUCKET]."
+)
+@click.option(
+    "--prefix",
+    envvar="OTA_PREFIX",
+    default="firmware/",
+    show_default=True,
+    help="Only keys under it [env OTA_PREFIX].",
+)
 @click.option(
     "--since",
     type=_Since(),
@@ -188,21 +207,25 @@ listing failed), 2 usage error.
     help="Only releases modified at/after this date or ISO time (UTC unless stated).",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be invoked; invoke nothing.")
-@click.option("--service", help="FC service name (required unless --dry-run).")
-@click.option("--function", "function", help="FC function name (required unless --dry-run).")
+@click.option(
+    "--service",
+    envvar="OTA_FC_SERVICE",
+    help="FC 2.0 service name (template.yml deployments); leave out for an FC 3.0 function "
+    "(s.yaml deployments) [env OTA_FC_SERVICE].",
+)
+@click.option(
+    "--function",
+    "function",
+    envvar="OTA_FC_FUNCTION",
+    help="FC function name, required unless --dry-run [env OTA_FC_FUNCTION].",
+)
 @click.option("--qualifier", help="Version or alias to invoke (default LATEST).")
 @click.option(
     "--include-firmware",
     is_flag=True,
     help="Also invoke for firmware files that have a sidecar (normally covered by it).",
 )
-@click.option(
-    "--sidecar-suffixes",
-    envvar="OTA_SIDECAR_SUFFIXES",
-    default=".ota.json,.ota.yaml,.ota.yml",
-    show_default=True,
-    help="The function's OTA_SIDECAR_SUFFIXES.",
-)
+@shared_settings_options(product_key=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/summary as JSON.")
 @credential_options
 @oss_endpoint_option
@@ -216,7 +239,7 @@ def replay(
     function: str | None,
     qualifier: str | None,
     include_firmware: bool,
-    sidecar_suffixes: str,
+    sidecar_suffixes: str | None,
     as_json: bool,
     profile: str | None,
     region: str | None,
@@ -225,15 +248,18 @@ def replay(
     account_id: str | None,
 ) -> None:
     """Invoke the function asynchronously for uploads already in the bucket."""
-    if not dry_run and not (service and function):
-        raise click.UsageError("--service and --function are required unless --dry-run")
-    suffixes = tuple(s.strip() for s in sidecar_suffixes.split(",") if s.strip())
-    if not suffixes or any(not s.startswith(".") for s in suffixes):
-        raise click.BadParameter("suffixes start with '.'", param_hint="--sidecar-suffixes")
+    if not dry_run and not function:
+        raise click.UsageError(
+            "--function (with --service for an FC 2.0 service, without for an FC 3.0 "
+            "function) is required unless --dry-run"
+        )
 
     from ota_release.cli.cloud import failure, resolve_target
     from ota_release.cli.cmd_upload import normalise_prefix, oss_bucket
     from ota_release.cli.common import CommandFailed, emit_json
+    from ota_release.cli.shared import shared_settings
+
+    suffixes = shared_settings(sidecar_suffixes=sidecar_suffixes).sidecar_suffixes
 
     target = resolve_target(
         profile=profile,
@@ -244,13 +270,14 @@ def replay(
     )
     prefix = normalise_prefix(prefix)
     fc_endpoint_url = None if dry_run else target.fc()  # usage problems before any call
+    oss = oss_bucket(target, bucket, enable_crc=False)
     try:
-        listed = list(_list_objects(oss_bucket(target, bucket, enable_crc=False), prefix))
+        listed = list(_list_objects(oss, prefix))
     except Exception as exc:
         from ota_release.adapters.oss import classify_oss_error
 
         raise failure(
-            classify_oss_error(exc, "ListObjectsV2"), target, f"listing {bucket}"
+            classify_oss_error(exc, "ListObjectsV2"), target, f"listing {bucket}", target.oss()
         ) from exc
 
     plan = plan_replay(listed, suffixes, since=since, include_firmware=include_firmware)
@@ -261,7 +288,7 @@ def replay(
     failed: list[dict[str, Any]] = []
     fatal: str | None = None
     if not dry_run and chosen:
-        assert fc_endpoint_url is not None and service and function
+        assert fc_endpoint_url is not None and function
         invoked, failed, fatal = _invoke_all(
             target, fc_endpoint_url, service, function, qualifier, chosen, bucket, event_region
         )
@@ -299,22 +326,134 @@ def _list_objects(oss: Any, prefix: str) -> Iterable[Listed]:
         )
 
 
+class InvokeRefused(Exception):
+    """FC answered an invocation with an error; ``fatal`` when every call would get it."""
+
+    def __init__(self, text: str, *, fatal: bool) -> None:
+        super().__init__(text)
+        self.text = text
+        self.fatal = fatal
+
+
+class Fc2Invoker:
+    """Asynchronous InvokeFunction through the FC 2.0 API (a service and a function)."""
+
+    def __init__(
+        self,
+        target: CloudTarget,
+        endpoint: str,
+        service: str,
+        function: str,
+        qualifier: str | None,
+    ) -> None:
+        self.client = target.fc_client(endpoint)
+        self.endpoint = endpoint
+        self.account_id = target.account_id
+        self.qualifier = qualifier
+        self.service = service
+        self.function = function
+        self.name = f"{service}/{function}"
+
+    def invoke(self, payload: bytes) -> str | None:
+        """Hand one event to FC; the request id it answers with."""
+        from fc2.fc_exceptions import FcError
+
+        try:
+            response = self.client.invoke_function(
+                self.service,
+                self.function,
+                payload=payload,
+                headers={"x-fc-invocation-type": "Async"},
+                qualifier=self.qualifier,
+            )
+        except FcError as exc:
+            raise InvokeRefused(
+                _fc_error_text(exc), fatal=exc.status_code in FATAL_STATUSES
+            ) from exc
+        headers = response.headers
+        return headers.get("X-Fc-Request-Id") or headers.get("x-fc-request-id")
+
+
+class Fc3Invoker:
+    """Asynchronous InvokeFunction through the FC 3.0 API (functions without a service).
+
+    The request is the one alibabacloud-fc20230330's ``invoke_function`` sends:
+    ``POST /2023-03-30/functions/{name}/invocations``, the qualifier as a query parameter,
+    the event as an octet-stream body, ``x-fc-invocation-type: Async``.
+    """
+
+    def __init__(
+        self, target: CloudTarget, endpoint: str, function: str, qualifier: str | None
+    ) -> None:
+        self.client = target.fc3_client(endpoint)
+        self.endpoint = endpoint
+        self.account_id = target.account_id
+        self.qualifier = qualifier
+        self.function = function
+        self.name = function
+
+    def invoke(self, payload: bytes) -> str | None:
+        import io
+        from urllib.parse import quote
+
+        from alibabacloud_tea_openapi import models as open_api_models
+        from alibabacloud_tea_util import models as util_models
+
+        params = open_api_models.Params(
+            action="InvokeFunction",
+            version=FC3_API_VERSION,
+            protocol=(urlsplit(self.endpoint).scheme or "https").upper(),
+            pathname=f"/{FC3_API_VERSION}/functions/{quote(self.function, safe='')}/invocations",
+            method="POST",
+            auth_type="AK",
+            style="ROA",
+            req_body_type="json",
+            body_type="binary",
+        )
+        request = open_api_models.OpenApiRequest(
+            headers={"x-fc-invocation-type": "Async"},
+            query={"qualifier": self.qualifier} if self.qualifier else {},
+            stream=io.BytesIO(payload),
+        )
+        runtime = util_models.RuntimeOptions(autoretry=False)
+        try:
+            answer = self.client.call_api(params, request, runtime)
+        except Exception as exc:
+            status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+            code = getattr(exc, "code", None)
+            if not isinstance(status, int) or not code:
+                raise  # no answer: the caller says why
+            message = str(getattr(exc, "message", "") or exc)
+            raise InvokeRefused(
+                f"HTTP {status} {code}: {message}", fatal=status in FC3_FATAL_STATUSES
+            ) from exc
+        headers = {str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
+        return headers.get("x-fc-request-id")
+
+
 def _invoke_all(
     target: CloudTarget,
     endpoint: str,
-    service: str,
+    service: str | None,
     function: str,
     qualifier: str | None,
     chosen: Sequence[Decision],
     bucket: str,
     region: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    """Invoke once per decision; stop early when FC refuses the caller or the function."""
-    from fc2.fc_exceptions import FcError
+    """Invoke once per decision; stop early when FC refuses the caller or the function.
 
+    With a service, through the FC 2.0 API; without, through the FC 3.0 API.
+    """
+    from ota_release.cli.cloud import network_problem
     from ota_release.cli.common import count_progress
 
-    client = target.fc_client(endpoint)
+    invoker: Fc2Invoker | Fc3Invoker = (
+        Fc2Invoker(target, endpoint, service, function, qualifier)
+        if service
+        else Fc3Invoker(target, endpoint, function, qualifier)
+    )
+
     invoked: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     fatal: str | None = None
@@ -322,38 +461,29 @@ def _invoke_all(
         for decision in chosen:
             payload = json.dumps(
                 replay_event(
-                    decision.obj, bucket=bucket, region=region, account_id=target.account_id
+                    decision.obj, bucket=bucket, region=region, account_id=invoker.account_id
                 )
             ).encode("utf-8")
             try:
-                response = client.invoke_function(
-                    service,
-                    function,
-                    payload=payload,
-                    headers={"x-fc-invocation-type": "Async"},
-                    qualifier=qualifier,
-                )
-            except FcError as exc:
-                error = _fc_error_text(exc)
-                failed.append({"key": decision.obj.key, "error": error})
-                if exc.status_code in FATAL_STATUSES:
+                request_id = invoker.invoke(payload)
+            except InvokeRefused as exc:
+                failed.append({"key": decision.obj.key, "error": exc.text})
+                if exc.fatal:
                     fatal = (
-                        f"Function Compute refused the invocation of {service}/{function}: "
-                        f"{error}; stopped after {len(invoked) + len(failed)} of {len(chosen)}"
+                        f"Function Compute refused the invocation of {invoker.name}: "
+                        f"{exc.text}; stopped after {len(invoked) + len(failed)} of {len(chosen)}"
                     )
                     break
             except Exception as exc:  # connection refused, timeouts: the same for every call
-                failed.append({"key": decision.obj.key, "error": f"{type(exc).__name__}: {exc}"})
-                fatal = f"cannot reach Function Compute at {endpoint}: {type(exc).__name__}"
+                reason = network_problem(exc) or f"{type(exc).__name__}: {exc}"
+                failed.append({"key": decision.obj.key, "error": reason})
+                fatal = (
+                    f"invoking {invoker.name} failed: no answer at {invoker.endpoint}: {reason}; "
+                    "check the endpoint and the network"
+                )
                 break
             else:
-                invoked.append(
-                    {
-                        "key": decision.obj.key,
-                        "request_id": response.headers.get("X-Fc-Request-Id")
-                        or response.headers.get("x-fc-request-id"),
-                    }
-                )
+                invoked.append({"key": decision.obj.key, "request_id": request_id})
             progress.advance()
     return invoked, failed, fatal
 

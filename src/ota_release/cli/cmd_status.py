@@ -64,6 +64,7 @@ def status(
     profile: str | None,
     region: str | None,
     iot_endpoint: str | None,
+    iot_protocol: str | None,
 ) -> None:
     """Show a firmware package as IoT Platform reports it, verification status included."""
     if bool(firmware_id) == bool(name):
@@ -76,7 +77,9 @@ def status(
     from ota_release.cli.iot_query import FirmwareInspector, status_words
     from ota_release.errors import NotFoundError, PlatformError
 
-    target = resolve_target(profile=profile, region=region, iot_endpoint=iot_endpoint)
+    target = resolve_target(
+        profile=profile, region=region, iot_endpoint=iot_endpoint, iot_protocol=iot_protocol
+    )
     endpoint, protocol = target.iot()
     iot = FirmwareInspector(target.credentials, endpoint, target.sdk_region(), protocol=protocol)
     try:
@@ -91,7 +94,7 @@ def status(
     except NotFoundError as exc:
         raise CommandFailed(f"IoT Platform has no firmware with id {firmware_id!r}") from exc
     except PlatformError as exc:
-        raise failure(exc, target, "querying IoT Platform") from exc
+        raise failure(exc, target, "querying IoT Platform", target.iot_url()) from exc
 
     code = info.get("Status")
     if as_json:

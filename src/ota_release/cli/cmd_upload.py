@@ -9,6 +9,7 @@ to; uploading the sidecar last (a PutObject) covers that case too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import click
 
 from ota_release.cli.cloud import CloudTarget, credential_options, oss_endpoint_option
 from ota_release.cli.common import ByteSize, UsageProblem
+from ota_release.cli.shared import shared_settings_options
 
 DEFAULT_PREFIX = "firmware/"
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -55,19 +57,17 @@ def crc_is_fast() -> bool:
     return True
 
 
-def find_sidecar(firmware: Path) -> Path:
+def find_sidecar(firmware: Path, suffixes: Sequence[str]) -> Path:
     """The one sidecar next to the firmware file; none or several is a usage problem."""
-    from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
-
     found = [
         firmware.with_name(firmware.name + s)
-        for s in DEFAULT_SIDECAR_SUFFIXES
+        for s in suffixes
         if firmware.with_name(firmware.name + s).is_file()
     ]
     if not found:
         raise UsageProblem(
             f"no sidecar next to {firmware} (looked for "
-            + ", ".join(firmware.name + s for s in DEFAULT_SIDECAR_SUFFIXES)
+            + ", ".join(firmware.name + s for s in suffixes)
             + "); write one with `ota-release init` or pass --sidecar"
         )
     if len(found) > 1:
@@ -99,15 +99,18 @@ Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
 @click.option(
     "--sidecar",
     type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
-    help="Sidecar file (default: FIRMWARE.ota.json|.ota.yaml|.ota.yml). Uploaded as "
+    help="Sidecar file (default: FIRMWARE plus one of the sidecar suffixes). Uploaded as "
     "<prefix><firmware name><its suffix>; any name works if it ends in .json/.yaml/.yml.",
 )
-@click.option("--bucket", required=True, help="The watched bucket.")
+@click.option(
+    "--bucket", envvar="OTA_BUCKET", required=True, help="The watched bucket [env OTA_BUCKET]."
+)
 @click.option(
     "--prefix",
+    envvar="OTA_PREFIX",
     default=DEFAULT_PREFIX,
     show_default=True,
-    help="The watched prefix; a missing trailing / is added.",
+    help="The watched prefix; a missing trailing / is added [env OTA_PREFIX].",
 )
 @click.option(
     "--topic",
@@ -129,6 +132,7 @@ Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
     show_default="16MiB",
     help="Part size for multipart uploads.",
 )
+@shared_settings_options(product_key=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @credential_options
 @oss_endpoint_option
@@ -140,6 +144,8 @@ def upload(
     topic: str | None,
     multipart_threshold: int,
     part_size: int,
+    product_key: str | None,
+    sidecar_suffixes: str | None,
     as_json: bool,
     profile: str | None,
     region: str | None,
@@ -155,26 +161,42 @@ def upload(
         print_violations,
         stdout_console,
     )
+    from ota_release.cli.shared import listed, shared_settings, suffix_for_format
     from ota_release.pairing import role_of
-    from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
 
-    sidecar = sidecar or find_sidecar(firmware)
-    role = role_of(sidecar.name, DEFAULT_SIDECAR_SUFFIXES)
+    settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
+    suffixes = settings.sidecar_suffixes
+    sidecar = sidecar or find_sidecar(firmware, suffixes)
+    role = role_of(sidecar.name, suffixes)
     if role.is_sidecar:
         assert role.suffix is not None
         suffix = role.suffix
     elif sidecar.suffix.lower() in (".json", ".yaml", ".yml"):
-        suffix = ".ota" + sidecar.suffix.lower()
+        fitting = suffix_for_format(suffixes, sidecar.suffix)
+        if fitting is None:
+            raise UsageProblem(
+                f"{sidecar}: no sidecar suffix in OTA_SIDECAR_SUFFIXES ({listed(suffixes)}) "
+                f"fits a {sidecar.suffix} file"
+            )
+        suffix = fitting
     else:
         raise UsageProblem(f"{sidecar}: a sidecar must be a .json, .yaml or .yml file")
     prefix = normalise_prefix(prefix)
     firmware_key = prefix + firmware.name
     sidecar_key = firmware_key + suffix
-    if role_of(firmware_key, DEFAULT_SIDECAR_SUFFIXES).is_sidecar:
-        raise UsageProblem(f"{firmware.name}: a firmware file cannot be named like a sidecar")
+    if role_of(firmware_key, suffixes).is_sidecar:
+        raise UsageProblem(
+            f"{firmware.name}: a firmware file cannot be named like a sidecar ({listed(suffixes)})"
+        )
 
     console = stdout_console()
-    check = check_release(sidecar, firmware, firmware_key=firmware_key)
+    check = check_release(
+        sidecar,
+        firmware,
+        firmware_key=firmware_key,
+        default_product_key=settings.product_key,
+        suffixes=suffixes,
+    )
     if not check.ok:
         if as_json:
             emit_json({"uploaded": False, "check": check.as_dict()})
@@ -202,7 +224,9 @@ def upload(
     except Exception as exc:
         from ota_release.adapters.oss import classify_oss_error
 
-        raise failure(classify_oss_error(exc, "upload"), target, f"uploading to {bucket}") from exc
+        raise failure(
+            classify_oss_error(exc, "upload"), target, f"uploading to {bucket}", target.oss()
+        ) from exc
 
     topic_text = f"topic {topic}" if topic else "its outcome topic"
     what = {

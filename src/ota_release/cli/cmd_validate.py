@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ota_release.cli.common import EXIT_FAILED, UsageProblem
+from ota_release.cli.shared import shared_settings_options
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 
@@ -36,18 +37,14 @@ Exit status: 0 every sidecar is valid, 1 at least one is not, 2 usage error
     is_flag=True,
     help="Also check each sidecar's firmware file (the sidecar path minus its suffix).",
 )
-@click.option(
-    "--product-key",
-    envvar="OTA_PRODUCT_KEY",
-    metavar="KEY",
-    help="The function's default ProductKey (OTA_PRODUCT_KEY), used when a sidecar has none.",
-)
+@shared_settings_options(product_key=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report (for CI).")
 def validate(
     sidecars: tuple[Path, ...],
     firmware: Path | None,
     check_firmware: bool,
     product_key: str | None,
+    sidecar_suffixes: str | None,
     as_json: bool,
 ) -> None:
     """Check sidecars with exactly the rules the function applies.
@@ -56,26 +53,31 @@ def validate(
     """
     from ota_release.cli.checks import check_release, sidecar_suffix
     from ota_release.cli.common import emit_json, escape, print_violations, stdout_console
+    from ota_release.cli.shared import listed, shared_settings
 
     if firmware is not None and len(sidecars) != 1:
         raise click.UsageError("--firmware goes with exactly one SIDECAR")
     if firmware is not None and check_firmware:
         raise click.UsageError("use either --firmware or --check-firmware")
 
+    settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
+    suffixes = settings.sidecar_suffixes
     results = []
     for sidecar in sidecars:
         fw = firmware
         if check_firmware:
-            suffix = sidecar_suffix(sidecar)
+            suffix = sidecar_suffix(sidecar, suffixes)
             if suffix is None:
                 raise UsageProblem(
-                    f"{sidecar}: --check-firmware needs a sidecar named "
-                    "<firmware>.ota.json|yaml|yml"
+                    f"{sidecar}: --check-firmware needs a sidecar named <firmware> plus "
+                    f"{listed(suffixes)} (OTA_SIDECAR_SUFFIXES)"
                 )
             fw = sidecar.with_name(sidecar.name[: -len(suffix)])
             if not fw.is_file():
                 raise UsageProblem(f"{sidecar}: its firmware file {fw} does not exist")
-        results.append(check_release(sidecar, fw, default_product_key=product_key))
+        results.append(
+            check_release(sidecar, fw, default_product_key=settings.product_key, suffixes=suffixes)
+        )
 
     valid = all(r.ok for r in results)
     if as_json:
