@@ -54,8 +54,9 @@ MAX_MESSAGE_SIZE = 65536
 MIN_TOPIC_MESSAGE_SIZE = 1024
 MESSAGE_TAG_MAX = 16
 MAX_CLOCK_SKEW = timedelta(minutes=15)
-#: Topic names: a letter first, then letters, digits and hyphens, at most 256 characters.
-TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,255}$")
+#: Topic names (CreateTopic reference): letters, digits and hyphens, a letter or digit
+#: first, at most 255 characters.
+TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,254}$")
 _MNS_AUTH = re.compile(r"^MNS ([^:\s]+):(\S+)$")
 _READ_PATH = re.compile(r"^/_localcloud/topics/([^/]+)/messages$")
 _TOPIC_PATH = re.compile(r"^/topics/([^/]+)(/messages)?$")
@@ -431,8 +432,8 @@ def _check_topic_name(name: str) -> None:
         raise MnsError(
             400,
             "InvalidTopicName",
-            f"The topic name you provided is invalid: {name!r}. Use a letter first, then "
-            "letters, digits and hyphens, at most 256 characters.",
+            f"The topic name you provided is invalid: {name!r}. Use letters, digits and "
+            "hyphens, a letter or digit first, at most 255 characters.",
         )
 
 
