@@ -228,11 +228,16 @@ def test_sts_key_with_wrong_or_missing_token_is_access_denied(env: MnsEnv, token
 
 def test_request_from_a_clock_skewed_beyond_15_minutes_is_refused(make_mns: MnsFactory) -> None:
     env = make_mns(now=lambda: datetime.now(timezone.utc) - timedelta(minutes=16))
+    body = message_xml("late")
 
     with pytest.raises(MNSServerException) as caught:
         env.topic().publish_message(TopicMessage("late"))
+    status, reply = publish_raw(env, body, rfc1864_md5(body))
 
     assert caught.value.type == "TimeExpired"
+    assert status == 408
+    assert b"<Code>TimeExpired</Code>" in reply
+    assert env.mns.messages(TOPIC) == []
 
 
 def test_body_not_matching_its_content_md5_is_refused(env: MnsEnv) -> None:
