@@ -72,40 +72,53 @@ def node_executable() -> str:
     return node
 
 
-def ensure_installed() -> str:
-    """Install the pinned clients if needed; return the node executable."""
-    node = node_executable()
-    if not (STAMP.is_file() and STAMP.read_text().strip() == _lock_digest()):
-        npm = shutil.which("npm")
-        if npm is None:
-            raise NodeSetupError(
-                "npm is not on PATH, so the pinned Node.js clients cannot be installed into "
-                f"{NODE_MODULES}. Install npm (`make node`)."
-            )
-        # --ignore-scripts: none of the pinned packages needs an install script.
-        done = subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            env=_node_env(),
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise NodeSetupError(
-                f"`npm ci` in {HERE} failed (exit {done.returncode}); the registry may be "
-                f"unreachable.\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-            )
-        STAMP.write_text(_lock_digest() + "\n")
+def _version_mismatches() -> list[str]:
+    """Pinned packages missing from node_modules or installed at another version."""
+    found = []
     for name, version in pinned_versions().items():
         manifest = NODE_MODULES / name / "package.json"
         installed = json.loads(manifest.read_text())["version"] if manifest.is_file() else None
         if installed != version:
-            raise NodeSetupError(
-                f"{name} {installed or '(missing)'} is installed in {NODE_MODULES}, but "
-                f"package.json pins {version}; delete node_modules and run again."
-            )
+            found.append(f"{name} {installed or '(missing)'} (package.json pins {version})")
+    return found
+
+
+def _npm_ci() -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NodeSetupError(
+            "npm is not on PATH, so the pinned Node.js clients cannot be installed into "
+            f"{NODE_MODULES}. Install npm (`make node`)."
+        )
+    # --ignore-scripts: none of the pinned packages needs an install script.
+    done = subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=HERE,
+        env=_node_env(),
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise NodeSetupError(
+            f"`npm ci` in {HERE} failed (exit {done.returncode}); the registry may be "
+            f"unreachable.\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
+    STAMP.write_text(_lock_digest() + "\n")
+
+
+def ensure_installed() -> str:
+    """Install the pinned clients if needed (``npm ci``); return the node executable."""
+    node = node_executable()
+    current = STAMP.is_file() and STAMP.read_text().strip() == _lock_digest()
+    if not current or _version_mismatches():
+        _npm_ci()
+    mismatches = _version_mismatches()
+    if mismatches:
+        raise NodeSetupError(
+            f"after `npm ci` in {HERE} these clients are not as pinned: {'; '.join(mismatches)}"
+        )
     return node
 
 
