@@ -62,10 +62,15 @@ UPLOAD_POLICY_TTL = timedelta(seconds=60)
 #: FileSuffix values GenerateOTAUploadURL accepts (bin is the default).
 FILE_SUFFIXES = ("bin", "dav", "apk", "tar", "gz", "tar.gz", "zip", "gzip")
 LIST_PAGE_SIZE_MAX = 100
+#: Documented QPS of each action relative to the 10-QPS ones (CreateOTAFirmware,
+#: GenerateOTAUploadURL, ListOTAFirmware, DeleteOTAFirmware, CreateOTAVerifyJob): the
+#: QueryOTAFirmware reference gives 20 QPS per account. The limiter scales ``qps`` by it.
+QPS_FACTOR = {"QueryOTAFirmware": 2}
 VERIFY_DEVICES_MAX = 10
 VERIFY_TIMEOUT_RANGE = (1, 1440)
 
-# Firmware status values, as QueryOTAFirmware reports them.
+# Firmware status values, as QueryOTAFirmware reports them. ListOTAFirmware documents only
+# 0-3, so its entries leave Status out for a package that needs no verification (-1).
 STATUS_NO_VERIFY = -1
 STATUS_UNVERIFIED = 0
 STATUS_VERIFIED = 1
@@ -109,7 +114,17 @@ class FirmwareRecord:
     sequence: int = field(repr=False, default=0)
 
     def as_simple_info(self) -> dict[str, Any]:
-        """The ListOTAFirmware ``SimpleFirmwareInfo`` entry."""
+        """The ListOTAFirmware ``SimpleFirmwareInfo`` entry.
+
+        Its Status is documented as 0-3 only; -1 (no verification needed) is a
+        QueryOTAFirmware value, so a no-verify package is listed without a Status.
+        """
+        info = self._common_info()
+        if self.status == STATUS_NO_VERIFY:
+            del info["Status"]
+        return info
+
+    def _common_info(self) -> dict[str, Any]:
         info = {
             "FirmwareId": self.firmware_id,
             "FirmwareName": self.firmware_name,
@@ -130,8 +145,8 @@ class FirmwareRecord:
         return {k: v for k, v in info.items() if v is not None}
 
     def as_info(self) -> dict[str, Any]:
-        """The QueryOTAFirmware ``FirmwareInfo`` object."""
-        info = self.as_simple_info()
+        """The QueryOTAFirmware ``FirmwareInfo`` object (Status -1 to 3)."""
+        info = self._common_info()
         info["FirmwareUrl"] = self.firmware_url
         if self.udi is not None:
             info["Udi"] = self.udi
@@ -162,14 +177,18 @@ class SlidingWindowLimiter:
         self._lock = threading.Lock()
         self._calls: dict[str, deque[float]] = {}
 
-    def acquire(self, key: str) -> float | None:
-        """Take a slot; None when allowed, else the seconds until the next slot frees."""
+    def acquire(self, key: str, limit: int | None = None) -> float | None:
+        """Take a slot; None when allowed, else the seconds until the next slot frees.
+
+        ``limit`` overrides the limiter's own for this key (actions differ in their QPS).
+        """
         now = self.clock()
+        allowed = self.limit if limit is None else limit
         with self._lock:
             log = self._calls.setdefault(key, deque())
             while log and log[0] <= now - self.window:
                 log.popleft()
-            if len(log) >= self.limit:
+            if len(log) >= allowed:
                 return log[0] + self.window - now
             log.append(now)
             return None
@@ -201,10 +220,12 @@ class LocalIot:
 
     Throttling: every action has its own sliding one-second window of ``qps`` calls shared
     by all keys of the account (the docs give the QPS limit per operation and account;
-    RAM users share it). ``qps=None`` turns it off. With ``retry_after_header`` the 429/400
-    answer also carries ``x-acs-retry-after`` (milliseconds), which makes the Tea SDK raise
-    ``ThrottlingException`` instead of ``ClientException``; off by default because the real
-    gateway's use of the header for IoT is unconfirmed.
+    RAM users share it); QueryOTAFirmware, documented at twice the others' rate, gets
+    ``2 * qps`` (see :data:`QPS_FACTOR`). ``qps=None`` turns it off. With
+    ``retry_after_header`` the 429/400 answer also carries ``x-acs-retry-after``
+    (milliseconds), which makes the Tea SDK raise ``ThrottlingException`` instead of
+    ``ClientException``; off by default because the real gateway's use of the header for
+    IoT is unconfirmed.
 
     ``auto_verify``: the stand-in has no devices, so CreateOTAVerifyJob marks the package
     verified (status 1) at once; with ``auto_verify=False`` it stays verifying (2) until
@@ -360,7 +381,8 @@ class LocalIot:
                 return injected
 
         if self.limiter is not None:
-            wait = self.limiter.acquire(auth.action)
+            limit = self.limiter.limit * QPS_FACTOR.get(auth.action, 1)
+            wait = self.limiter.acquire(auth.action, limit)
             if wait is not None:
                 return self._throttled(request_id, wait)
 

@@ -6,7 +6,8 @@ ak, sk[, security_token])``. Every request is checked as MNS checks it:
 - ``Authorization: MNS AK:base64(HMAC-SHA1(secret, VERB\\nContent-MD5\\nContent-Type\\nDate\\n
   <sorted x-mns-* headers>/resource))``; unknown key → 403 ``InvalidAccessKeyId``, wrong
   signature → 403 ``SignatureDoesNotMatch``;
-- ``Date`` within 15 minutes of the server clock, else 403 ``TimeExpired``;
+- ``Date`` within 15 minutes of the server clock, else 408 ``TimeExpired`` (the status
+  MNS's error-code table gives it);
 - ``x-mns-version: 2015-06-06``;
 - ``Content-MD5`` when present must match the body. The SDK sends base64 of the *hex* digest
   (not of the raw digest as RFC 1864 says); both forms are accepted, anything else is
@@ -54,8 +55,9 @@ MAX_MESSAGE_SIZE = 65536
 MIN_TOPIC_MESSAGE_SIZE = 1024
 MESSAGE_TAG_MAX = 16
 MAX_CLOCK_SKEW = timedelta(minutes=15)
-#: Topic names: a letter first, then letters, digits and hyphens, at most 256 characters.
-TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,255}$")
+#: Topic names (CreateTopic reference): letters, digits and hyphens, a letter or digit
+#: first, at most 255 characters.
+TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,254}$")
 _MNS_AUTH = re.compile(r"^MNS ([^:\s]+):(\S+)$")
 _READ_PATH = re.compile(r"^/_localcloud/topics/([^/]+)/messages$")
 _TOPIC_PATH = re.compile(r"^/topics/([^/]+)(/messages)?$")
@@ -362,7 +364,7 @@ class LocalMns:
         if credential is None:
             raise MnsError(403, "InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
         if abs(self.now() - sent) > MAX_CLOCK_SKEW:
-            raise MnsError(403, "TimeExpired", "The http request you sent is expired.")
+            raise MnsError(408, "TimeExpired", "The http request you sent is expired.")
         content_md5 = headers.get("content-md5", "")
         if content_md5:
             _check_content_md5(content_md5, request.get_data())
@@ -431,8 +433,8 @@ def _check_topic_name(name: str) -> None:
         raise MnsError(
             400,
             "InvalidTopicName",
-            f"The topic name you provided is invalid: {name!r}. Use a letter first, then "
-            "letters, digits and hyphens, at most 256 characters.",
+            f"The topic name you provided is invalid: {name!r}. Use letters, digits and "
+            "hyphens, a letter or digit first, at most 255 characters.",
         )
 
 

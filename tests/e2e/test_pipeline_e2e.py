@@ -142,7 +142,12 @@ def test_firmware_then_yaml_sidecar_with_sha256_and_differential_type(harness: H
     assert package.firmware_sign == hashlib.sha256(data).hexdigest()
     assert package.type == 1
     assert package.src_version == "1.3.0"
-    assert package.status == -1  # NeedToVerify false
+    # NeedToVerify false: QueryOTAFirmware reports -1; ListOTAFirmware documents only 0-3.
+    assert package.status is None
+    queried = harness.iot.query_otafirmware(
+        iot_models.QueryOTAFirmwareRequest(firmware_id=package.firmware_id)
+    )
+    assert queried.body.firmware_info.status == -1
 
 
 def test_broken_sidecar_is_rejected_with_every_problem_and_registers_nothing(

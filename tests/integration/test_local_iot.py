@@ -323,6 +323,22 @@ def test_throttling_with_retry_after_header_raises_throttling_exception(
     assert caught.value.retry_after == 1000
 
 
+def test_query_is_throttled_at_twice_the_rate_of_the_other_actions(env: IotEnv) -> None:
+    # GIVEN one package and a clock that does not move
+    client = env.client()
+    firmware_id = client.create_otafirmware(create_request()).body.data.firmware_id
+    query = iot_models.QueryOTAFirmwareRequest(firmware_id=firmware_id)
+
+    # WHEN QueryOTAFirmware (documented at 20 QPS) is called 20 times in one second
+    answers = [client.query_otafirmware(query).body.success for _ in range(20)]
+
+    # THEN all 20 pass and the 21st is throttled
+    assert answers == [True] * 20
+    with pytest.raises(ClientException) as caught:
+        client.query_otafirmware(query)
+    assert caught.value.code == "Throttling.User"
+
+
 def test_limit_applies_per_action(make_iot: IotFactory) -> None:
     env = make_iot(qps=1)
     client = env.client()
@@ -341,7 +357,7 @@ def test_invalid_parameters_are_reported_together_naming_each_field(env: IotEnv)
         create_request(firmware_name="-starts-with-dash", dest_version="v" * 65, type=1)
     )
 
-    assert response.body.success is False
+    assert (response.status_code, response.body.success) == (200, False)
     assert response.body.code == IotCode.ILLEGAL_REQUEST
     for field_name in ("FirmwareName", "DestVersion", "SrcVersion"):
         assert field_name in response.body.error_message
@@ -508,6 +524,29 @@ def test_list_pages_newest_first_and_filters(env: IotEnv) -> None:
     assert by_product.total == 2
     first = by_product.firmware_info.simple_firmware_info[0]
     assert (first.firmware_sign, first.firmware_size, first.status) == (PACKAGE_MD5, 14, 0)
+
+
+def test_list_reports_only_the_documented_status_values(env: IotEnv) -> None:
+    # GIVEN a package that needs verification (status 0) and one that does not (status -1)
+    client = env.client()
+    client.create_otafirmware(create_request(firmware_name="checked"))
+    unchecked = client.create_otafirmware(
+        create_request(firmware_name="unchecked", need_to_verify=False)
+    ).body.data.firmware_id
+
+    # WHEN both are listed and the second is queried
+    listed = client.list_otafirmware(
+        iot_models.ListOTAFirmwareRequest(current_page=1, page_size=10)
+    ).body.firmware_info.simple_firmware_info
+    queried = client.query_otafirmware(
+        iot_models.QueryOTAFirmwareRequest(firmware_id=unchecked)
+    ).body.firmware_info
+
+    # THEN the list shows only ListOTAFirmware's documented values (0-3): the package that
+    # needs no verification has no Status there; QueryOTAFirmware reports its -1
+    statuses = {f.firmware_name: f.status for f in listed}
+    assert statuses == {"checked": STATUS_UNVERIFIED, "unchecked": None}
+    assert queried.status == STATUS_NO_VERIFY
 
 
 def test_page_size_over_100_is_refused(env: IotEnv) -> None:

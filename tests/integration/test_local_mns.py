@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import http.client
 import io
 import json
@@ -10,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -89,6 +92,44 @@ def env(make_mns: MnsFactory) -> MnsEnv:
 
 def upper_md5(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest().upper()
+
+
+def publish_raw(
+    env: MnsEnv, body: bytes, content_md5: str, version: str = "2015-06-06"
+) -> tuple[int, bytes]:
+    """POST a message signed by hand as the MNS signature doc describes (no SDK)."""
+    path = f"/topics/{TOPIC}/messages"
+    content_type = "text/xml;charset=utf-8"
+    date = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    to_sign = f"POST\n{content_md5}\n{content_type}\n{date}\nx-mns-version:{version}\n{path}"
+    signature = base64.b64encode(hmac.new(SK.encode(), to_sign.encode(), "sha1").digest())
+    headers = {
+        "Authorization": f"MNS {AK}:{signature.decode()}",
+        "Content-MD5": content_md5,
+        "Content-Type": content_type,
+        "Date": date,
+        "x-mns-version": version,
+    }
+    host, port = env.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        reply = connection.getresponse()
+        return reply.status, reply.read()
+    finally:
+        connection.close()
+
+
+def message_xml(text: str, tag: str | None = None) -> bytes:
+    tag_element = f"<MessageTag>{tag}</MessageTag>" if tag is not None else ""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Message xmlns="http://mns.aliyuncs.com/doc/v1/">'
+        f"<MessageBody>{text}</MessageBody>{tag_element}</Message>"
+    ).encode()
+
+
+def rfc1864_md5(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
 # Publish and read back -------------------------------------------------------------------
@@ -187,11 +228,16 @@ def test_sts_key_with_wrong_or_missing_token_is_access_denied(env: MnsEnv, token
 
 def test_request_from_a_clock_skewed_beyond_15_minutes_is_refused(make_mns: MnsFactory) -> None:
     env = make_mns(now=lambda: datetime.now(timezone.utc) - timedelta(minutes=16))
+    body = message_xml("late")
 
     with pytest.raises(MNSServerException) as caught:
         env.topic().publish_message(TopicMessage("late"))
+    status, reply = publish_raw(env, body, rfc1864_md5(body))
 
     assert caught.value.type == "TimeExpired"
+    assert status == 408
+    assert b"<Code>TimeExpired</Code>" in reply
+    assert env.mns.messages(TOPIC) == []
 
 
 def test_body_not_matching_its_content_md5_is_refused(env: MnsEnv) -> None:
@@ -210,6 +256,56 @@ def test_body_not_matching_its_content_md5_is_refused(env: MnsEnv) -> None:
 
     assert caught.value.type == "InvalidDegist"
     assert mns.messages(TOPIC) == []
+
+
+def test_message_tag_of_16_characters_is_accepted_and_17_refused(env: MnsEnv) -> None:
+    # The Python SDK refuses a 17-character tag before sending, so that one goes by hand.
+    env.topic().publish_message(TopicMessage("tagged", "t" * 16))
+    body = message_xml("tagged", "t" * 17)
+
+    status, reply = publish_raw(env, body, rfc1864_md5(body))
+
+    assert status == 400
+    assert b"<Code>InvalidArgument</Code>" in reply and b"MessageTag" in reply
+    assert [m.tag for m in env.mns.messages(TOPIC)] == ["t" * 16]
+
+
+@pytest.mark.parametrize("form", ["rfc1864", "sdk-hex"])
+def test_content_md5_is_accepted_as_rfc1864_or_as_the_sdks_base64_of_hex(
+    env: MnsEnv, form: str
+) -> None:
+    # GIVEN a body and its Content-MD5 in one of the two forms clients send
+    body = message_xml("checked body")
+    digest = hashlib.md5(body, usedforsecurity=False)
+    raw = digest.digest() if form == "rfc1864" else digest.hexdigest().encode()
+
+    # WHEN it is published with that header (signed by hand, no SDK)
+    status, reply = publish_raw(env, body, base64.b64encode(raw).decode())
+
+    # THEN the message is accepted with 201 and stored
+    assert status == 201, reply
+    assert [m.body for m in env.mns.messages(TOPIC)] == ["checked body"]
+
+
+def test_content_md5_in_neither_form_is_invalid_degist(env: MnsEnv) -> None:
+    body = message_xml("checked body")
+    wrong = base64.b64encode(hashlib.md5(b"other", usedforsecurity=False).digest()).decode()
+
+    status, reply = publish_raw(env, body, wrong)
+
+    assert status == 400
+    assert b"<Code>InvalidDegist</Code>" in reply
+    assert env.mns.messages(TOPIC) == []
+
+
+def test_request_without_the_2015_06_06_version_header_is_refused(env: MnsEnv) -> None:
+    body = message_xml("old protocol")
+
+    status, reply = publish_raw(env, body, rfc1864_md5(body), version="2014-07-08")
+
+    assert status == 400
+    assert b"x-mns-version" in reply
+    assert env.mns.messages(TOPIC) == []
 
 
 # Topic management -------------------------------------------------------------------------
@@ -231,6 +327,46 @@ def test_topics_can_be_created_inspected_and_deleted_through_the_sdk(env: MnsEnv
         65536,
     )
     assert "created-by-sdk" not in env.mns.topics()
+
+
+def test_creating_an_existing_topic_with_other_attributes_is_topic_already_exist(
+    env: MnsEnv,
+) -> None:
+    topic = env.account().get_topic(TOPIC)
+
+    same = topic.create(TopicMeta(maximum_message_size=MAX_MESSAGE_SIZE))
+    with pytest.raises(MNSServerException) as caught:
+        topic.create(TopicMeta(maximum_message_size=2048))
+
+    assert same.endswith(f"/topics/{TOPIC}")
+    assert caught.value.type == "TopicAlreadyExist"
+
+
+@pytest.mark.parametrize("name", ["-starts-with-hyphen", "has_underscore", "x" * 256])
+def test_topic_name_outside_the_documented_pattern_is_refused(env: MnsEnv, name: str) -> None:
+    with pytest.raises(MNSServerException) as caught:
+        env.account().get_topic(name).create(TopicMeta())
+
+    assert caught.value.type == "InvalidTopicName"
+    assert name not in env.mns.topics()
+
+
+@pytest.mark.parametrize("name", ["1starts-with-digit", "x" * 255])
+def test_topic_name_may_start_with_a_digit_and_have_255_characters(env: MnsEnv, name: str) -> None:
+    env.account().get_topic(name).create(TopicMeta())
+
+    assert name in env.mns.topics()
+
+
+@pytest.mark.parametrize("size", [1023, 65537])
+def test_topic_maximum_message_size_outside_1024_to_65536_is_refused(
+    env: MnsEnv, size: int
+) -> None:
+    with pytest.raises(MNSServerException) as caught:
+        env.account().get_topic("sized").create(TopicMeta(maximum_message_size=size))
+
+    assert caught.value.type == "InvalidArgument"
+    assert "sized" not in env.mns.topics()
 
 
 def test_topic_with_a_smaller_size_limit_enforces_it(env: MnsEnv) -> None:
