@@ -79,27 +79,29 @@ class Notification:
     def identity_content(self) -> dict[str, Any]:
         """What the id is a digest of: the body without the facts of one delivery.
 
-        Left out: ``message_id``, ``published_at``, ``request_ids`` (and any request id
+        Left out: ``message_id``, ``published_at``, ``request_ids`` (and any of them
         quoted in an error or the summary), ``errors_dropped`` (derived), the ``event``,
         the object's ``size`` and the package's ``utc_create`` (CreateOTAFirmware and
         ListOTAFirmware may spell it differently). ``identity`` names what the fact is
         about: for a release-level outcome, both objects' keys and ETags instead of the
         triggering object, so both halves' events agree.
         """
+        rids = _request_id_values(self.request_ids)
         content: dict[str, Any] = {
             "schema": SCHEMA,
             "outcome": self.outcome.value,
             "bucket": self.bucket,
             "about": list(self.identity) or [self.key, self.etag or ""],
-            "summary": self.summary,
+            # SDK messages quote the request id of the refused call: mask them here.
+            "summary": _mask_request_ids(self.summary, rids),
             "firmware_key": self.firmware_key,
             "sidecar_key": self.sidecar_key,
             "spec": self.spec,
             "firmware": _without(self.firmware, "utc_create"),
             "digest": self.digest,
-            "errors": self.errors,
+            "errors": _mask_request_ids(self.errors, rids),
         }
-        return _mask_request_ids(content, _request_id_values(self.request_ids))
+        return content
 
     def to_body(self, now: datetime | None = None) -> str:
         """The JSON body, trimmed to fit MNS's size limit."""
@@ -133,12 +135,16 @@ def _without(value: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
     return None if value is None else {k: v for k, v in value.items() if k != name}
 
 
+#: Shorter "request ids" are not masked: they could match ordinary words by chance.
+MIN_MASKED_REQUEST_ID = 8
+
+
 def _request_id_values(request_ids: dict[str, Any]) -> list[str]:
-    """Every request id string in ``request_ids`` (values are strings or lists of them)."""
+    """Every request id in ``request_ids`` (values are strings or lists of them)."""
     found: list[str] = []
     for value in request_ids.values():
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item:
+            if isinstance(item, str) and len(item) >= MIN_MASKED_REQUEST_ID:
                 found.append(item)
     return sorted(set(found), key=len, reverse=True)
 

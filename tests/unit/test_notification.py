@@ -101,7 +101,7 @@ def test_request_ids_quoted_in_an_error_do_not_change_the_id() -> None:
         )
 
     # THEN both publish under one id
-    assert refused("REQ-1").message_id == refused("REQ-2").message_id
+    assert refused("6E1F3A2B-0001-REQ").message_id == refused("6E1F3A2B-0002-REQ").message_id
 
 
 # Message identity, as a property (docs/notifications.md, "Message identity") ------------
@@ -162,7 +162,7 @@ def test_equal_content_shares_an_id_and_different_content_never_does(
 @settings(max_examples=200)
 @given(
     notifications(),
-    st.text(min_size=1, max_size=8),
+    st.text(min_size=8, max_size=24),
     st.text(max_size=8),
     st.integers(min_value=0),
     st.text(max_size=8),
