@@ -19,15 +19,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ota_release.events import OSS_MAX_KEY_BYTES, key_bytes
 from ota_release.ports import ObjectInfo
 
-#: OSS object keys are 1 to 1023 bytes of UTF-8.
-OSS_MAX_KEY_BYTES = 1023
-
-
-def key_bytes(key: str) -> int:
-    """The length OSS measures a key by: its UTF-8 bytes (lone surrogates count as 3)."""
-    return len(key.encode("utf-8", "surrogatepass"))
+__all__ = [
+    "OSS_MAX_KEY_BYTES",
+    "Pairing",
+    "Role",
+    "find_pair",
+    "naming_problem",
+    "role_of",
+    "sidecar_candidates",
+    "sidecar_suffix_of",
+]
 
 
 def sidecar_suffix_of(key: str, suffixes: Sequence[str]) -> str | None:
