@@ -784,3 +784,15 @@ def test_keys_no_oss_object_can_have_are_skipped_with_the_reason(key: str, words
 def test_a_long_delivered_key_whose_decoded_form_fits_is_kept() -> None:
     key = "firmware/" + "%41" * 400  # 1209 bytes as delivered, 409 decoded
     assert _screen([_created(key=key)]).records != []
+
+
+def test_the_outside_boundary_sample_is_skipped_whole_by_the_deployed_boundary() -> None:
+    # GIVEN the sample: one upload to another bucket, one outside the watched prefix
+    batch = parse_trigger_event(load_bytes("oss-put-outside-boundary.json"))
+    assert len(batch.records) == 2
+    # WHEN screened with the boundary template.yml deploys (its bucket, "firmware/")
+    screened = screen_records(batch, Boundary(frozenset({"firmware-bucket"}), "firmware/"))
+    # THEN nothing is left to process, and each skip says which setting excluded it
+    assert screened.records == []
+    assert ["OTA_BUCKETS" in s.reason for s in screened.skipped] == [True, False]
+    assert "OTA_PREFIX" in screened.skipped[1].reason
