@@ -229,3 +229,13 @@ def test_multibyte_text_is_measured_in_bytes_not_characters() -> None:
     body = note(outcome=Outcome.REJECTED, errors=errors).to_body(NOW)
     assert len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
     assert json.loads(body)["errors_dropped"] > 0
+
+
+def test_fields_that_are_not_known_are_null_never_absent() -> None:
+    # GIVEN a `waiting` for a firmware file whose sidecar has not arrived
+    body = json.loads(
+        note(outcome=Outcome.WAITING, identity=(), firmware_key="fw/cam.bin").to_body(NOW)
+    )
+    # THEN every documented field is present; what is not known is null
+    for name in ("sidecar_key", "spec", "firmware", "digest"):
+        assert name in body and body[name] is None, name
