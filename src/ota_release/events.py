@@ -57,7 +57,8 @@ function should process, in order:
 * records outside the configured bucket(s) and prefix (``OTA_BUCKETS``, ``OTA_PREFIX``)
   are skipped and logged: nothing is read, registered or published for them;
 * records whose key no OSS object can have (over OSS's 1023-byte key limit, not UTF-8,
-  or a folder marker ending in ``/``) are skipped the same way;
+  starting with ``/`` or ``\\``) or that is a folder marker ending in ``/`` are skipped
+  the same way;
 * a record that repeats an earlier one (same bucket, key, ETag, size, event time and OSS
   request id: one upload delivered twice) is dropped, so one event of 9,532 copies of
   one upload is processed once;
@@ -251,6 +252,8 @@ def _key_problem(record: ObjectCreated) -> str | None:
             f"key is {key_bytes(usable[-1])} bytes; OSS keys are at most "
             f"{OSS_MAX_KEY_BYTES} bytes, so no such object exists"
         )
+    if all(k.startswith(("/", "\\")) for k in usable):
+        return "key starts with '/' or '\\'; OSS keys never do"
     if record.key.endswith("/"):
         return "key ends in '/': a folder marker, not a file"
     return None

@@ -773,6 +773,8 @@ def test_duplicates_and_skips_do_not_count_towards_the_limit() -> None:
         ("firmware/" + "k" * 1015, "1024 bytes; OSS keys are at most 1023 bytes"),
         ("firmware/\ud800.bin", "not valid UTF-8"),
         ("firmware/folder/", "folder marker"),
+        ("/firmware/cam.bin", "OSS keys never do"),
+        ("\\firmware\\cam.bin", "OSS keys never do"),
     ],
 )
 def test_keys_no_oss_object_can_have_are_skipped_with_the_reason(key: str, words: str) -> None:
