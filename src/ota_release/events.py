@@ -48,6 +48,25 @@ Function Compute caps an asynchronous invocation payload (the way OSS triggers i
 :data:`MAX_EVENT_BYTES` (1 MiB) is rejected before JSON decoding so that a runaway or
 hostile payload cannot cost memory and time; deeply nested JSON that exhausts the
 recursion limit is reported as an :class:`EventShapeError` too.
+
+Screening
+---------
+:func:`screen_records` (called by the handler once settings are read) keeps what this
+function should process, in order:
+
+* records outside the configured bucket(s) and prefix (``OTA_BUCKETS``, ``OTA_PREFIX``)
+  are skipped and logged: nothing is read, registered or published for them;
+* records whose key no OSS object can have (over OSS's 1023-byte key limit, not UTF-8,
+  starting with ``/`` or ``\\``) or that is a folder marker ending in ``/`` are skipped
+  the same way;
+* a record that repeats an earlier one (same bucket, key, ETag, size, event time and OSS
+  request id: one upload delivered twice) is dropped, so one event of 9,532 copies of
+  one upload is processed once;
+* more than :data:`MAX_RECORDS_PER_EVENT` (100) distinct records left raise
+  :class:`TooManyRecordsError` before any is processed: one logged error, FC's retries
+  and then the OnFailure destination, never hundreds of notifications or a run into the
+  function's timeout. An OSS trigger delivers one record per event and an EventBridge
+  batch window's documented example is 100 events, so a real event stays within it.
 """
 
 from __future__ import annotations
@@ -77,18 +96,30 @@ _M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "MAX_RECORDS_PER_EVENT",
+    "OSS_MAX_KEY_BYTES",
+    "Boundary",
     "EventShapeError",
     "ObjectCreated",
     "OssTriggerEnvelope",
     "SkippedEvent",
+    "TooManyRecordsError",
     "TriggerBatch",
+    "key_bytes",
     "parse_trigger_event",
+    "screen_records",
 ]
 
 logger = logging.getLogger("ota_release.events")
 
 MAX_EVENT_BYTES = 1024 * 1024
 """Largest event accepted, in bytes of JSON (UTF-8 for ``str`` input)."""
+
+MAX_RECORDS_PER_EVENT = 100
+"""Most distinct object-created records one invocation processes (module doc, Limits)."""
+
+#: OSS object keys are 1 to 1023 bytes of UTF-8.
+OSS_MAX_KEY_BYTES = 1023
 
 _OBJECT_CREATED_PREFIX = "ObjectCreated:"
 # These fire while a multipart upload is in progress; the object is not readable yet.
@@ -176,6 +207,110 @@ class TriggerBatch:
 
     records: list[ObjectCreated]
     skipped: list[SkippedEvent]
+    #: records dropped by :func:`screen_records` as repeats of an earlier record
+    duplicates: int = 0
+
+
+class TooManyRecordsError(EventShapeError):
+    """More distinct records than :data:`MAX_RECORDS_PER_EVENT`: none is processed."""
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The bucket(s) and key prefix the function handles (``OTA_BUCKETS``, ``OTA_PREFIX``).
+
+    An empty ``buckets`` accepts every bucket, an empty ``prefix`` every key.
+    """
+
+    buckets: frozenset[str] = frozenset()
+    prefix: str = ""
+
+    def reason_to_skip(self, record: ObjectCreated) -> str | None:
+        """Why ``record`` is outside this function's boundary, or None."""
+        if self.buckets and record.bucket not in self.buckets:
+            return (
+                f"bucket {_short.repr(record.bucket)} is not one this function handles "
+                f"(OTA_BUCKETS: {', '.join(sorted(self.buckets))})"
+            )
+        if self.prefix and not any(k.startswith(self.prefix) for k in record.key_candidates):
+            return f"key is outside the watched prefix (OTA_PREFIX: {self.prefix!r})"
+        return None
+
+
+def key_bytes(key: str) -> int:
+    """The length OSS measures a key by: its UTF-8 bytes (a lone surrogate counts as 3)."""
+    return len(key.encode("utf-8", "surrogatepass"))
+
+
+def _key_problem(record: ObjectCreated) -> str | None:
+    """Why no OSS object can have the record's key (so nothing is looked up), or None."""
+    usable = [k for k in record.key_candidates if _is_utf8(k)]
+    if not usable:
+        return "key is not valid UTF-8 text (it holds a lone surrogate); OSS keys are UTF-8"
+    if all(key_bytes(k) > OSS_MAX_KEY_BYTES for k in usable):
+        return (
+            f"key is {key_bytes(usable[-1])} bytes; OSS keys are at most "
+            f"{OSS_MAX_KEY_BYTES} bytes, so no such object exists"
+        )
+    if all(k.startswith(("/", "\\")) for k in usable):
+        return "key starts with '/' or '\\'; OSS keys never do"
+    if record.key.endswith("/"):
+        return "key ends in '/': a folder marker, not a file"
+    return None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _delivery_identity(record: ObjectCreated) -> tuple[object, ...]:
+    """What makes two records the same upload delivered twice (OSS has no sequencer)."""
+    return (
+        record.bucket,
+        record.key,
+        record.etag,
+        record.size,
+        record.event_time,
+        record.oss_request_id,
+    )
+
+
+def screen_records(
+    batch: TriggerBatch, boundary: Boundary = Boundary(), limit: int = MAX_RECORDS_PER_EVENT
+) -> TriggerBatch:
+    """Keep the records this function should process: in bounds, valid keys, each once.
+
+    A record outside ``boundary`` or with a key no OSS object can have is skipped with a
+    reason; a repeat of an earlier record (same bucket, key, ETag, size, event time and
+    OSS request id) is dropped and counted. More than ``limit`` records left raise
+    :class:`TooManyRecordsError` before anything is processed.
+    """
+    kept: list[ObjectCreated] = []
+    skipped = list(batch.skipped)
+    seen: set[tuple[object, ...]] = set()
+    duplicates = batch.duplicates
+    for record in batch.records:
+        reason = boundary.reason_to_skip(record) or _key_problem(record)
+        identity = _delivery_identity(record)
+        if reason is not None:
+            skipped.append(SkippedEvent(record.event_name, record.bucket, record.key, reason))
+        elif identity in seen:
+            duplicates += 1
+        else:
+            seen.add(identity)
+            kept.append(record)
+    if len(kept) > limit:
+        raise TooManyRecordsError(
+            f"the event holds {len(kept)} distinct object-created records; at most {limit} "
+            "are processed per invocation, so none was: the event goes to the OnFailure "
+            "destination after FC's retries (re-run its objects with `ota-release replay`)",
+            [f"first keys: {_short.repr([r.key for r in kept[:3]])}"],
+        )
+    return TriggerBatch(records=kept, skipped=skipped, duplicates=duplicates)
 
 
 # --------------------------------------------------------------------------- models

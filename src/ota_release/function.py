@@ -15,7 +15,14 @@ from typing import Any
 from aws_lambda_powertools.logging import Logger
 
 from ota_release.adapters import CloudCredentials
-from ota_release.events import TriggerBatch, parse_trigger_event
+from ota_release.events import (
+    MAX_RECORDS_PER_EVENT,
+    Boundary,
+    TooManyRecordsError,
+    TriggerBatch,
+    parse_trigger_event,
+    screen_records,
+)
 from ota_release.release import ReleaseConfig, ReleasePipeline, Result
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import Settings, SettingsError
@@ -122,23 +129,20 @@ def handle(
     deadline = Deadline(max(1.0, _timeout_of(context) - DEADLINE_MARGIN))
 
     batch: TriggerBatch = parse_trigger_event(event)
-    for skipped in batch.skipped:
-        logger.info(
-            "skipped %s: %s",
-            skipped.event_name,
-            skipped.reason,
-            extra={"object_key": skipped.key, "outcome": "skipped"},
-        )
-    summary: dict[str, Any] = {
-        "request_id": request_id,
-        "results": [],
-        "skipped": [{"key": s.key, "event": s.event_name} for s in batch.skipped],
-    }
+    summary: dict[str, Any] = {"request_id": request_id, "results": [], "skipped": []}
     if not batch.records:
-        return summary
+        return _summarise_skips(summary, batch)
 
     settings = settings_for(env, account_id)
     logger.setLevel(settings.log_level)
+    try:
+        batch = screen_records(batch, Boundary(frozenset(settings.buckets), settings.prefix))
+    except TooManyRecordsError as exc:
+        logger.error(str(exc), extra={"outcome": "error"})
+        raise
+    _summarise_skips(summary, batch)
+    if not batch.records:
+        return summary
     if adapters is None:
         adapters = build_adapters(settings, credentials_from(context, env))
     pipeline = ReleasePipeline(
@@ -179,6 +183,40 @@ def handle(
     logger.thread_safe_clear_keys()
     if failures:
         raise failures[0]
+    return summary
+
+
+#: Skipped records logged one line each per invocation; the rest are counted in one line.
+MAX_LOGGED_SKIPS = 20
+
+
+def _summarise_skips(summary: dict[str, Any], batch: TriggerBatch) -> dict[str, Any]:
+    """Log and list the skipped records (bounded) and the dropped duplicates."""
+    for skipped in batch.skipped[:MAX_LOGGED_SKIPS]:
+        logger.info(
+            "skipped %s: %s",
+            skipped.event_name,
+            skipped.reason,
+            extra={"object_key": skipped.key, "outcome": "skipped"},
+        )
+    if len(batch.skipped) > MAX_LOGGED_SKIPS:
+        logger.info(
+            "skipped %d more records (not logged one by one)",
+            len(batch.skipped) - MAX_LOGGED_SKIPS,
+            extra={"outcome": "skipped"},
+        )
+    if batch.duplicates:
+        logger.info(
+            "dropped %d repeated records (the same upload delivered more than once)",
+            batch.duplicates,
+            extra={"outcome": "duplicate"},
+        )
+        summary["duplicates"] = batch.duplicates
+    summary["skipped"] = [
+        {"key": s.key, "event": s.event_name} for s in batch.skipped[:MAX_RECORDS_PER_EVENT]
+    ]
+    if len(batch.skipped) > MAX_RECORDS_PER_EVENT:
+        summary["skipped_total"] = len(batch.skipped)
     return summary
 
 

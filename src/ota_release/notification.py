@@ -34,6 +34,11 @@ class Outcome(str, Enum):
         return MESSAGE_TAGS.get(self.value, self.value)
 
 
+#: Outcomes that report a release (both halves' events agree on them), not one object.
+RELEASE_OUTCOMES = frozenset(
+    {Outcome.CREATED, Outcome.ALREADY_REGISTERED, Outcome.CONFLICT, Outcome.REJECTED}
+)
+
 #: Outcomes whose name is longer than the 16 characters a MessageTag may hold.
 MESSAGE_TAGS = {"already_registered": "already_reg"}
 MAX_TAG_LENGTH = 16
@@ -62,14 +67,41 @@ class Notification:
 
     @property
     def message_id(self) -> str:
-        """Deterministic: the same fact about the same upload always gets the same id.
+        """Deterministic: equal :meth:`identity_content` gives an equal id, and only then.
 
-        Built from the outcome, the objects (key and ETag) and, once registered, the
-        firmware id, so a retried invocation re-publishes under the same id and a
-        subscriber can drop the duplicate.
+        A retried invocation or the other half of a release re-publishes the same fact
+        under the same id, so a subscriber can drop the duplicate; two notifications that
+        say different things never share one (docs/notifications.md, "Message identity").
         """
-        parts = (self.outcome.value, self.bucket, *self.identity)
-        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+        text = json.dumps(self.identity_content(), sort_keys=True, ensure_ascii=True, default=str)
+        return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+    def identity_content(self) -> dict[str, Any]:
+        """What the id is a digest of: the body without the facts of one delivery.
+
+        Left out: ``message_id``, ``published_at``, ``request_ids`` (and any of them
+        quoted in an error or the summary), ``errors_dropped`` (derived), the ``event``,
+        the object's ``size`` and the package's ``utc_create`` (CreateOTAFirmware and
+        ListOTAFirmware may spell it differently). ``identity`` names what the fact is
+        about: for a release-level outcome, both objects' keys and ETags instead of the
+        triggering object, so both halves' events agree.
+        """
+        rids = _request_id_values(self.request_ids)
+        content: dict[str, Any] = {
+            "schema": SCHEMA,
+            "outcome": self.outcome.value,
+            "bucket": self.bucket,
+            "about": list(self.identity) or [self.key, self.etag or ""],
+            # SDK messages quote the request id of the refused call: mask them here.
+            "summary": _mask_request_ids(self.summary, rids),
+            "firmware_key": self.firmware_key,
+            "sidecar_key": self.sidecar_key,
+            "spec": self.spec,
+            "firmware": _without(self.firmware, "utc_create"),
+            "digest": self.digest,
+            "errors": _mask_request_ids(self.errors, rids),
+        }
+        return content
 
     def to_body(self, now: datetime | None = None) -> str:
         """The JSON body, trimmed to fit MNS's size limit."""
@@ -97,6 +129,39 @@ class Notification:
             "published_at": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         }
         return fit_message(message)
+
+
+def _without(value: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    return None if value is None else {k: v for k, v in value.items() if k != name}
+
+
+#: Shorter "request ids" are not masked: they could match ordinary words by chance.
+MIN_MASKED_REQUEST_ID = 8
+
+
+def _request_id_values(request_ids: dict[str, Any]) -> list[str]:
+    """Every request id in ``request_ids`` (values are strings or lists of them)."""
+    found: list[str] = []
+    for value in request_ids.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and len(item) >= MIN_MASKED_REQUEST_ID:
+                found.append(item)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def _mask_request_ids(value: Any, ids: list[str]) -> Any:
+    """``value`` with each of ``ids`` replaced in every string (SDK messages quote them)."""
+    if not ids:
+        return value
+    if isinstance(value, str):
+        for rid in ids:
+            value = value.replace(rid, "<request-id>")
+        return value
+    if isinstance(value, list):
+        return [_mask_request_ids(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_request_ids(v, ids) for k, v in value.items()}
+    return value
 
 
 def _dump(message: dict[str, Any]) -> str:

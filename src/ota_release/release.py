@@ -26,7 +26,7 @@ from ota_release.errors import (
     TransientError,
 )
 from ota_release.events import ObjectCreated
-from ota_release.notification import Notification, Outcome
+from ota_release.notification import RELEASE_OUTCOMES, Notification, Outcome
 from ota_release.pairing import Pairing, find_pair
 from ota_release.ports import (
     CreatedFirmware,
@@ -206,6 +206,14 @@ class ReleasePipeline:
             trigger,
             self.config.sidecar_suffixes,
         )
+        if pairing.refusal is not None:
+            return self._note(
+                run,
+                Outcome.REJECTED,
+                f"{run.key} can never be paired: {pairing.refusal['rule']}",
+                pairing=pairing,
+                errors=[pairing.refusal],
+            )
         if pairing.ambiguous:
             return self._note(
                 run,
@@ -529,24 +537,15 @@ class ReleasePipeline:
         fw = pairing.firmware if pairing else None
         sc = pairing.sidecar if pairing else None
         identity: list[str] = [run.key, record.etag or ""]
-        if outcome in (
-            Outcome.CREATED,
-            Outcome.ALREADY_REGISTERED,
-            Outcome.CONFLICT,
-            Outcome.REJECTED,
-        ):
+        if (fw or sc) and outcome in RELEASE_OUTCOMES:
             # The release, not the triggering half, is the fact being reported: both
-            # halves' events must produce the same id.
+            # halves' events must produce the same id (notification.message_id).
             identity = [
                 fw.key if fw else "",
                 fw.etag if fw else "",
                 sc.key if sc else "",
                 sc.etag if sc else "",
             ]
-        if firmware and outcome in (Outcome.CREATED, Outcome.ALREADY_REGISTERED):
-            identity.append(str(firmware.get("id")))
-        if outcome is Outcome.REJECTED and errors:
-            identity.append(str(sorted(str(e.get("field")) for e in errors)))
         return Notification(
             outcome=outcome,
             summary=_scrub(summary),

@@ -8,6 +8,7 @@ them instead of one per redeploy.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -54,6 +55,11 @@ class Settings:
     #: IoT calls per second per action that one instance allows itself (see
     #: docs/configuration.md): the account limit divided by the function's instance cap.
     iot_qps: float = 10.0
+    #: Buckets the function handles (OTA_BUCKETS); empty: every bucket. Events for others
+    #: are skipped and logged (events.screen_records).
+    buckets: tuple[str, ...] = ()
+    #: Key prefix the function handles (OTA_PREFIX); empty: every key.
+    prefix: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -164,6 +170,8 @@ class Settings:
                     for v in rules.check_create_firmware({api_name: value}, required=())
                 )
 
+        buckets, prefix = _boundary(get("OTA_BUCKETS"), env.get("OTA_PREFIX") or "", problems)
+
         log_level = (get("OTA_LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(
@@ -188,4 +196,27 @@ class Settings:
             log_level=log_level,
             iot_protocol=iot_protocol,
             iot_qps=iot_qps,
+            buckets=buckets,
+            prefix=prefix,
         )
+
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def _boundary(
+    buckets_text: str | None, prefix: str, problems: list[str]
+) -> tuple[tuple[str, ...], str]:
+    """OTA_BUCKETS (comma-separated OSS bucket names) and OTA_PREFIX, or their problems."""
+    buckets = tuple(b.strip() for b in (buckets_text or "").split(",") if b.strip())
+    bad = [b for b in buckets if not _BUCKET_NAME.match(b)]
+    if bad:
+        problems.append(
+            "OTA_BUCKETS: comma-separated OSS bucket names (3-63 lowercase letters, digits "
+            f"and '-', starting and ending with a letter or digit), got {buckets_text!r}"
+        )
+    if prefix.startswith("/") or len(prefix.encode("utf-8", "surrogatepass")) > 1023:
+        problems.append(
+            f"OTA_PREFIX: a key prefix, not starting with '/', at most 1023 bytes, got {prefix!r}"
+        )
+    return buckets, prefix

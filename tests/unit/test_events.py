@@ -16,11 +16,15 @@ from hypothesis import strategies as st
 from ota_release import events as events_module
 from ota_release.events import (
     MAX_EVENT_BYTES,
+    MAX_RECORDS_PER_EVENT,
+    Boundary,
     EventShapeError,
     ObjectCreated,
     SkippedEvent,
+    TooManyRecordsError,
     TriggerBatch,
     parse_trigger_event,
+    screen_records,
 )
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -678,3 +682,119 @@ def test_samples_with_one_field_replaced_give_a_batch_or_a_shape_error(
         target[path[-1]] = replacement
     # WHEN / THEN parsing never fails with anything but EventShapeError
     assert_batch_or_shape_error(event)
+
+
+# ------------------------------------------------------------------------- screening
+
+
+def _created(key: str = FIRMWARE_KEY, bucket: str = "firmware-bucket", **kw: Any) -> ObjectCreated:
+    fields: dict[str, Any] = {
+        "size": 1,
+        "etag": "E",
+        "event_name": "ObjectCreated:PutObject",
+        "region": "cn-shanghai",
+        "event_time": "2025-11-20T03:14:07.000Z",
+        "oss_request_id": "R1",
+        "source": "oss",
+    }
+    fields.update(kw)
+    return ObjectCreated(bucket=bucket, key=key, **fields)
+
+
+def _screen(records: list[ObjectCreated], boundary: Boundary | None = None) -> TriggerBatch:
+    return screen_records(TriggerBatch(records=records, skipped=[]), boundary or Boundary())
+
+
+def test_records_for_another_bucket_or_outside_the_prefix_are_skipped_with_the_setting() -> None:
+    boundary = Boundary(frozenset({"firmware-bucket"}), "firmware/")
+    batch = _screen(
+        [
+            _created(),
+            _created(bucket="someone-elses-bucket"),
+            _created(key="private/cam.bin"),
+            # the percent-decoded key is the one under the prefix: it may be the real key
+            _created(key="%66irmware/cam.bin"),
+        ],
+        boundary,
+    )
+    assert [r.key for r in batch.records] == [FIRMWARE_KEY, "%66irmware/cam.bin"]
+    assert [(s.bucket, s.key) for s in batch.skipped] == [
+        ("someone-elses-bucket", FIRMWARE_KEY),
+        ("firmware-bucket", "private/cam.bin"),
+    ]
+    assert "OTA_BUCKETS: firmware-bucket" in batch.skipped[0].reason
+    assert "OTA_PREFIX: 'firmware/'" in batch.skipped[1].reason
+
+
+def test_an_unset_boundary_accepts_every_bucket_and_key() -> None:
+    batch = _screen([_created(bucket="a-bucket"), _created(key="anything.bin")])
+    assert len(batch.records) == 2 and batch.skipped == []
+
+
+def test_one_upload_delivered_9532_times_is_processed_once() -> None:
+    batch = _screen([_created()] * 9_532)
+    assert batch.records == [_created()]
+    assert batch.duplicates == 9_531
+
+
+def test_deliveries_differing_in_anything_that_tells_uploads_apart_are_kept() -> None:
+    variants = [
+        _created(),
+        _created(etag="E2"),
+        _created(event_time="2025-11-20T03:14:08.000Z"),
+        _created(oss_request_id="R2"),
+        _created(size=2),
+        _created(bucket="other-bucket"),
+    ]
+    assert _screen(variants * 3).records == variants
+
+
+def test_more_distinct_records_than_the_limit_are_refused_before_any_is_processed() -> None:
+    records = [_created(key=f"firmware/{i}.bin") for i in range(MAX_RECORDS_PER_EVENT + 1)]
+    assert len(_screen(records[:-1]).records) == MAX_RECORDS_PER_EVENT
+    with pytest.raises(TooManyRecordsError) as caught:
+        _screen(records)
+    message = str(caught.value)
+    assert f"{MAX_RECORDS_PER_EVENT + 1} distinct" in message
+    assert f"at most {MAX_RECORDS_PER_EVENT}" in message
+    assert isinstance(caught.value, EventShapeError)
+
+
+def test_duplicates_and_skips_do_not_count_towards_the_limit() -> None:
+    boundary = Boundary(frozenset({"firmware-bucket"}))
+    records = [_created()] * 500 + [_created(bucket="other-bucket", key=f"{i}") for i in range(500)]
+    batch = _screen(records, boundary)
+    assert len(batch.records) == 1 and len(batch.skipped) == 500
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("firmware/" + "k" * 1015, "1024 bytes; OSS keys are at most 1023 bytes"),
+        ("firmware/\ud800.bin", "not valid UTF-8"),
+        ("firmware/folder/", "folder marker"),
+        ("/firmware/cam.bin", "OSS keys never do"),
+        ("\\firmware\\cam.bin", "OSS keys never do"),
+    ],
+)
+def test_keys_no_oss_object_can_have_are_skipped_with_the_reason(key: str, words: str) -> None:
+    batch = _screen([_created(key=key)])
+    assert batch.records == []
+    assert words in batch.skipped[0].reason
+
+
+def test_a_long_delivered_key_whose_decoded_form_fits_is_kept() -> None:
+    key = "firmware/" + "%41" * 400  # 1209 bytes as delivered, 409 decoded
+    assert _screen([_created(key=key)]).records != []
+
+
+def test_the_outside_boundary_sample_is_skipped_whole_by_the_deployed_boundary() -> None:
+    # GIVEN the sample: one upload to another bucket, one outside the watched prefix
+    batch = parse_trigger_event(load_bytes("oss-put-outside-boundary.json"))
+    assert len(batch.records) == 2
+    # WHEN screened with the boundary template.yml deploys (its bucket, "firmware/")
+    screened = screen_records(batch, Boundary(frozenset({"firmware-bucket"}), "firmware/"))
+    # THEN nothing is left to process, and each skip says which setting excluded it
+    assert screened.records == []
+    assert ["OTA_BUCKETS" in s.reason for s in screened.skipped] == [True, False]
+    assert "OTA_PREFIX" in screened.skipped[1].reason

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ota_release.notification import (
     MAX_MESSAGE_BYTES,
@@ -60,10 +64,128 @@ def test_body_has_every_documented_field() -> None:
 
 
 def test_message_id_is_deterministic_and_depends_on_outcome_and_identity() -> None:
-    assert note().message_id == note(summary="other words").message_id
+    assert note().message_id == note().message_id
     assert note().message_id != note(outcome=Outcome.CONFLICT).message_id
     assert note().message_id != note(identity=("fw/cam.bin", "ETAG", "fw-2")).message_id
     assert note().message_id != note(bucket="other").message_id
+
+
+def test_two_rejections_of_one_release_with_different_problems_get_different_ids() -> None:
+    # GIVEN the same release rejected first for a too-large sidecar, then as ambiguous
+    about = ("fw/cam.bin", "E1", "fw/cam.bin.ota.json", "E2")
+    too_large = note(
+        outcome=Outcome.REJECTED,
+        identity=about,
+        summary="the sidecar is too large",
+        errors=[{"field": "sidecar", "rule": "must be at most 65536 bytes", "value": "1 MB"}],
+    )
+    ambiguous = note(
+        outcome=Outcome.REJECTED,
+        identity=about,
+        summary="fw/cam.bin has more than one sidecar; keep exactly one",
+        errors=[{"field": "sidecar", "rule": "exactly one sidecar per firmware file"}],
+    )
+    # THEN a subscriber that drops duplicates by id still sees both
+    assert too_large.message_id != ambiguous.message_id
+
+
+def test_request_ids_quoted_in_an_error_do_not_change_the_id() -> None:
+    # GIVEN the same refusal seen by two attempts, each quoting its own request id
+    def refused(request_id: str) -> Notification:
+        message = f"code: 403, denied request id: {request_id}"
+        return note(
+            outcome=Outcome.FAILED,
+            identity=(),
+            errors=[{"field": "ListOTAFirmware", "rule": "Forbidden.RAM", "value": message}],
+            request_ids={"fc": "fc-" + request_id, "iot": [request_id]},
+        )
+
+    # THEN both publish under one id
+    assert refused("6E1F3A2B-0001-REQ").message_id == refused("6E1F3A2B-0002-REQ").message_id
+
+
+# Message identity, as a property (docs/notifications.md, "Message identity") ------------
+
+_WORDS = st.sampled_from(["", "a", "b", "a\x1fb", "中", "E1", "<request-id>"])
+_ERRORS = st.lists(
+    st.fixed_dictionaries({"field": _WORDS, "rule": _WORDS, "value": _WORDS}), max_size=2
+)
+_ABOUT = st.sampled_from([(), ("fw", "E1", "fw.ota.json", "E2"), ("fw", "E1", "", "")])
+
+
+@st.composite
+def notifications(draw: st.DrawFn) -> Notification:
+    """Notifications over a small alphabet, so that equal content is drawn often."""
+    return Notification(
+        outcome=draw(st.sampled_from(list(Outcome))),
+        summary=draw(_WORDS),
+        bucket=draw(st.sampled_from(["b1", "b2"])),
+        key=draw(_WORDS),
+        etag=draw(st.none() | _WORDS),
+        firmware_key=draw(st.none() | _WORDS),
+        sidecar_key=draw(st.none() | _WORDS),
+        spec=draw(st.none() | st.fixed_dictionaries({"version": _WORDS})),
+        firmware=draw(st.none() | st.fixed_dictionaries({"id": _WORDS, "name": _WORDS})),
+        digest=draw(st.none() | st.fixed_dictionaries({"sign": _WORDS})),
+        errors=draw(_ERRORS),
+        identity=draw(_ABOUT),
+    )
+
+
+def _content(n: Notification) -> str:
+    """The documented identity, read from the published body (not from message_id's code).
+
+    The body minus the delivery's facts; ``object`` stands for itself unless the
+    notification names both halves it reports on (``identity``).
+    """
+    body = json.loads(n.to_body(NOW))
+    for name in ("message_id", "published_at", "request_ids", "errors_dropped", "event"):
+        del body[name]
+    body["object"].pop("size")
+    if n.identity:
+        body["object"] = {"bucket": body["object"]["bucket"], "about": list(n.identity)}
+    elif body["object"]["etag"] is None:
+        body["object"]["etag"] = ""
+    if body["firmware"] is not None:
+        body["firmware"].pop("utc_create", None)
+    return json.dumps(body, sort_keys=True)
+
+
+@settings(max_examples=300)
+@given(notifications(), notifications())
+def test_equal_content_shares_an_id_and_different_content_never_does(
+    a: Notification, b: Notification
+) -> None:
+    assert (_content(a) == _content(b)) == (a.message_id == b.message_id)
+
+
+@settings(max_examples=200)
+@given(
+    notifications(),
+    st.text(min_size=8, max_size=24),
+    st.text(max_size=8),
+    st.integers(min_value=0),
+    st.text(max_size=8),
+)
+def test_a_replay_with_other_delivery_facts_keeps_its_id(
+    n: Notification, request_id: str, event_time: str, size: int, utc_create: str
+) -> None:
+    # GIVEN the same fact, published by another attempt: other request ids (quoted in an
+    # error too), event time, object size as delivered and the package's creation stamp
+    replay = dataclasses.replace(
+        n,
+        request_ids={"fc": "FC-" + request_id, "iot": [request_id]},
+        event_name="ObjectCreated:PostObject",
+        event_time=event_time,
+        size=size,
+        firmware=None if n.firmware is None else {**n.firmware, "utc_create": utc_create},
+        errors=[*n.errors, {"field": "f", "rule": "r", "value": f"request id: {request_id}"}],
+    )
+    original = dataclasses.replace(
+        n, errors=[*n.errors, {"field": "f", "rule": "r", "value": "request id: <request-id>"}]
+    )
+    # THEN it is published under the same id
+    assert replay.message_id == original.message_id
 
 
 def test_every_tag_fits_the_mns_limit_and_names_the_outcome() -> None:
@@ -107,3 +229,13 @@ def test_multibyte_text_is_measured_in_bytes_not_characters() -> None:
     body = note(outcome=Outcome.REJECTED, errors=errors).to_body(NOW)
     assert len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
     assert json.loads(body)["errors_dropped"] > 0
+
+
+def test_fields_that_are_not_known_are_null_never_absent() -> None:
+    # GIVEN a `waiting` for a firmware file whose sidecar has not arrived
+    body = json.loads(
+        note(outcome=Outcome.WAITING, identity=(), firmware_key="fw/cam.bin").to_body(NOW)
+    )
+    # THEN every documented field is present; what is not known is null
+    for name in ("sidecar_key", "spec", "firmware", "digest"):
+        assert name in body and body[name] is None, name
