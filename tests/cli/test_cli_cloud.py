@@ -112,6 +112,21 @@ def test_upload_refuses_an_invalid_sidecar_and_uploads_nothing(
     assert keys_in(local_cloud) == []
 
 
+def test_upload_refuses_a_key_the_function_could_never_pair_and_uploads_nothing(
+    run: Any, local_cloud: Any, release: Path
+) -> None:
+    # GIVEN a prefix so long that the sidecar's key would pass OSS's 1023-byte limit
+    prefix = "p" * (1023 - len(release.name) - 5) + "/"
+
+    # WHEN it is uploaded there
+    result = run("upload", release, "--bucket", BUCKET, "--prefix", prefix, env=local_cloud.env())
+
+    # THEN the CLI refuses it with the function's own rule, before anything is stored
+    assert result.exit_code == 2, result.output
+    assert "1023-byte key limit" in result.output
+    assert keys_in(local_cloud) == []
+
+
 def test_upload_with_refused_credentials_exits_1_without_leaking_the_secret(
     run: Any, local_cloud: Any, release: Path
 ) -> None:

@@ -162,7 +162,7 @@ def upload(
         stdout_console,
     )
     from ota_release.cli.shared import listed, shared_settings, suffix_for_format
-    from ota_release.pairing import role_of
+    from ota_release.pairing import naming_problem, role_of
 
     settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
     suffixes = settings.sidecar_suffixes
@@ -188,6 +188,13 @@ def upload(
         raise UsageProblem(
             f"{firmware.name}: a firmware file cannot be named like a sidecar ({listed(suffixes)})"
         )
+    # The function judges names with pairing.naming_problem; refuse here what it would.
+    for key in (firmware_key, sidecar_key):
+        problem = naming_problem(key, suffixes)
+        if problem is not None:
+            raise UsageProblem(
+                f"{problem['field']} {key!r}: {problem['rule']} (got {problem['value']})"
+            )
 
     console = stdout_console()
     check = check_release(
