@@ -106,7 +106,7 @@ class FirmwareRecord:
     status: int | None = None
     #: FirmwareDesc; None when the platform did not report it.
     description: str | None = None
-    #: Udi as QueryOTAFirmware reports it; None when unknown (ListOTAFirmware omits it).
+    #: Udi as QueryOTAFirmware reports it ("" for none); None when not asked for.
     udi: str | None = None
 
     @property

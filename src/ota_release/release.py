@@ -880,7 +880,8 @@ def _differences(
 
     The same judgement whichever search found the package (by version and product, or
     every package), so the two can never disagree. A field the platform did not report
-    (None: Udi from ListOTAFirmware, NeedToVerify without a Status) is not compared.
+    (None: a Udi nobody asked QueryOTAFirmware for, NeedToVerify without a Status) is not
+    compared.
     """
     out: list[dict[str, Any]] = []
     for name, ours, theirs in _package_fields(spec, digest, existing):
@@ -927,7 +928,7 @@ def _package_fields(
         ("size", digest.size, _known(existing.size)),
         ("description", spec.description or None, existing.description or None),
         ("need_to_verify", spec.need_to_verify is not False, _known(existing.need_to_verify)),
-        ("udi", spec.udi or None, _known(existing.udi)),
+        ("udi", spec.udi or "", _known(existing.udi)),
     ]
     if spec.type == rules.TYPE_DIFF or existing.src_version:
         fields.append(("src_version", spec.src_version or None, existing.src_version or None))

@@ -236,3 +236,35 @@ def test_direct_mode_refuses_a_key_with_dot_segments() -> None:
         assert len({b["message_id"] for b in final}) == 1
         assert final[0]["errors"][0]["field"] == "firmware_key"
         assert cloud.iot.firmwares() == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "field"),
+    [
+        ({"udi": '{"v": 1}'}, {"udi": '{"v": 2}'}, "udi"),
+        ({"description": "one"}, {"description": "two"}, "description"),
+        ({"need_to_verify": True}, {"need_to_verify": False}, "need_to_verify"),
+    ],
+)
+def test_the_same_bytes_with_another_package_field_are_a_conflict(
+    staging: Staging, first: dict[str, Any], second: dict[str, Any], field: str
+) -> None:
+    # GIVEN a release registered with one value of a package field
+    name = f"field-{uuid.uuid4().hex[:6]}"
+    data = _bytes(name)
+    fw_key = staging.key("f.bin")
+    staging.put(fw_key, data)
+    staging.put(
+        fw_key + ".ota.json", json.dumps({"version": "1.0.0", "name": name, **first}).encode()
+    )
+    # WHEN the same bytes are released again under the same name with another value
+    again = staging.key("f.bin")
+    staging.put(again, data)
+    staging.put(
+        again + ".ota.json", json.dumps({"version": "1.0.0", "name": name, **second}).encode()
+    )
+    # THEN it is a conflict naming that field, and the original package is untouched
+    (note,) = [n for n in staging.notes(again + ".ota.json") if n["outcome"] != "waiting"]
+    assert note["outcome"] == "conflict"
+    assert [e["field"] for e in note["errors"]] == [field]
+    assert len(staging.packages(name)) == 1

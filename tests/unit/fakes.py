@@ -313,6 +313,7 @@ class FakeOtaPlatform(_Faults):
         """Register a package directly (as if created earlier by someone else)."""
         fields.setdefault("firmware_id", f"fw-existing-{next(self._ids)}")
         fields.setdefault("utc_create", "2025-01-01T00:00:00.000Z")
+        fields.setdefault("udi", "")  # the platform adapter asks QueryOTAFirmware for it
         record = FirmwareRecord(**fields)
         self.firmware.append(record)
         return record
@@ -362,7 +363,7 @@ class FakeOtaPlatform(_Faults):
             utc_create=utc_create,
             status=0 if params.get("NeedToVerify", True) else -1,
             description=params.get("FirmwareDesc"),
-            udi=params.get("Udi"),
+            udi=params.get("Udi", ""),
         )
         self.firmware.append(record)
         return CreatedFirmware(record.firmware_id, utc_create, f"IOT-CREATE-{number}")

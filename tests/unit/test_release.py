@@ -994,3 +994,11 @@ def test_a_sidecars_instance_id_reaches_every_iot_call() -> None:
         args[3] == "iot-06z00sidecar" for op, args in h.platform.calls if op == "find_firmware"
     )
     assert h.platform.created_params[0]["IotInstanceId"] == "iot-06z00sidecar"
+
+
+def test_a_udi_on_this_release_but_not_on_the_package_is_a_conflict() -> None:
+    h = Harness()
+    h.both({"version": "2.0.0", "udi": '{"ota": 2}'})
+    h.platform.add(name=NAME, dest_version="2.0.0", sign=FW_MD5, size=len(FW), udi="")
+    assert h.run().outcome.value == "conflict"
+    assert error_fields(h.message()) == ["udi"]
