@@ -279,6 +279,10 @@ class ReleasePipeline:
             return self._gone(run, pairing, spec, firmware, exc)
         except ObjectChanged as exc:
             return self._changed(run, pairing, spec, firmware, exc)
+        except DuplicateNameError:
+            raise  # the name is taken but not listed yet: a later attempt can judge it
+        except PermanentError as exc:  # e.g. GenerateOTAUploadURL or PostObject refused
+            return self._refusal(run, pairing, spec, None, exc)
 
     def _read_spec(
         self,
@@ -298,7 +302,10 @@ class ReleasePipeline:
             )
         except NotFoundError as exc:
             return self._note(
-                run, Outcome.FAILED, _missing(exc, bucket, "the sidecar"), pairing=pairing
+                run,
+                Outcome.FAILED,
+                _missing(exc, bucket, f"the sidecar {sidecar.key}"),
+                pairing=pairing,
             )
         except ValueError:
             return self._note(
@@ -494,6 +501,18 @@ class ReleasePipeline:
             return self._judge_existing(run, pairing, spec, digest, existing)
         if isinstance(exc, DuplicateNameError):
             raise exc  # the name is taken but not listed yet: a later attempt can judge it
+        return self._refusal(run, pairing, spec, digest, exc)
+
+    def _refusal(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        digest: Digest | None,
+        exc: PermanentError,
+    ) -> Notification:
+        """A service said no for good: ``rejected`` when it blames the request's content."""
+        run.note(exc.service, exc.request_id)
         return self._note(
             run,
             Outcome.REJECTED if is_invalid_input(exc) else Outcome.FAILED,

@@ -1002,3 +1002,18 @@ def test_a_udi_on_this_release_but_not_on_the_package_is_a_conflict() -> None:
     h.platform.add(name=NAME, dest_version="2.0.0", sign=FW_MD5, size=len(FW), udi="")
     assert h.run().outcome.value == "conflict"
     assert error_fields(h.message()) == ["udi"]
+
+
+def test_a_refused_upload_ticket_is_reported_with_the_release_it_belongs_to() -> None:
+    h = Harness()
+    h.both()
+    h.platform.fail(
+        "generate_upload_url",
+        permanent("iot", "GenerateOTAUploadURL", "iot.system.InstanceNotFound"),
+    )
+    assert h.run().outcome.value == "failed"
+    message = h.message()
+    assert message["errors"][0]["field"] == "GenerateOTAUploadURL"
+    assert (message["firmware_key"], message["sidecar_key"]) == (FW_KEY, SC_KEY)
+    assert message["spec"]["name"] == NAME
+    assert h.platform.count("create_firmware") == 0
