@@ -1,4 +1,4 @@
-"""`make bench`: measure the six performance figures side by side and print the table.
+"""`make bench`: measure the seven performance figures side by side and print the table.
 
 Every figure is a ratio of two things measured in the same run on the same machine, so a
 busy or slow machine moves both sides together. Each side is repeated and the best
@@ -405,6 +405,25 @@ class _Uploader:
         bucket.put_object(key, key.encode() * 64)
 
 
+# --------------------------------------------------------------------------- staged
+
+
+def staged_figure(cloud: LocalCloud, size: int, repeat: int) -> Figure:
+    """Figure 7: a staged release (HEAD to created) / one plain oss2 stream of the object."""
+    from benchmarks.staged_worker import measure
+
+    m = measure(cloud, size, repeat, PatternReader)
+    ratio = m["release"] / m["plain"]
+    return Figure(
+        f"staged release / plain stream ({size // MIB} MiB)",
+        f"{ratio:.2f}",
+        "<= 1.2",
+        ratio <= 1.2 and m["outcomes"] == ["created"] * repeat,
+        f"release {m['release']:.2f} s, stream {m['plain']:.2f} s "
+        f"(the stand-in's PostObject alone: {m['post']:.2f} s)",
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -431,14 +450,20 @@ def main(argv: list[str] | None = None) -> int:
         help="burst: InstanceConcurrency (default: template.yml's)",
     )
     parser.add_argument(
-        "--only", choices=["digest", "memory", "cold", "burst"], action="append", default=None
+        "--only",
+        choices=["digest", "memory", "cold", "burst", "staged"],
+        action="append",
+        default=None,
+    )
+    parser.add_argument(
+        "--staged-mib", type=int, default=1000, help="staged release object (IoT's maximum)"
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.size_mib, args.large_mib, args.repeat, args.cold_repeat = 64, 128, 1, 2
-        args.uploads = 30
-    parts = set(args.only or ["digest", "memory", "cold", "burst"])
+        args.uploads, args.staged_mib = 30, 64
+    parts = set(args.only or ["digest", "memory", "cold", "burst", "staged"])
     print(f"machine: {machine()}")
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="ota-bench-") as tmp, bench_cloud(Path(tmp)) as cloud:
@@ -449,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             figures.append(digest.memory(args.large_mib * MIB))
         if "cold" in parts:
             figures += ColdStartBench(cloud, args.cold_repeat).run()
+        if "staged" in parts:
+            figures.append(staged_figure(cloud, args.staged_mib * MIB, args.repeat))
     if "burst" in parts:
         figures.append(burst(args.uploads, args.instances, args.concurrency))
     print()

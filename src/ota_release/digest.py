@@ -11,7 +11,7 @@ import hashlib
 import queue
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,26 +68,68 @@ def _new_crc64() -> Any | None:
     return crcmod.Crc(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
 
 
-def digest_stream(
-    stream: ObjectStream,
-    sign_method: str,
-    *,
-    expected_size: int | None = None,
-    expected_crc64: int | None = None,
-    chunk_size: int = CHUNK_SIZE,
-    queue_depth: int = QUEUE_DEPTH,
-    on_chunk: Callable[[bytes], None] | None = None,
-) -> Digest:
-    """Hash the stream; check its length (and CRC-64 when OSS reported one).
+class StreamHasher:
+    """Size and digest of bytes fed in order, plus what they can be checked against.
 
-    ``on_chunk`` sees every chunk in order (used to copy while hashing).
+    Besides the declared sign method it can keep an MD5 (to compare with an ETag that is
+    provably the content's MD5) and a CRC-64 (to compare with ``x-oss-hash-crc64ecma``),
+    so one read of the object answers every question.
     """
-    algorithm = _ALGORITHMS.get(sign_method)
-    if algorithm is None:
-        raise ValueError(f"unsupported sign method {sign_method!r}")
-    hasher = hashlib.new(algorithm)
-    crc = _new_crc64() if expected_crc64 is not None else None
 
+    def __init__(self, sign_method: str, *, also_md5: bool = False, crc64: bool = False) -> None:
+        algorithm = _ALGORITHMS.get(sign_method)
+        if algorithm is None:
+            raise ValueError(f"unsupported sign method {sign_method!r}")
+        self.sign_method = sign_method
+        self.size = 0
+        self._hasher = hashlib.new(algorithm)
+        self._md5 = hashlib.md5() if also_md5 and algorithm != "md5" else None  # noqa: S324
+        self._crc = _new_crc64() if crc64 else None
+
+    def update(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        if self._md5 is not None:
+            self._md5.update(chunk)
+        if self._crc is not None:
+            self._crc.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def md5(self) -> str | None:
+        """The MD5 of the bytes, when it was kept (or is the sign method itself)."""
+        if self._md5 is not None:
+            return self._md5.hexdigest()
+        return self._hasher.hexdigest() if self.sign_method == "MD5" else None
+
+    @property
+    def crc64(self) -> int | None:
+        return int(self._crc.crcValue) if self._crc is not None else None
+
+    def result(self) -> Digest:
+        return Digest(self.size, self.sign_method, self._hasher.hexdigest(), "stream")
+
+    def differences(self, info: ObjectInfo) -> list[str]:
+        """Where the bytes seen disagree with what a HEAD of the object reported."""
+        out = []
+        if self.size != info.size:
+            out.append(f"read {self.size} bytes but the object holds {info.size}")
+        fast = etag_fast_path(info, "MD5")
+        if fast is not None and self.md5 is not None and self.md5 != fast.sign:
+            out.append(f"MD5 of the bytes read is {self.md5} but the ETag says {fast.sign}")
+        crc = self.crc64
+        if crc is not None and info.crc64 is not None and crc != info.crc64:
+            out.append(f"CRC-64 of the bytes read is {crc} but OSS reports {info.crc64}")
+        return out
+
+
+def prefetched(
+    stream: ObjectStream, chunk_size: int = CHUNK_SIZE, queue_depth: int = QUEUE_DEPTH
+) -> Generator[bytes, None, None]:
+    """The stream's chunks, read ahead by a thread so the network overlaps the consumer.
+
+    At most ``queue_depth + 2`` chunks are alive at once. Closing the generator early (or
+    an exception in the consumer) stops the reader without leaving it blocked.
+    """
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=queue_depth)
     stop = threading.Event()
 
@@ -104,20 +146,14 @@ def digest_stream(
 
     thread = threading.Thread(target=reader, name="digest-reader", daemon=True)
     thread.start()
-    size = 0
     try:
         while True:
             item = chunks.get()
             if item is None:
-                break
+                return
             if isinstance(item, BaseException):
                 raise item
-            hasher.update(item)
-            if crc is not None:
-                crc.update(item)
-            if on_chunk is not None:
-                on_chunk(item)
-            size += len(item)
+            yield item
     finally:
         stop.set()
         while thread.is_alive():  # unblock a reader waiting on a full queue
@@ -126,10 +162,30 @@ def digest_stream(
             except queue.Empty:
                 thread.join(timeout=0.05)
         thread.join()
-    if expected_size is not None and size != expected_size:
-        raise IntegrityError(f"read {size} bytes but the object holds {expected_size}")
-    if crc is not None and expected_crc64 is not None and crc.crcValue != expected_crc64:
-        raise IntegrityError(
-            f"CRC-64 of the bytes read is {crc.crcValue} but OSS reports {expected_crc64}"
-        )
-    return Digest(size=size, sign_method=sign_method, sign=hasher.hexdigest(), source="stream")
+
+
+def digest_stream(
+    stream: ObjectStream,
+    sign_method: str,
+    *,
+    expected_size: int | None = None,
+    expected_crc64: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    queue_depth: int = QUEUE_DEPTH,
+    on_chunk: Callable[[bytes], None] | None = None,
+) -> Digest:
+    """Hash the stream; check its length (and CRC-64 when OSS reported one).
+
+    ``on_chunk`` sees every chunk in order (used to copy while hashing).
+    """
+    hasher = StreamHasher(sign_method, crc64=expected_crc64 is not None)
+    for chunk in prefetched(stream, chunk_size, queue_depth):
+        hasher.update(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    if expected_size is not None and hasher.size != expected_size:
+        raise IntegrityError(f"read {hasher.size} bytes but the object holds {expected_size}")
+    crc = hasher.crc64
+    if crc is not None and expected_crc64 is not None and crc != expected_crc64:
+        raise IntegrityError(f"CRC-64 of the bytes read is {crc} but OSS reports {expected_crc64}")
+    return hasher.result()

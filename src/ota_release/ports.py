@@ -6,7 +6,7 @@ with the cloud SDKs, and the unit tests with in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,18 +58,33 @@ class ObjectStore(Protocol):
         """Read an object of at most ``limit`` bytes (more raises ValueError)."""
         ...
 
-    def open_stream(self, bucket: str, key: str) -> ObjectStream:
-        """Open the object's body for streaming reads."""
+    def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> ObjectStream:
+        """Open the object's body for streaming reads.
+
+        With ``if_match`` (an ETag, unquoted) the read is pinned to that version: an object
+        that has been overwritten since raises PermanentError ``PreconditionFailed`` (412).
+        """
         ...
 
     def object_url(self, bucket: str, key: str, ttl: int) -> str:
         """The object's public URL, signed for ``ttl`` seconds when ``ttl`` > 0."""
         ...
 
-    def post_object(
-        self, ticket: UploadTicket, body: ObjectStream, size: int, filename: str
+    def stage_copy(
+        self,
+        source: ObjectInfo,
+        ticket: UploadTicket,
+        filename: str,
+        observe: Callable[[bytes], None],
     ) -> None:
-        """Stream ``body`` to ``ticket.host`` with an OSS PostObject form upload."""
+        """Copy ``source`` to ``ticket.host`` (PostObject) in one read, pinned to its ETag.
+
+        The object is read once (GetObject with ``If-Match: source.etag``) and each chunk is
+        handed to ``observe`` in order before it is sent, so the caller can hash exactly the
+        bytes that were staged. An object changed since ``source`` was taken raises
+        PermanentError ``PreconditionFailed``; fewer or more bytes than ``source.size`` raise
+        TransientError ``IntegrityError`` and nothing valid is staged.
+        """
         ...
 
 
@@ -89,6 +104,17 @@ class FirmwareRecord:
     type: int | None = None
     utc_create: str | None = None
     status: int | None = None
+    #: FirmwareDesc; None when the platform did not report it.
+    description: str | None = None
+    #: Udi as QueryOTAFirmware reports it ("" for none); None when not asked for.
+    udi: str | None = None
+
+    @property
+    def need_to_verify(self) -> bool | None:
+        """NeedToVerify as created, read from Status (-1: no verification needed)."""
+        if self.status is None:
+            return None
+        return self.status != -1
 
 
 @dataclass(frozen=True)

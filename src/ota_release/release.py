@@ -13,11 +13,11 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ota_release import rules
-from ota_release.digest import Digest, IntegrityError, digest_stream, etag_fast_path
+from ota_release.digest import Digest, StreamHasher, etag_fast_path, prefetched
 from ota_release.errors import (
     DuplicateNameError,
     NotFoundError,
@@ -36,6 +36,7 @@ from ota_release.ports import (
     ObjectStore,
     OtaPlatform,
     PublishReceipt,
+    UploadTicket,
 )
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES, UrlMode
@@ -66,6 +67,21 @@ def _checkpoint(point: str, key: str) -> None:
         _crash_points.reach(point, key)
 
 
+#: OSS's error code when an If-Match (the ETag a release started from) no longer holds.
+PRECONDITION_FAILED = "PreconditionFailed"
+#: How long Function Compute may retry one asynchronous event: MaxAsyncEventAgeInSeconds
+#: in template.yml and s.yaml (a test holds them equal).
+FC_MAX_EVENT_AGE = timedelta(seconds=86400)
+
+
+class ObjectChanged(Exception):
+    """The firmware is no longer the object (ETag) its release started from."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 #: File suffixes GenerateOTAUploadURL accepts; anything else is staged as ``bin``.
 STAGED_SUFFIXES = ("tar.gz", "gzip", "bin", "dav", "apk", "tar", "gz", "zip")
 
@@ -83,6 +99,9 @@ class ReleaseConfig:
     #: slower than MD5, so it roughly halves digest throughput; the deployed function
     #: turns it off and relies on the exact length over TLS (docs/benchmarks.md).
     verify_crc64: bool = True
+    #: A package created after the upload and at most this long ago is the upload's own
+    #: earlier attempt (``created`` again, same id); older, it is ``already_registered``.
+    retry_window: timedelta = FC_MAX_EVENT_AGE
 
 
 @dataclass
@@ -183,11 +202,19 @@ class ReleasePipeline:
         record = run.record
         bucket = record.bucket
         trigger: ObjectInfo | None = None
-        for candidate in record.key_candidates:
-            trigger = self._head(run, bucket, candidate, deadline)
-            if trigger is not None:
-                run.key = candidate
-                break
+        try:
+            for candidate in record.key_candidates:
+                trigger = self._head(run, bucket, candidate, deadline)
+                if trigger is not None:
+                    run.key = candidate
+                    break
+        except NotFoundError as exc:  # the bucket itself is missing (NoSuchBucket)
+            return self._note(
+                run,
+                Outcome.FAILED,
+                _missing(exc, record.bucket, record.key),
+                errors=[{"field": "bucket", "rule": "must exist", "value": record.bucket}],
+            )
         if trigger is None:
             return self._note(
                 run,
@@ -248,6 +275,32 @@ class ReleasePipeline:
         sidecar: ObjectInfo,
         deadline: Deadline,
     ) -> Notification:
+        spec = self._read_spec(run, pairing, firmware, sidecar, deadline)
+        if isinstance(spec, Notification):
+            return spec
+        refusal = self._refuse_early(run, pairing, firmware, spec)
+        if refusal is not None:
+            return refusal
+        try:
+            return self._register(run, pairing, firmware, spec, deadline)
+        except NotFoundError as exc:
+            return self._gone(run, pairing, spec, firmware, exc)
+        except ObjectChanged as exc:
+            return self._changed(run, pairing, spec, firmware, exc)
+        except DuplicateNameError:
+            raise  # the name is taken but not listed yet: a later attempt can judge it
+        except PermanentError as exc:  # e.g. GenerateOTAUploadURL or PostObject refused
+            return self._refusal(run, pairing, spec, None, exc)
+
+    def _read_spec(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        firmware: ObjectInfo,
+        sidecar: ObjectInfo,
+        deadline: Deadline,
+    ) -> ReleaseSpec | Notification:
+        """The sidecar read and validated, or the notification saying why it cannot be."""
         bucket = firmware.bucket
         try:
             raw = self._call(
@@ -255,9 +308,12 @@ class ReleasePipeline:
                 f"GetObject {sidecar.key}",
                 lambda: self.store.read_small(bucket, sidecar.key, MAX_SIDECAR_BYTES),
             )
-        except NotFoundError:
+        except NotFoundError as exc:
             return self._note(
-                run, Outcome.FAILED, "the sidecar was deleted before it was read", pairing=pairing
+                run,
+                Outcome.FAILED,
+                _missing(exc, bucket, f"the sidecar {sidecar.key}"),
+                pairing=pairing,
             )
         except ValueError:
             return self._note(
@@ -288,34 +344,75 @@ class ReleasePipeline:
                 pairing=pairing,
                 errors=[v.as_dict() for v in parsed.errors],
             )
-        spec = parsed.spec
+        return parsed.spec
 
-        if firmware.size > rules.FIRMWARE_SIZE_MAX:
+    def _refuse_early(
+        self, run: _Run, pairing: Pairing, firmware: ObjectInfo, spec: ReleaseSpec
+    ) -> Notification | None:
+        """Rules the HEAD alone decides, checked before anything is read, staged or spent."""
+        violations = rules.check_size(firmware.size)
+        if violations:
             return self._note(
                 run,
                 Outcome.REJECTED,
-                f"{firmware.key} is larger than IoT Platform accepts",
+                f"{firmware.key} is {firmware.size} bytes; IoT Platform accepts "
+                f"1 to {rules.FIRMWARE_SIZE_MAX} bytes",
                 pairing=pairing,
                 spec=spec,
-                errors=[
-                    rules.Violation(
-                        "FirmwareSize", rules.RULES_TABLE["FirmwareSize"], firmware.size
-                    ).as_dict()
-                ],
+                errors=[v.as_dict() for v in violations],
             )
+        if self.config.url_mode is UrlMode.DIRECT:
+            problem = direct_url_key_problem(firmware.key)
+            if problem is not None:
+                return self._note(
+                    run,
+                    Outcome.REJECTED,
+                    f"{firmware.key} cannot be served by its own URL: {problem}",
+                    pairing=pairing,
+                    spec=spec,
+                    errors=[{"field": "firmware_key", "rule": problem, "value": firmware.key}],
+                )
+        return None
 
-        try:
-            digest = self._digest(run, firmware, spec.sign_method, deadline)
-        except NotFoundError:
-            return self._note(
-                run,
-                Outcome.FAILED,
-                f"{firmware.key} was deleted before it could be read",
-                pairing=pairing,
-                spec=spec,
-            )
+    def _register(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        firmware: ObjectInfo,
+        spec: ReleaseSpec,
+        deadline: Deadline,
+    ) -> Notification:
+        """Judge an existing package, or place the bytes and create one.
 
+        The object is read at most once: an ETag that proves the MD5 needs no read at all
+        before the decision; otherwise the staged copy is the read that yields the digest.
+        """
+        fast = etag_fast_path(firmware, spec.sign_method)
+        if fast is not None:
+            mismatch = self._mismatch(run, pairing, spec, fast, firmware)
+            if mismatch is not None:
+                return mismatch
+        existing = self._find_existing(run, spec, deadline)
+        if existing is not None:
+            digest = fast or self._digest(run, firmware, spec.sign_method, deadline)
+            mismatch = self._mismatch(run, pairing, spec, digest, firmware)
+            return mismatch or self._judge_existing(run, pairing, spec, digest, existing)
+        firmware_url, digest = self._place(run, firmware, spec, fast, deadline)
         _checkpoint("after_digest", run.key)
+        mismatch = self._mismatch(run, pairing, spec, digest, firmware)
+        if mismatch is not None:
+            return mismatch
+        return self._create(run, pairing, spec, digest, firmware_url, deadline)
+
+    def _mismatch(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        digest: Digest,
+        firmware: ObjectInfo,
+    ) -> Notification | None:
+        """A rejection when the bytes are not what the sidecar declares."""
         mismatches = []
         if spec.size is not None and spec.size != digest.size:
             mismatches.append(
@@ -333,59 +430,47 @@ class ReleasePipeline:
                     "value": f"declared {spec.sign}, file has {digest.sign}",
                 }
             )
-        if mismatches:
+        if not mismatches:
+            return None
+        return self._note(
+            run,
+            Outcome.REJECTED,
+            f"{firmware.key} does not match what its sidecar declares",
+            pairing=pairing,
+            spec=spec,
+            digest=digest,
+            errors=mismatches,
+        )
+
+    def _create(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        digest: Digest,
+        firmware_url: str,
+        deadline: Deadline,
+    ) -> Notification:
+        params = spec.api_params(firmware_url, digest.sign, digest.size)
+        violations = rules.check_create_firmware(params)
+        if violations:  # the sidecar check makes this unreachable unless rules change
             return self._note(
                 run,
                 Outcome.REJECTED,
-                f"{firmware.key} does not match what its sidecar declares",
+                "the request breaks API rules",
                 pairing=pairing,
                 spec=spec,
                 digest=digest,
-                errors=mismatches,
+                errors=[v.as_dict() for v in violations],
             )
-
-        existing = self._find_existing(run, spec, deadline)
-        if existing is not None:
-            return self._judge_existing(run, pairing, spec, digest, existing)
-
         try:
-            firmware_url = self._firmware_url(run, firmware, digest, deadline)
-            params = spec.api_params(firmware_url, digest.sign, digest.size)
-            violations = rules.check_create_firmware(params)
-            if violations:  # the sidecar check makes this unreachable unless rules change
-                return self._note(
-                    run,
-                    Outcome.REJECTED,
-                    "the request breaks API rules",
-                    pairing=pairing,
-                    spec=spec,
-                    digest=digest,
-                    errors=[v.as_dict() for v in violations],
-                )
             created: CreatedFirmware = self._call(
                 deadline,
                 f"CreateOTAFirmware {spec.name}",
                 lambda: self.platform.create_firmware(params),
             )
-        except DuplicateNameError:
-            # The name is taken: by a twin of this upload that won the race, or by a
-            # package of another version or product. Search everything and judge it.
-            existing = self._find_existing(run, spec, deadline, narrow=False)
-            if existing is None:
-                raise
-            return self._judge_existing(run, pairing, spec, digest, existing)
         except PermanentError as exc:
-            run.note("iot" if exc.service == "iot" else exc.service, exc.request_id)
-            outcome = Outcome.REJECTED if is_invalid_input(exc) else Outcome.FAILED
-            return self._note(
-                run,
-                outcome,
-                f"{exc.service} {exc.operation} refused the release: {exc.code}",
-                pairing=pairing,
-                spec=spec,
-                digest=digest,
-                errors=[{"field": exc.operation, "rule": exc.code, "value": exc.message}],
-            )
+            return self._refused(run, pairing, spec, digest, exc, deadline)
         _checkpoint("after_create", run.key)
         run.note("iot", created.request_id)
         return self._note(
@@ -403,32 +488,181 @@ class ReleasePipeline:
             },
         )
 
+    def _refused(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        digest: Digest,
+        exc: PermanentError,
+        deadline: Deadline,
+    ) -> Notification:
+        """CreateOTAFirmware said no: look the name up before believing the reason.
+
+        Whatever code a taken name comes back with (a documented one or not), the package
+        holding the name decides: a twin of this upload that won the race, or a package of
+        other content. Only when no package has the name does the refusal stand.
+        """
+        run.note(exc.service, exc.request_id)
+        existing = self._find_existing(run, spec, deadline, narrow=False)
+        if existing is not None:
+            return self._judge_existing(run, pairing, spec, digest, existing)
+        if isinstance(exc, DuplicateNameError):
+            raise exc  # the name is taken but not listed yet: a later attempt can judge it
+        return self._refusal(run, pairing, spec, digest, exc)
+
+    def _refusal(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        digest: Digest | None,
+        exc: PermanentError,
+    ) -> Notification:
+        """A service said no for good: ``rejected`` when it blames the request's content."""
+        run.note(exc.service, exc.request_id)
+        return self._note(
+            run,
+            Outcome.REJECTED if is_invalid_input(exc) else Outcome.FAILED,
+            f"{exc.service} {exc.operation} refused the release: {exc.code}",
+            pairing=pairing,
+            spec=spec,
+            digest=digest,
+            errors=[{"field": exc.operation, "rule": exc.code, "value": exc.message}],
+        )
+
+    def _gone(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        firmware: ObjectInfo,
+        exc: NotFoundError,
+    ) -> Notification:
+        return self._note(
+            run,
+            Outcome.FAILED,
+            _missing(exc, firmware.bucket, firmware.key),
+            pairing=pairing,
+            spec=spec,
+            errors=[
+                {
+                    "field": "object",
+                    "rule": "must exist when the function runs",
+                    "value": f"{exc.code}: {firmware.bucket}/{firmware.key}",
+                }
+            ],
+        )
+
+    def _changed(
+        self,
+        run: _Run,
+        pairing: Pairing,
+        spec: ReleaseSpec,
+        firmware: ObjectInfo,
+        exc: ObjectChanged,
+    ) -> Notification:
+        return self._note(
+            run,
+            Outcome.FAILED,
+            f"{firmware.key} was overwritten while it was being released; nothing was "
+            "registered for it. The newer upload is released by its own event.",
+            pairing=pairing,
+            spec=spec,
+            errors=[
+                {
+                    "field": "firmware",
+                    "rule": "must not change while its release runs",
+                    "value": f"ETag {firmware.etag} when the release started; {exc.detail}",
+                }
+            ],
+        )
+
     # Steps ------------------------------------------------------------------------------
 
     def _digest(
         self, run: _Run, firmware: ObjectInfo, sign_method: str, deadline: Deadline
     ) -> Digest:
+        """Read the object once, pinned to the ETag the release started from, and hash it."""
         fast = etag_fast_path(firmware, sign_method)
         if fast is not None:
             return fast
 
         def stream_once() -> Digest:
-            body = self.store.open_stream(firmware.bucket, firmware.key)
+            hasher = self._hasher(firmware, sign_method)
+            body = self.store.open_stream(firmware.bucket, firmware.key, if_match=firmware.etag)
             try:
-                return digest_stream(
-                    body,
-                    sign_method,
-                    expected_size=firmware.size,
-                    expected_crc64=firmware.crc64 if self.config.verify_crc64 else None,
-                )
-            except IntegrityError as exc:
-                # A short or corrupted read is the transport's fault: read it again.
-                raise TransientError("oss", "GetObject", "IntegrityError", str(exc)) from exc
+                for chunk in prefetched(body):
+                    hasher.update(chunk)
             finally:
                 body.close()
+            _raise_if_unlike(hasher, firmware, "GetObject")
+            return hasher.result()
 
-        result: Digest = self._call(deadline, f"GetObject {firmware.key}", stream_once)
+        result: Digest = self._pinned(deadline, f"GetObject {firmware.key}", stream_once)
         return result
+
+    def _hasher(self, firmware: ObjectInfo, sign_method: str) -> StreamHasher:
+        return StreamHasher(
+            sign_method,
+            also_md5=etag_fast_path(firmware, "MD5") is not None,
+            crc64=self.config.verify_crc64 and firmware.crc64 is not None,
+        )
+
+    def _pinned(self, deadline: Deadline, what: str, fn: Callable[[], Any]) -> Any:
+        """A retried call on the pinned object: a failed If-Match means it was replaced."""
+        try:
+            return self._call(deadline, what, fn)
+        except PermanentError as exc:
+            if exc.code == PRECONDITION_FAILED:
+                raise ObjectChanged("OSS refused the pinned read (If-Match failed)") from exc
+            raise
+
+    def _place(
+        self,
+        run: _Run,
+        firmware: ObjectInfo,
+        spec: ReleaseSpec,
+        fast: Digest | None,
+        deadline: Deadline,
+    ) -> tuple[str, Digest]:
+        """The FirmwareUrl to register and the digest of the bytes behind it."""
+        if self.config.url_mode is UrlMode.DIRECT:
+            digest = fast or self._digest(run, firmware, spec.sign_method, deadline)
+            self._still_same(run, firmware, deadline)
+            url = self.store.object_url(firmware.bucket, firmware.key, self.config.signed_url_ttl)
+            return url, digest
+        return self._stage(run, firmware, spec, deadline)
+
+    def _still_same(self, run: _Run, firmware: ObjectInfo, deadline: Deadline) -> None:
+        """Direct mode cannot pin its URL: check the object is still the one hashed."""
+        now = self._head(run, firmware.bucket, firmware.key, deadline)
+        if now is None:
+            raise ObjectChanged("the object has since been deleted")
+        if now.etag != firmware.etag:
+            raise ObjectChanged(f"ETag {now.etag} now")
+
+    def _stage(
+        self, run: _Run, firmware: ObjectInfo, spec: ReleaseSpec, deadline: Deadline
+    ) -> tuple[str, Digest]:
+        """Copy the object to a fresh upload ticket in one pinned read, hashing as it goes.
+
+        GenerateOTAUploadURL's form is valid for 60 seconds, so every attempt asks for its
+        own ticket right before it posts: a retry never sends an expired policy.
+        """
+        suffix = _staged_suffix(firmware.key)
+        filename = firmware.key.rsplit("/", 1)[-1]
+
+        def attempt() -> tuple[UploadTicket, Digest]:
+            ticket = self.platform.generate_upload_url(suffix, spec.iot_instance_id)
+            run.note("iot", ticket.request_id)
+            hasher = self._hasher(firmware, spec.sign_method)
+            self.store.stage_copy(firmware, ticket, filename, hasher.update)
+            _raise_if_unlike(hasher, firmware, "PostObject")
+            return ticket, hasher.result()
+
+        ticket, digest = self._pinned(deadline, f"stage {firmware.key}", attempt)
+        return str(ticket.firmware_url), digest
 
     def _find_existing(
         self, run: _Run, spec: ReleaseSpec, deadline: Deadline, *, narrow: bool = True
@@ -472,7 +706,7 @@ class ReleasePipeline:
                 firmware=firmware,
                 errors=differences,
             )
-        if _created_after_upload(existing, pairing, run.record.event_time):
+        if self._own_attempt(existing, pairing, run.record.event_time):
             # This upload's own earlier attempt registered it (FC retried us, or a twin
             # event raced us): report it exactly as that attempt would have.
             return self._note(
@@ -495,29 +729,23 @@ class ReleasePipeline:
             firmware=firmware,
         )
 
-    def _firmware_url(
-        self, run: _Run, firmware: ObjectInfo, digest: Digest, deadline: Deadline
-    ) -> str:
-        if self.config.url_mode is UrlMode.DIRECT:
-            return self.store.object_url(firmware.bucket, firmware.key, self.config.signed_url_ttl)
-        suffix = _staged_suffix(firmware.key)
-        ticket = self._call(
-            deadline,
-            "GenerateOTAUploadURL",
-            lambda: self.platform.generate_upload_url(suffix, self.config.iot_instance_id),
-        )
-        run.note("iot", ticket.request_id)
-        filename = firmware.key.rsplit("/", 1)[-1]
+    def _own_attempt(
+        self, existing: FirmwareRecord, pairing: Pairing, event_time: str | None
+    ) -> bool:
+        """True when the package can only be this upload's own earlier attempt.
 
-        def upload() -> None:
-            body = self.store.open_stream(firmware.bucket, firmware.key)
-            try:
-                self.store.post_object(ticket, body, digest.size, filename)
-            finally:
-                body.close()
-
-        self._call(deadline, f"PostObject {ticket.key}", upload)
-        return str(ticket.firmware_url)
+        It must have been created after the upload, and Function Compute must still be
+        able to be retrying that upload's event: FC drops an asynchronous event older than
+        ``MaxAsyncEventAgeInSeconds`` (template.yml, s.yaml), so a package older than that
+        was reported by an invocation that is over, and a later event for the same
+        content (a replay, whose event time is the object's Last-Modified) is
+        ``already_registered``. docs/notifications.md, "Replays".
+        """
+        if not _created_after_upload(existing, pairing, event_time):
+            return False
+        created = _parse_time(existing.utc_create)
+        assert created is not None  # _created_after_upload parsed it
+        return self.clock() - created <= self.config.retry_window
 
     # Notification -----------------------------------------------------------------------
 
@@ -611,6 +839,41 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+def _missing(exc: NotFoundError, bucket: str, what: str) -> str:
+    """What a 404 means, by its code: the bucket and the object are different stories."""
+    if exc.code == "NoSuchBucket":
+        return (
+            f"the bucket {bucket} does not exist (NoSuchBucket), so {what} cannot be read; "
+            "check the trigger's bucket and the function's OSS endpoint and region"
+        )
+    return f"{what} no longer exists; it was deleted before it could be processed"
+
+
+def _raise_if_unlike(hasher: StreamHasher, firmware: ObjectInfo, operation: str) -> None:
+    """Bytes that disagree with the pinned HEAD were damaged in transit: read them again.
+
+    The read is pinned with If-Match, so a replaced object fails the precondition instead
+    of arriving here; a mismatch under the same ETag is the transport's fault.
+    """
+    problems = hasher.differences(firmware)
+    if problems:
+        raise TransientError("oss", operation, "IntegrityError", "; ".join(problems))
+
+
+def direct_url_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be handed to IoT as its own URL, or None.
+
+    A ``.`` or ``..`` path segment is removed by every URL normaliser (RFC 3986 section
+    5.2.4), so devices would download another object than the one hashed. Percent-encoding
+    the dots does not help: RFC 3986 section 6.2.2.2 lets clients decode unreserved
+    characters before normalising. Such keys are refused (docs/firmware-url.md).
+    """
+    segments = key.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "no '.' or '..' path segment (URL clients would normalise it to another object)"
+    return None
+
+
 def _describe_missing(pairing: Pairing) -> str:
     """``its sidecar p/cam.bin.ota.json (or .ota.yaml, .ota.yml)`` / ``its firmware p/cam.bin``."""
     if pairing.firmware is None:
@@ -631,34 +894,63 @@ def _staged_suffix(key: str) -> str:
 def _differences(
     spec: ReleaseSpec, digest: Digest, existing: FirmwareRecord
 ) -> list[dict[str, Any]]:
-    """Where an existing package with our name differs from this release."""
-    out = []
+    """Everything that makes a package, where the existing one differs from this release.
 
-    def differ(field: str, ours: Any, theirs: Any) -> None:
-        if theirs is not None and ours != theirs:
-            out.append(
-                {
-                    "field": field,
-                    "rule": "must match the registered package",
-                    "value": f"this upload {ours!r}, registered {theirs!r}",
-                }
-            )
-
-    differ("version", spec.version, existing.dest_version)
-    if existing.sign_method and existing.sign_method.upper() != spec.sign_method:
-        differ("sign_method", spec.sign_method, existing.sign_method)
-    else:
-        differ("sign", digest.sign, existing.sign.lower() if existing.sign else None)
-    differ("size", digest.size, existing.size)
-    differ(
-        "module",
-        spec.module or "default",
-        existing.module or "default" if existing.module is not None else None,
-    )
-    differ("type", spec.type, existing.type)
-    if spec.type == rules.TYPE_DIFF:
-        differ("src_version", spec.src_version, existing.src_version)
+    The same judgement whichever search found the package (by version and product, or
+    every package), so the two can never disagree. A field the platform did not report
+    (None: a Udi nobody asked QueryOTAFirmware for, NeedToVerify without a Status) is not
+    compared.
+    """
+    out: list[dict[str, Any]] = []
+    for name, ours, theirs in _package_fields(spec, digest, existing):
+        if theirs is _UNKNOWN or ours == theirs:
+            continue
+        out.append(
+            {
+                "field": name,
+                "rule": "must match the registered package",
+                "value": f"this upload {ours!r}, registered {theirs!r}",
+            }
+        )
     return out
+
+
+_UNKNOWN = object()
+
+
+def _known(value: Any) -> Any:
+    return _UNKNOWN if value is None else value
+
+
+def _module(value: str | None) -> Any:
+    """The registered ModuleName; an empty one is the default module."""
+    return _UNKNOWN if value is None else (value or "default")
+
+
+def _package_fields(
+    spec: ReleaseSpec, digest: Digest, existing: FirmwareRecord
+) -> list[tuple[str, Any, Any]]:
+    """(field, this release's value, the registered package's value) for every field."""
+    fields: list[tuple[str, Any, Any]] = [
+        ("name", spec.name, existing.name),
+        ("version", spec.version, _known(existing.dest_version)),
+        ("product_key", spec.product_key or None, existing.product_key or None),
+        ("module", spec.module or "default", _module(existing.module)),
+        ("type", spec.type, _known(existing.type)),
+    ]
+    if existing.sign_method and existing.sign_method.upper() != spec.sign_method:
+        fields.append(("sign_method", spec.sign_method, existing.sign_method.upper()))
+    else:
+        fields.append(("sign", digest.sign, _known(existing.sign and existing.sign.lower())))
+    fields += [
+        ("size", digest.size, _known(existing.size)),
+        ("description", spec.description or None, existing.description or None),
+        ("need_to_verify", spec.need_to_verify is not False, _known(existing.need_to_verify)),
+        ("udi", spec.udi or "", _known(existing.udi)),
+    ]
+    if spec.type == rules.TYPE_DIFF or existing.src_version:
+        fields.append(("src_version", spec.src_version or None, existing.src_version or None))
+    return fields
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -110,11 +110,12 @@ def test_sidecar_then_firmware_registers_once_and_notifies_waiting_then_created(
     assert [m["_tag"] for m in messages] == ["waiting", "created"]
     created = messages[1]
     assert created["firmware"]["url_mode"] == "staged"
+    # Staged: the digest is of the bytes as they were copied (and they matched the ETag).
     assert created["digest"] == {
         "sign_method": "MD5",
         "sign": hashlib.md5(data).hexdigest(),  # noqa: S324 - the API's MD5 sign
         "size": len(data),
-        "source": "etag",
+        "source": "stream",
     }
     # AND IoT Platform holds exactly one package with the measured size and MD5
     (package,) = harness.firmware_named("e2e-cam-a")

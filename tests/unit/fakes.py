@@ -57,8 +57,31 @@ def permanent(
     return PermanentError(service, operation, code, "refused", request_id="REQ-P", status=400)
 
 
-def not_found(service: str = "oss", operation: str = "GetObject") -> NotFoundError:
-    return NotFoundError(service, operation, "NoSuchKey", "gone", status=404)
+def not_found(
+    service: str = "oss", operation: str = "GetObject", code: str = "NoSuchKey"
+) -> NotFoundError:
+    return NotFoundError(service, operation, code, "gone", status=404)
+
+
+def precondition_failed(operation: str = "GetObject") -> PermanentError:
+    return PermanentError(
+        "oss", operation, "PreconditionFailed", "If-Match did not hold", status=412
+    )
+
+
+class FakeClock:
+    """Seconds that pass only when a test (or the retry policy's sleep) says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        #: when each upload ticket was handed out, by ticket key
+        self.issued: dict[str, float] = {}
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def crc64_of(data: bytes) -> int:
@@ -159,11 +182,16 @@ class FakeObjectStore(_Faults):
     ``post_object``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
         super().__init__()
         self.objects: dict[tuple[str, str], StoredObject] = {}
         self.staged: dict[str, StagedUpload] = {}
         self.streams: list[FakeStream] = []
+        #: buckets that do not exist: every call naming one raises NoSuchBucket
+        self.missing_buckets: set[str] = set()
+        self.clock = clock or FakeClock()
+        #: called with each chunk as it is staged (a test can change the object meanwhile)
+        self.during_copy: Any = None
 
     def put(
         self,
@@ -190,13 +218,19 @@ class FakeObjectStore(_Faults):
 
     # The port ---------------------------------------------------------------------------
 
+    def _bucket_exists(self, bucket: str, operation: str) -> None:
+        if bucket in self.missing_buckets:
+            raise not_found("oss", operation, "NoSuchBucket")
+
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         self._enter("head", bucket, key)
+        self._bucket_exists(bucket, "HeadObject")
         stored = self.objects.get((bucket, key))
         return stored.info(bucket, key) if stored else None
 
     def read_small(self, bucket: str, key: str, limit: int) -> bytes:
         self._enter("read_small", bucket, key, limit)
+        self._bucket_exists(bucket, "GetObject")
         stored = self.objects.get((bucket, key))
         if stored is None:
             raise not_found()
@@ -204,11 +238,14 @@ class FakeObjectStore(_Faults):
             raise ValueError(f"{key} is larger than {limit} bytes")
         return stored.data
 
-    def open_stream(self, bucket: str, key: str) -> FakeStream:
-        self._enter("open_stream", bucket, key)
+    def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> FakeStream:
+        self._enter("open_stream", bucket, key, if_match)
+        self._bucket_exists(bucket, "GetObject")
         stored = self.objects.get((bucket, key))
         if stored is None:
             raise not_found()
+        if if_match is not None and stored.info(bucket, key).etag != if_match:
+            raise precondition_failed()
         stream = FakeStream(stored.data)
         self.streams.append(stream)
         return stream
@@ -220,12 +257,32 @@ class FakeObjectStore(_Faults):
             url += f"?OSSAccessKeyId=AK&Expires={ttl}&Signature=fake"
         return url
 
-    def post_object(self, ticket: UploadTicket, body: Any, size: int, filename: str) -> None:
-        self._enter("post_object", ticket.key, size, filename)
+    def stage_copy(
+        self, source: ObjectInfo, ticket: UploadTicket, filename: str, observe: Any
+    ) -> None:
+        """GET pinned to ``source.etag``, each chunk observed, then a PostObject.
+
+        A ticket older than its validity is refused as OSS refuses an expired policy.
+        """
+        self._enter("stage_copy", source.key, ticket.key, filename)
+        if self.clock() - self.clock.issued.get(ticket.key, 0.0) > UPLOAD_TICKET_SECONDS:
+            raise PermanentError("oss", "PostObject", "AccessDenied", "Policy expired.", status=403)
+        body = self.open_stream(source.bucket, source.key, if_match=source.etag)
         parts = []
         while chunk := body.read(64 * 1024):
+            if self.during_copy is not None:
+                self.during_copy(chunk)
+            observe(chunk)
             parts.append(chunk)
-        self.staged[ticket.key] = StagedUpload(ticket, b"".join(parts), size, filename)
+        body.close()
+        data = b"".join(parts)
+        if len(data) != source.size:
+            raise TransientError("oss", "PostObject", "IntegrityError", "short source")
+        self.staged[ticket.key] = StagedUpload(ticket, data, len(data), filename)
+
+
+#: GenerateOTAUploadURL's form is valid this long (docs/fidelity.md, IoT section).
+UPLOAD_TICKET_SECONDS = 60.0
 
 
 # OtaPlatform ---------------------------------------------------------------------------------
@@ -238,8 +295,13 @@ class FakeOtaPlatform(_Faults):
     ``generate_upload_url``.
     """
 
-    def __init__(self, *, quota: int = 500, now: datetime = PLATFORM_NOW) -> None:
+    def __init__(
+        self, *, quota: int = 500, now: datetime = PLATFORM_NOW, clock: FakeClock | None = None
+    ) -> None:
         super().__init__()
+        self.clock = clock or FakeClock()
+        #: called before each upload ticket is handed out (a test can race it)
+        self.before_ticket: Any = None
         self.firmware: list[FirmwareRecord] = []
         self.created_params: list[dict[str, Any]] = []
         self.tickets: list[UploadTicket] = []
@@ -251,6 +313,7 @@ class FakeOtaPlatform(_Faults):
         """Register a package directly (as if created earlier by someone else)."""
         fields.setdefault("firmware_id", f"fw-existing-{next(self._ids)}")
         fields.setdefault("utc_create", "2025-01-01T00:00:00.000Z")
+        fields.setdefault("udi", "")  # the platform adapter asks QueryOTAFirmware for it
         record = FirmwareRecord(**fields)
         self.firmware.append(record)
         return record
@@ -298,12 +361,17 @@ class FakeOtaPlatform(_Faults):
             src_version=params.get("SrcVersion"),
             type=int(params.get("Type", 0)),
             utc_create=utc_create,
+            status=0 if params.get("NeedToVerify", True) else -1,
+            description=params.get("FirmwareDesc"),
+            udi=params.get("Udi", ""),
         )
         self.firmware.append(record)
         return CreatedFirmware(record.firmware_id, utc_create, f"IOT-CREATE-{number}")
 
     def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
         self._enter("generate_upload_url", file_suffix, iot_instance_id)
+        if self.before_ticket is not None:
+            self.before_ticket()
         number = len(self.tickets) + 1
         key = f"ota/product/{number:04d}.{file_suffix}"
         ticket = UploadTicket(
@@ -315,6 +383,7 @@ class FakeOtaPlatform(_Faults):
             signature="c2lnbmF0dXJl",
             request_id=f"IOT-UPLOAD-{number}",
         )
+        self.clock.issued[ticket.key] = self.clock()
         self.tickets.append(ticket)
         return ticket
 
@@ -342,9 +411,14 @@ class FakeNotifier(_Faults):
 class Ports:
     """The three fakes together, as a pipeline or ``function.handle`` takes them."""
 
-    store: FakeObjectStore = field(default_factory=FakeObjectStore)
-    platform: FakeOtaPlatform = field(default_factory=FakeOtaPlatform)
+    clock: FakeClock = field(default_factory=FakeClock)
+    store: FakeObjectStore = field(init=False)
+    platform: FakeOtaPlatform = field(init=False)
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
+
+    def __post_init__(self) -> None:
+        self.store = FakeObjectStore(self.clock)
+        self.platform = FakeOtaPlatform(clock=self.clock)
 
 
 # Events --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,8 @@ def test_event_as_bytes_is_accepted_and_handle_json_serialises(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ports = released(Ports())
+    # The handler runs on the real clock: FC's retry comes while the package is fresh.
+    ports.platform.now = datetime.now(timezone.utc)
     raw = json.dumps(oss_trigger_event([FW_KEY])).encode()
     [first] = run(raw, ports)["results"]
     assert first["outcome"] == "created"

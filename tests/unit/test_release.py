@@ -50,9 +50,7 @@ class Harness:
         self.platform = self.ports.platform
         self.notifier = self.ports.notifier
         self.sleeps: list[float] = []
-        self.retry = RetryPolicy(
-            sleep=self.sleeps.append, rng=random.Random(0), max_attempts=max_attempts
-        )
+        self.retry = RetryPolicy(sleep=self._sleep, rng=random.Random(0), max_attempts=max_attempts)
         self.pipeline = ReleasePipeline(
             self.store,
             self.platform,
@@ -62,6 +60,10 @@ class Harness:
             fc_request_id="fc-request-1",
             clock=lambda: PUBLISHED_AT,
         )
+
+    def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.ports.clock.advance(seconds)
 
     def firmware(self, data: bytes = FW, key: str = FW_KEY, **kwargs: Any) -> None:
         self.store.put(key, data, **kwargs)
@@ -434,7 +436,8 @@ def test_firmware_deleted_before_it_is_read_fails() -> None:
     h.both(object_type="Multipart")
     h.store.fail("open_stream", not_found())
     assert h.run().outcome.value == "failed"
-    assert h.platform.calls == []
+    assert h.platform.count("create_firmware") == 0
+    assert "no longer exists; it was deleted" in h.message()["summary"]
 
 
 def test_sidecar_deleted_before_it_is_read_fails() -> None:
@@ -470,7 +473,7 @@ def test_quota_and_permission_errors_fail(quota: int, error: PermanentError | No
     [
         ("store", "head"),
         ("store", "read_small"),
-        ("store", "post_object"),
+        ("store", "stage_copy"),
         ("platform", "find_firmware"),
         ("platform", "generate_upload_url"),
         ("platform", "create_firmware"),
@@ -645,3 +648,372 @@ def test_without_an_event_time_last_modified_dates_the_upload() -> None:
     h.store.touch(FW_KEY, UPLOADED_AT)
     h.store.touch(SC_KEY, UPLOADED_AT)
     assert h.run(event_time=None).outcome.value == "created"
+
+
+# One-pass staged copy, pinned to the ETag (issue 12 item 1) ------------------------------------
+
+OTHER = bytes(reversed(FW))  # same length, other bytes
+
+
+def test_staged_copy_reads_the_object_once_and_registers_the_bytes_it_hashed() -> None:
+    # GIVEN a multipart firmware (its ETag proves nothing, so the bytes must be read)
+    h = Harness()
+    h.both(object_type="Multipart", crc64=True)
+    # WHEN it is released in staged mode
+    result = h.run()
+    # THEN the object was read once, pinned to its ETag, and the digest is of what was posted
+    assert result.outcome.value == "created"
+    etag = h.store.head(BUCKET, FW_KEY).etag  # type: ignore[union-attr]
+    assert [args for op, args in h.store.calls if op == "open_stream"] == [(BUCKET, FW_KEY, etag)]
+    [ticket] = h.platform.tickets
+    assert h.store.staged[ticket.key].data == FW
+    assert h.message()["digest"] == {
+        "sign_method": "MD5",
+        "sign": FW_MD5,
+        "size": len(FW),
+        "source": "stream",
+    }
+    assert h.platform.created_params[0]["FirmwareSign"] == FW_MD5
+
+
+@pytest.mark.parametrize("object_type", ["Normal", "Multipart"])
+def test_firmware_overwritten_while_the_ticket_is_generated_is_never_registered(
+    object_type: str,
+) -> None:
+    # GIVEN GenerateOTAUploadURL is slow, and meanwhile the firmware is overwritten with
+    # other bytes of the same length
+    h = Harness()
+    h.both(object_type=object_type)
+    h.platform.before_ticket = lambda: h.store.put(FW_KEY, OTHER, object_type=object_type)
+    # WHEN the first upload's release goes on
+    result = h.run()
+    # THEN nothing is registered, and the outcome says the object changed underneath
+    assert result.outcome.value == "failed"
+    assert h.platform.count("create_firmware") == 0
+    message = h.message()
+    assert "was overwritten while it was being released" in message["summary"]
+    assert [e["field"] for e in message["errors"]] == ["firmware"]
+    assert h.store.count("stage_copy") == 1, "a changed object is not retried"
+
+
+def test_bytes_that_disagree_with_the_etag_are_read_again_and_never_registered() -> None:
+    # GIVEN OSS hands out other bytes under the ETag of the firmware (damage in transit)
+    h = Harness(max_attempts=3)
+    h.firmware(OTHER, etag=FW_MD5.upper())
+    h.sidecar({"version": "2.0.0"})
+    # WHEN released THEN every attempt is refused as an integrity error, nothing is created,
+    # and FC gets the event back to retry
+    with pytest.raises(RetriesExhausted) as caught:
+        h.run()
+    assert caught.value.code == "IntegrityError"
+    assert h.store.count("stage_copy") == 3
+    assert h.platform.count("create_firmware") == 0
+    assert h.notifier.attempts == []
+
+
+def test_declared_sign_is_compared_with_the_staged_bytes_before_create() -> None:
+    h = Harness()
+    h.firmware(object_type="Multipart")
+    h.sidecar({"version": "2.0.0", "sign": hashlib.md5(OTHER).hexdigest()})  # noqa: S324
+    assert h.run().outcome.value == "rejected"
+    assert error_fields(h.message()) == ["sign"]
+    assert h.platform.count("create_firmware") == 0
+
+
+def test_direct_mode_refuses_an_object_replaced_after_it_was_hashed() -> None:
+    # GIVEN direct mode, and the object is replaced while the name is being looked up
+    h = Harness(ReleaseConfig(url_mode=UrlMode.DIRECT))
+    h.both()
+    find = h.platform.find_firmware
+
+    def replacing(*args: Any) -> Any:
+        h.store.put(FW_KEY, OTHER)
+        return find(*args)
+
+    h.platform.find_firmware = replacing  # type: ignore[method-assign,assignment]
+    # WHEN released THEN its URL is never registered
+    assert h.run().outcome.value == "failed"
+    assert h.platform.count("create_firmware") == 0
+    assert h.store.count("object_url") == 0
+
+
+# Upload tickets expire (issue 11 item 3) -------------------------------------------------------
+
+
+def test_a_slow_failing_first_copy_is_retried_with_a_fresh_ticket() -> None:
+    # GIVEN the first copy takes longer than the ticket's 60 s and then loses its connection
+    h = Harness()
+    h.both()
+    attempts: list[int] = []
+
+    def slow_then_reset(chunk: bytes) -> None:
+        if not attempts:
+            attempts.append(1)
+            h.ports.clock.advance(70)
+            raise transient("oss", "PostObject", "ConnectionResetError")
+
+    h.store.during_copy = slow_then_reset
+    # WHEN released THEN the retry posts with a new ticket (the old one's policy expired)
+    assert h.run().outcome.value == "created"
+    _first, second = h.platform.tickets
+    assert list(h.store.staged) == [second.key]
+    assert h.platform.created_params[0]["FirmwareUrl"] == second.firmware_url
+
+
+def test_a_retry_after_a_long_back_off_uses_a_fresh_ticket() -> None:
+    h = Harness()
+    h.both()
+    h.store.fail("stage_copy", transient("oss", "PostObject", "SlowDown", retry_after=61))
+    assert h.run().outcome.value == "created"
+    assert len(h.platform.tickets) == 2
+    assert h.sleeps[0] >= 61
+
+
+# Idempotency compares the whole package (issue 12 item 4) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("registered", "field"),
+    [
+        ({"product_key": "a1other"}, "product_key"),
+        ({"description": "an older build"}, "description"),
+        ({"status": -1}, "need_to_verify"),
+        ({"udi": '{"ota": 1}'}, "udi"),
+        ({"module": "mcu"}, "module"),
+        ({"type": 1, "src_version": "1.0.0"}, "type"),
+        ({"dest_version": "1.9.0"}, "version"),
+    ],
+)
+def test_an_existing_package_that_differs_in_any_field_is_a_conflict_naming_it(
+    registered: dict[str, Any], field: str
+) -> None:
+    # GIVEN a package with our name, bytes and everything else equal but one field
+    h = Harness()
+    h.both({"version": "2.0.0", "product_key": "a1uctKe"})
+    package = {
+        "name": NAME,
+        "dest_version": "2.0.0",
+        "sign_method": "MD5",
+        "sign": FW_MD5,
+        "size": len(FW),
+        "module": "default",
+        "type": 0,
+        "product_key": "a1uctKe",
+        "status": 0,
+        **registered,
+    }
+    h.platform.add(**package)
+    # WHEN processed, whichever search finds it THEN it is a conflict naming that field
+    assert h.run().outcome.value == "conflict"
+    assert field in error_fields(h.message())
+    assert h.platform.count("create_firmware") <= 1
+
+
+def test_same_name_version_and_bytes_for_another_product_is_a_conflict() -> None:
+    # GIVEN the package exists for product A; this release is for product B
+    h = Harness()
+    h.both({"version": "2.0.0", "product_key": "a1productB"})
+    h.platform.add(
+        name=NAME, dest_version="2.0.0", sign=FW_MD5, size=len(FW), product_key="a1productA"
+    )
+    # WHEN processed THEN the narrow search (product B) misses it, CreateOTAFirmware finds the
+    # name taken, the wide search finds it, and the judgement names the product
+    result = h.run()
+    assert result.outcome.value == "conflict"
+    assert error_fields(h.message()) == ["product_key"]
+
+
+def test_an_identical_package_is_already_registered_with_every_field_compared() -> None:
+    h = Harness()
+    doc = {
+        "version": "2.0.0",
+        "product_key": "a1uctKe",
+        "description": "新固件",
+        "need_to_verify": False,
+        "udi": '{"ota": 1}',
+    }
+    h.both(doc)
+    h.platform.add(
+        name=NAME,
+        dest_version="2.0.0",
+        sign=FW_MD5,
+        size=len(FW),
+        product_key="a1uctKe",
+        description="新固件",
+        status=-1,
+        udi='{"ota": 1}',
+        module="default",
+        type=0,
+    )
+    assert h.run().outcome.value == "already_registered"
+
+
+# Refusals are checked against the name (issue 11 item 6) ---------------------------------------
+
+
+@pytest.mark.parametrize("code", ["iot.system.IllegalRequest", "iot.x.Unknown"])
+def test_any_refused_create_looks_the_name_up_before_judging(code: str) -> None:
+    # GIVEN a package of other content takes our name between our search and our create,
+    # and the platform refuses the create with a code the adapter does not know as "taken"
+    h = Harness()
+    h.both()
+    create = h.platform.create_firmware
+
+    def taken(params: Any) -> Any:
+        h.platform.add(name=NAME, dest_version="9.9.9", sign="0" * 32, size=1)
+        h.platform.fail("create_firmware", permanent(code=code))
+        return create(params)
+
+    h.platform.create_firmware = taken  # type: ignore[method-assign]
+    # WHEN processed THEN the pipeline finds the package and reports a conflict, not rejected
+    assert h.run().outcome.value == "conflict"
+    assert "version" in error_fields(h.message())
+
+
+def test_a_refused_create_with_no_package_of_that_name_keeps_its_reason() -> None:
+    h = Harness()
+    h.both()
+    h.platform.fail("create_firmware", permanent(code="iot.system.IllegalRequest"))
+    assert h.run().outcome.value == "rejected"
+    assert h.platform.count("find_firmware") == 2  # the narrow search, then the wide one
+
+
+# Sizes and keys refused before anything is spent (issue 12 items 8 and 9) ----------------------
+
+
+def test_an_empty_firmware_is_rejected_before_anything_is_staged() -> None:
+    h = Harness()
+    h.firmware(b"")
+    h.sidecar({"version": "2.0.0"})
+    assert h.run().outcome.value == "rejected"
+    assert error_fields(h.message()) == ["FirmwareSize"]
+    assert h.platform.calls == []
+    assert h.store.count("stage_copy") == h.store.count("open_stream") == 0
+
+
+@pytest.mark.parametrize(
+    "key", ["firmware/acme/../cam.bin", "firmware/./cam.bin", "firmware/acme/../../x/cam.bin"]
+)
+def test_direct_mode_refuses_keys_with_dot_segments(key: str) -> None:
+    h = Harness(ReleaseConfig(url_mode=UrlMode.DIRECT))
+    h.firmware(key=key)
+    h.sidecar({"version": "2.0.0", "name": "cam"}, key=key + ".ota.json")
+    assert h.run(key).outcome.value == "rejected"
+    assert error_fields(h.message()) == ["firmware_key"]
+    assert h.store.count("object_url") == 0
+    assert h.platform.count("create_firmware") == 0
+
+
+def test_staged_mode_releases_keys_with_dot_segments() -> None:
+    # The staged URL is the ticket's own key, so the source key never reaches a URL.
+    h = Harness()
+    key = "firmware/acme/../cam.bin"
+    h.firmware(key=key)
+    h.sidecar({"version": "2.0.0", "name": "cam"}, key=key + ".ota.json")
+    assert h.run(key).outcome.value == "created"
+
+
+# Missing bucket (issue 11 item 4) ---------------------------------------------------------------
+
+
+def test_a_missing_bucket_is_not_reported_as_a_deleted_object() -> None:
+    h = Harness()
+    h.store.missing_buckets.add(BUCKET)
+    result = h.run()
+    assert result.outcome.value == "failed"
+    summary = h.message()["summary"]
+    assert f"bucket {BUCKET} does not exist (NoSuchBucket)" in summary
+    assert "deleted" not in summary
+
+
+def test_a_missing_object_is_still_reported_as_deleted() -> None:
+    h = Harness()
+    h.run()
+    assert "no longer exists; it was deleted" in h.message()["summary"]
+
+
+# Replays of old releases (issue 17 item 2) -----------------------------------------------------
+
+
+def test_a_replay_of_a_release_registered_long_ago_is_already_registered() -> None:
+    # GIVEN a release created (and announced) two days ago
+    h = Harness()
+    h.both()
+    first = h.run()
+    assert first.outcome.value == "created"
+    # WHEN it is replayed: the event time is the objects' Last-Modified, before UtcCreate
+    h.pipeline.clock = lambda: PLATFORM_NOW + timedelta(days=2)
+    replay = h.run(event_time=UPLOADED_AT)
+    # THEN no second "created" goes out: it is already registered, under another id
+    assert replay.outcome.value == "already_registered"
+    assert replay.message_id != first.message_id
+    assert h.message()["firmware"]["id"] == "fw-0001"
+    assert h.platform.count("create_firmware") == 1
+    # and a second replay says the same thing under the same id
+    assert h.run(event_time=UPLOADED_AT).message_id == replay.message_id
+
+
+def test_a_crash_retry_inside_fcs_retry_window_still_publishes_created() -> None:
+    # GIVEN the package was created, the publish was lost, and FC retries 23 hours later
+    h = Harness()
+    h.both()
+    h.notifier.fail("publish", PermanentError("mns", "PublishMessage", "TopicNotExist", "no"))
+    with pytest.raises(PermanentError):
+        h.run()
+    lost = json.loads(h.notifier.attempts[0][0])
+    h.pipeline.clock = lambda: PLATFORM_NOW + timedelta(hours=23)
+    retried = h.run()
+    # THEN the retry reports "created" under the lost message's id
+    assert (retried.outcome.value, retried.message_id) == ("created", lost["message_id"])
+
+
+def test_the_retry_window_is_fcs_max_event_age_in_both_templates() -> None:
+    import re
+    from pathlib import Path
+
+    from ota_release.release import FC_MAX_EVENT_AGE
+
+    root = Path(__file__).resolve().parents[2]
+    template = (root / "template.yml").read_text(encoding="utf-8")
+    s_yaml = (root / "s.yaml").read_text(encoding="utf-8")
+    ages = re.findall(r"MaxAsyncEventAgeInSeconds:\s*(\d+)", template, flags=re.I)
+    ages += re.findall(r"maxAsyncEventAgeInSeconds:\s*(\d+)", s_yaml)
+    assert len(ages) >= 2
+    assert {int(a) for a in ages} == {int(FC_MAX_EVENT_AGE.total_seconds())}
+
+
+# Instance id (issue 17 item 3) -------------------------------------------------------------------
+
+
+def test_a_sidecars_instance_id_reaches_every_iot_call() -> None:
+    h = Harness(ReleaseConfig(iot_instance_id=None))
+    h.both({"version": "2.0.0", "iot_instance_id": "iot-06z00sidecar"})
+    assert h.run().outcome.value == "created"
+    assert ("generate_upload_url", ("bin", "iot-06z00sidecar")) in h.platform.calls
+    assert all(
+        args[3] == "iot-06z00sidecar" for op, args in h.platform.calls if op == "find_firmware"
+    )
+    assert h.platform.created_params[0]["IotInstanceId"] == "iot-06z00sidecar"
+
+
+def test_a_udi_on_this_release_but_not_on_the_package_is_a_conflict() -> None:
+    h = Harness()
+    h.both({"version": "2.0.0", "udi": '{"ota": 2}'})
+    h.platform.add(name=NAME, dest_version="2.0.0", sign=FW_MD5, size=len(FW), udi="")
+    assert h.run().outcome.value == "conflict"
+    assert error_fields(h.message()) == ["udi"]
+
+
+def test_a_refused_upload_ticket_is_reported_with_the_release_it_belongs_to() -> None:
+    h = Harness()
+    h.both()
+    h.platform.fail(
+        "generate_upload_url",
+        permanent("iot", "GenerateOTAUploadURL", "iot.system.InstanceNotFound"),
+    )
+    assert h.run().outcome.value == "failed"
+    message = h.message()
+    assert message["errors"][0]["field"] == "GenerateOTAUploadURL"
+    assert (message["firmware_key"], message["sidecar_key"]) == (FW_KEY, SC_KEY)
+    assert message["spec"]["name"] == NAME
+    assert h.platform.count("create_firmware") == 0

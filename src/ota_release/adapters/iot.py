@@ -240,11 +240,30 @@ class IotOtaPlatform:
                         type=item.type,
                         utc_create=item.utc_create,
                         status=item.status,
+                        description=item.firmware_desc,
+                        udi=self._udi(item.firmware_id, iot_instance_id),
                     )
             page_count = int(body.page_count or 0)
             if not items or page >= page_count:
                 return None
             page += 1
+
+    def _udi(self, firmware_id: str, iot_instance_id: str | None) -> str | None:
+        """The package's Udi: only QueryOTAFirmware reports it (ListOTAFirmware does not).
+
+        Asked only for a package that already holds a release's name, so that idempotency
+        compares Udi too; a package without one has ``""``.
+        """
+        body = self._invoke(
+            "QueryOTAFirmware",
+            lambda client, models: client.query_otafirmware(
+                models.QueryOTAFirmwareRequest(
+                    firmware_id=firmware_id, iot_instance_id=iot_instance_id
+                )
+            ),
+        )
+        info = body.firmware_info
+        return (info.udi or "") if info is not None else None
 
     def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
         kwargs = {_PARAM_TO_ATTR[k]: v for k, v in params.items() if v is not None}

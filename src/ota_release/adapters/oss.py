@@ -13,13 +13,14 @@ import importlib.util
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ota_release.adapters import CloudCredentials
 from ota_release.adapters.oss_reads import OssReads, classify_status, is_ip_host, xml_error
+from ota_release.digest import prefetched
 from ota_release.errors import PermanentError, PlatformError, TransientError
 from ota_release.ports import ObjectInfo, ObjectStream, UploadTicket
 
@@ -120,13 +121,21 @@ class _Body:
 
 
 class _MultipartForm:
-    """A PostObject form body streamed from an ObjectStream with a known length.
+    """A PostObject form body streamed from chunks of a known total length.
 
     ``requests`` sends a Content-Length (not chunked encoding) for an iterable that
-    has ``__len__``, which is what OSS PostObject expects.
+    has ``__len__``, which is what OSS PostObject expects. ``observe`` sees each chunk of
+    the file before it is sent.
     """
 
-    def __init__(self, fields: dict[str, str], filename: str, body: ObjectStream, size: int):
+    def __init__(
+        self,
+        fields: dict[str, str],
+        filename: str,
+        chunks: Iterator[bytes],
+        size: int,
+        observe: Callable[[bytes], None] | None = None,
+    ):
         self.boundary = "ota-release-" + uuid.uuid4().hex
         head = b""
         for name, value in fields.items():
@@ -141,8 +150,10 @@ class _MultipartForm:
         ).encode()
         self._head = head
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._body = body
+        self._chunks = chunks
         self._size = size
+        self._observe = observe
+        self.failure: BaseException | None = None
 
     @property
     def content_type(self) -> str:
@@ -152,22 +163,29 @@ class _MultipartForm:
         return len(self._head) + self._size + len(self._tail)
 
     def __iter__(self) -> Iterator[bytes]:
-        yield self._head
-        sent = 0
-        while True:
-            chunk = self._body.read(POST_CHUNK)
-            if not chunk:
-                break
-            sent += len(chunk)
-            yield chunk
-        if sent != self._size:
-            raise TransientError(
-                "oss",
-                "PostObject",
-                "IntegrityError",
-                f"source gave {sent} bytes, expected {self._size}",
-            )
-        yield self._tail
+        try:
+            yield self._head
+            sent = 0
+            for chunk in self._chunks:
+                sent += len(chunk)
+                if sent > self._size:
+                    break
+                if self._observe is not None:
+                    self._observe(chunk)
+                yield chunk
+            if sent != self._size:
+                raise TransientError(
+                    "oss",
+                    "PostObject",
+                    "IntegrityError",
+                    f"source gave {'more than ' if sent > self._size else ''}{sent} bytes, "
+                    f"expected {self._size}",
+                )
+            yield self._tail
+        except BaseException as exc:
+            # requests may wrap what the body raises: keep the cause for the caller.
+            self.failure = exc
+            raise
 
 
 class OssObjectStore:
@@ -224,9 +242,10 @@ class OssObjectStore:
     def read_small(self, bucket: str, key: str, limit: int) -> bytes:
         return self._reads().read(bucket, key, limit)
 
-    def open_stream(self, bucket: str, key: str) -> ObjectStream:
+    def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> ObjectStream:
+        headers = {"If-Match": f'"{if_match}"'} if if_match else None
         try:
-            result = self._bucket(bucket).get_object(key)
+            result = self._bucket(bucket).get_object(key, headers=headers)
         except Exception as exc:
             raise classify_oss_error(exc, "GetObject") from exc
         return _Body(result)
@@ -243,19 +262,29 @@ class OssObjectStore:
             return f"{parts.scheme}://{parts.netloc}/{bucket}/{path}"
         return f"{parts.scheme}://{bucket}.{parts.netloc}/{path}"
 
-    def post_object(
-        self, ticket: UploadTicket, body: ObjectStream, size: int, filename: str
+    def stage_copy(
+        self,
+        source: ObjectInfo,
+        ticket: UploadTicket,
+        filename: str,
+        observe: Callable[[bytes], None],
     ) -> None:
+        body = self.open_stream(source.bucket, source.key, if_match=source.etag)
+        try:
+            chunks = prefetched(body, POST_CHUNK)
+            try:
+                self._post(
+                    ticket,
+                    _MultipartForm(_form_fields(ticket), filename, chunks, source.size, observe),
+                )
+            finally:
+                chunks.close()
+        finally:
+            body.close()
+
+    def _post(self, ticket: UploadTicket, form: _MultipartForm) -> None:
         import requests
 
-        fields = {
-            "key": ticket.key,
-            "OSSAccessKeyId": ticket.access_key_id,
-            "policy": ticket.policy,
-            "Signature": ticket.signature,
-            "success_action_status": "200",
-        }
-        form = _MultipartForm(fields, filename, body, size)
         try:
             response = requests.post(
                 ticket.host,
@@ -266,19 +295,32 @@ class OssObjectStore:
         except PlatformError:
             raise
         except Exception as exc:
+            if isinstance(form.failure, PlatformError):
+                raise form.failure from exc
             raise TransientError("oss", "PostObject", type(exc).__name__, str(exc)) from exc
         if response.status_code >= 300:
-            code, message, request_id = xml_error(response.text)
-            error_cls = (
-                TransientError
-                if response.status_code >= 500 or response.status_code == 429
-                else PermanentError
-            )
-            raise error_cls(
-                "oss",
-                "PostObject",
-                code or f"HTTP{response.status_code}",
-                message or response.reason,
-                request_id=request_id or response.headers.get("x-oss-request-id"),
-                status=response.status_code,
-            )
+            raise _post_error(response)
+
+
+def _form_fields(ticket: UploadTicket) -> dict[str, str]:
+    return {
+        "key": ticket.key,
+        "OSSAccessKeyId": ticket.access_key_id,
+        "policy": ticket.policy,
+        "Signature": ticket.signature,
+        "success_action_status": "200",
+    }
+
+
+def _post_error(response: Any) -> PlatformError:
+    code, message, request_id = xml_error(response.text)
+    status = response.status_code
+    error_cls = TransientError if status >= 500 or status == 429 else PermanentError
+    return error_cls(
+        "oss",
+        "PostObject",
+        code or f"HTTP{status}",
+        message or response.reason,
+        request_id=request_id or response.headers.get("x-oss-request-id"),
+        status=status,
+    )
