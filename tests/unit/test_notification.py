@@ -126,7 +126,10 @@ def notifications(draw: st.DrawFn) -> Notification:
         sidecar_key=draw(st.none() | _WORDS),
         spec=draw(st.none() | st.fixed_dictionaries({"version": _WORDS})),
         firmware=draw(st.none() | st.fixed_dictionaries({"id": _WORDS, "name": _WORDS})),
-        digest=draw(st.none() | st.fixed_dictionaries({"sign": _WORDS})),
+        digest=draw(
+            st.none()
+            | st.fixed_dictionaries({"sign": _WORDS, "source": st.sampled_from(["etag", "stream"])})
+        ),
         errors=draw(_ERRORS),
         identity=draw(_ABOUT),
     )
@@ -148,6 +151,8 @@ def _content(n: Notification) -> str:
         body["object"]["etag"] = ""
     if body["firmware"] is not None:
         body["firmware"].pop("utc_create", None)
+    if body["digest"] is not None:
+        body["digest"].pop("source", None)
     return json.dumps(body, sort_keys=True)
 
 
