@@ -23,7 +23,14 @@ from ota_release.events import (
     parse_trigger_event,
     screen_records,
 )
-from ota_release.release import ReleaseConfig, ReleasePipeline, Result
+from ota_release.pipeline import (
+    Checkpoint,
+    ReleaseConfig,
+    ReleasePipeline,
+    Result,
+    no_checkpoint,
+)
+from ota_release.ports import Notifier, OtaPlatform, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import Settings, SettingsError
 
@@ -73,9 +80,9 @@ def credentials_from(context: Any, env: Mapping[str, str]) -> CloudCredentials:
 class Adapters:
     """The three ports, built for one invocation's credentials."""
 
-    store: Any
-    platform: Any
-    notifier: Any
+    store: Storage
+    platform: OtaPlatform
+    notifier: Notifier
 
 
 def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
@@ -111,6 +118,7 @@ def handle(
     env: Mapping[str, str] | None = None,
     adapters: Adapters | None = None,
     retry: RetryPolicy | None = None,
+    checkpoint: Checkpoint = no_checkpoint,
 ) -> dict[str, Any]:
     """Process one FC invocation; return the summary of outcomes.
 
@@ -155,11 +163,10 @@ def handle(
             sidecar_suffixes=settings.sidecar_suffixes,
             product_key=settings.product_key,
             iot_instance_id=settings.iot_instance_id,
-            # Length + TLS guard the download; CRC-64 would halve throughput (benchmarks.md).
-            verify_crc64=False,
         ),
         retry=retry,
         fc_request_id=request_id,
+        checkpoint=checkpoint,
     )
     failures: list[BaseException] = []
     for record in batch.records:
@@ -220,6 +227,6 @@ def _summarise_skips(summary: dict[str, Any], batch: TriggerBatch) -> dict[str, 
     return summary
 
 
-def handle_json(event: Any, context: Any) -> str:
+def handle_json(event: Any, context: Any, checkpoint: Checkpoint = no_checkpoint) -> str:
     """``handle`` with the summary serialised, as FC returns it to async callers."""
-    return json.dumps(handle(event, context), ensure_ascii=False)
+    return json.dumps(handle(event, context, checkpoint=checkpoint), ensure_ascii=False)

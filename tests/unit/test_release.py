@@ -17,7 +17,8 @@ from ota_release.errors import (
     RetriesExhausted,
 )
 from ota_release.notification import MAX_MESSAGE_BYTES, MAX_TAG_LENGTH, SCHEMA, Outcome
-from ota_release.release import ReleaseConfig, ReleasePipeline, Result
+from ota_release.pipeline import ReleaseConfig, ReleasePipeline, Result
+from ota_release.ports import CreatedFirmware, FirmwareRequest
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import UrlMode
 from tests.unit.fakes import (
@@ -501,8 +502,9 @@ def test_exhausted_retries_raise_and_publish_nothing() -> None:
     assert h.notifier.attempts == []
 
 
-def test_corrupted_read_is_raised_for_fc_to_retry() -> None:
-    h = Harness()
+def test_with_crc64_verification_on_a_corrupted_read_is_raised_for_fc_to_retry() -> None:
+    # The deployed function leaves CRC-64 off (docs/benchmarks.md); this is the opt-in.
+    h = Harness(ReleaseConfig(verify_crc64=True))
     h.both(object_type="Multipart", crc64=crc64_of(FW) ^ 0xFF)
     with pytest.raises(PlatformError) as caught:
         h.run()
@@ -859,10 +861,10 @@ def test_any_refused_create_looks_the_name_up_before_judging(code: str) -> None:
     h.both()
     create = h.platform.create_firmware
 
-    def taken(params: Any) -> Any:
+    def taken(request: FirmwareRequest) -> CreatedFirmware:
         h.platform.add(name=NAME, dest_version="9.9.9", sign="0" * 32, size=1)
         h.platform.fail("create_firmware", permanent(code=code))
-        return create(params)
+        return create(request)
 
     h.platform.create_firmware = taken  # type: ignore[method-assign]
     # WHEN processed THEN the pipeline finds the package and reports a conflict, not rejected
@@ -971,7 +973,7 @@ def test_the_retry_window_is_fcs_max_event_age_in_both_templates() -> None:
     import re
     from pathlib import Path
 
-    from ota_release.release import FC_MAX_EVENT_AGE
+    from ota_release.pipeline import FC_MAX_EVENT_AGE
 
     root = Path(__file__).resolve().parents[2]
     template = (root / "template.yml").read_text(encoding="utf-8")

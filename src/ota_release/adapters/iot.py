@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ota_release.adapters import CloudCredentials
@@ -16,7 +16,7 @@ from ota_release.errors import (
     PlatformError,
     TransientError,
 )
-from ota_release.ports import CreatedFirmware, FirmwareRecord, UploadTicket
+from ota_release.ports import CreatedFirmware, FirmwareRequest, ListedPackage, UploadTicket
 
 PAGE_SIZE = 100
 #: Codes worth a retry whatever HTTP status carried them.
@@ -39,24 +39,6 @@ DUPLICATE_NAME_CODES = {
     "iot.ota.RepeatedFirmwareName",
 }
 NOT_FOUND_CODES = {"iot.ota.FirmwareNotFound"}
-
-
-_PARAM_TO_ATTR = {
-    "DestVersion": "dest_version",
-    "FirmwareName": "firmware_name",
-    "FirmwareUrl": "firmware_url",
-    "IotInstanceId": "iot_instance_id",
-    "FirmwareSign": "firmware_sign",
-    "SignMethod": "sign_method",
-    "FirmwareSize": "firmware_size",
-    "ProductKey": "product_key",
-    "FirmwareDesc": "firmware_desc",
-    "Type": "type",
-    "SrcVersion": "src_version",
-    "ModuleName": "module_name",
-    "NeedToVerify": "need_to_verify",
-    "Udi": "udi",
-}
 
 
 def _error_for(
@@ -193,7 +175,7 @@ class IotOtaPlatform:
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> FirmwareRecord | None:
+    ) -> ListedPackage | None:
         """Page through ListOTAFirmware (filtered by version/product when given) for ``name``.
 
         ListOTAFirmware cannot filter by name, so the pipeline narrows by DestVersion first
@@ -208,7 +190,7 @@ class IotOtaPlatform:
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> FirmwareRecord | None:
+    ) -> ListedPackage | None:
         page = 1
         while True:
 
@@ -227,7 +209,7 @@ class IotOtaPlatform:
             items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
             for item in items:
                 if item.firmware_name == name:
-                    return FirmwareRecord(
+                    return ListedPackage(
                         firmware_id=item.firmware_id,
                         name=item.firmware_name,
                         dest_version=item.dest_version,
@@ -265,8 +247,9 @@ class IotOtaPlatform:
         info = body.firmware_info
         return (info.udi or "") if info is not None else None
 
-    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
-        kwargs = {_PARAM_TO_ATTR[k]: v for k, v in params.items() if v is not None}
+    def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
+        # FirmwareRequest's attributes are the SDK request's field names.
+        kwargs = request.sent_attributes()
 
         def call(client: Any, models: Any) -> Any:
             return client.create_otafirmware(models.CreateOTAFirmwareRequest(**kwargs))

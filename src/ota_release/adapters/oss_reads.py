@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from ota_release.adapters import CloudCredentials
 from ota_release.errors import NotFoundError, PermanentError, PlatformError, TransientError
-from ota_release.ports import ObjectInfo
+from ota_release.ports import ObjectInfo, ObjectTooLarge
 
 #: OSS error codes that are worth retrying whatever the HTTP status.
 TRANSIENT_CODES = frozenset(
@@ -139,11 +139,11 @@ class OssReads:
         )
 
     def read(self, bucket: str, key: str, limit: int) -> bytes:
-        """The whole object; ValueError when it is larger than ``limit`` bytes."""
+        """The whole object; ObjectTooLarge when it is larger than ``limit`` bytes."""
         resp = self._call("GET", "GetObject", bucket, key, limit=limit + 1)
         self._raise_for(resp, "GetObject")
         if resp.truncated or len(resp.body) > limit:
-            raise ValueError(f"{key} is larger than {limit} bytes")
+            raise ObjectTooLarge(key, limit)
         return resp.body
 
     def close(self) -> None:
