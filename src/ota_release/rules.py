@@ -12,7 +12,7 @@ be typed (as the sidecar produces them) or strings (as they arrive in an RPC que
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -222,40 +222,49 @@ def check_create_firmware(
     ``required`` lets the sidecar check run before the FirmwareUrl exists.
     """
     p = {k: v for k, v in params.items() if v is not None}
-    out: list[Violation] = []
-    for name in required:
-        if name not in p or p[name] == "":
-            out.append(Violation(name, "is required", p.get(name)))
-    if p.get("FirmwareName"):
-        out += check_firmware_name(p["FirmwareName"])
-    if p.get("DestVersion"):
-        out += check_version(p["DestVersion"], "DestVersion")
-    if p.get("FirmwareUrl"):
-        out += check_url(p["FirmwareUrl"])
-    if "FirmwareDesc" in p:
-        out += check_description(p["FirmwareDesc"])
-    if "ModuleName" in p:
-        out += check_module_name(p["ModuleName"])
-    if "ProductKey" in p:
-        out += check_identifier(p["ProductKey"], "ProductKey", _PRODUCT_KEY_RE)
-    if "IotInstanceId" in p:
-        out += check_identifier(p["IotInstanceId"], "IotInstanceId", _INSTANCE_RE)
-    if "Udi" in p:
-        out += check_udi(p["Udi"])
-    if "NeedToVerify" in p:
-        out += check_need_to_verify(p["NeedToVerify"])
-    if "FirmwareSize" in p:
-        out += check_size(p["FirmwareSize"])
+    out = [
+        Violation(name, "is required", p.get(name))
+        for name in required
+        if name not in p or p[name] == ""
+    ]
+    for name, only_when_set, check in _FIELD_CHECKS:
+        if name in p and (p[name] or not only_when_set):
+            out += check(p[name])
+    return out + _check_signature(p) + _check_type(p)
+
+
+#: (parameter, checked only when non-empty, its single-field check), in report order.
+_FIELD_CHECKS: tuple[tuple[str, bool, Callable[[Any], list[Violation]]], ...] = (
+    ("FirmwareName", True, check_firmware_name),
+    ("DestVersion", True, lambda v: check_version(v, "DestVersion")),
+    ("FirmwareUrl", True, check_url),
+    ("FirmwareDesc", False, check_description),
+    ("ModuleName", False, check_module_name),
+    ("ProductKey", False, lambda v: check_identifier(v, "ProductKey", _PRODUCT_KEY_RE)),
+    ("IotInstanceId", False, lambda v: check_identifier(v, "IotInstanceId", _INSTANCE_RE)),
+    ("Udi", False, check_udi),
+    ("NeedToVerify", False, check_need_to_verify),
+    ("FirmwareSize", False, check_size),
+)
+
+
+def _check_signature(p: Mapping[str, Any]) -> list[Violation]:
+    """SignMethod, and FirmwareSign against the method it names (MD5 when absent)."""
     method = p.get("SignMethod", "MD5")
-    if "SignMethod" in p:
-        out += check_sign_method(method)
+    out = check_sign_method(method) if "SignMethod" in p else []
     if "FirmwareSign" in p:
         out += check_sign(p["FirmwareSign"], method)
-    fw_type = TYPE_FULL
+    return out
+
+
+def _check_type(p: Mapping[str, Any]) -> list[Violation]:
+    """Type and SrcVersion, which a differential package (Type 1) requires."""
+    out: list[Violation] = []
+    fw_type: int | None = TYPE_FULL
     if "Type" in p:
         type_errors = check_type(p["Type"])
         out += type_errors
-        fw_type = _as_int(p["Type"]) if not type_errors else TYPE_FULL  # type: ignore[assignment]
+        fw_type = _as_int(p["Type"]) if not type_errors else TYPE_FULL
     if "SrcVersion" in p:
         out += check_version(p["SrcVersion"], "SrcVersion")
     if fw_type == TYPE_DIFF:

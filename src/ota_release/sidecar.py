@@ -314,32 +314,8 @@ def validate_document(
     """Validate an already-parsed sidecar mapping."""
     errors: list[Violation] = []
     fields, labels = _map_keys(doc, errors)
-
-    typed: dict[str, Any] = {}
-    try:
-        typed = SidecarDocument.model_validate(fields).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        bad: set[str] = set()
-        for err in exc.errors():
-            loc = str(err["loc"][0]) if err["loc"] else "sidecar"
-            bad.add(loc)
-            rule = _pydantic_rule(err)
-            # For a missing field pydantic's "input" is the whole document: show nothing.
-            seen = None if err.get("type") == "missing" else err.get("input")
-            errors.append(Violation(labels.get(loc, loc), rule, seen))
-        typed = {k: v for k, v in fields.items() if k not in bad}
-    typed.pop("schema_", None)
-    typed.pop(SCHEMA_KEY, None)
-
-    sign_method = _normalise_sign_method(typed.get("sign_method"))
-    if sign_method is not None:
-        typed["sign_method"] = sign_method
-    if "sign" in typed:
-        method = typed.get("sign_method", "MD5")
-        typed["sign"] = normalise_sign(typed["sign"], method)
-    if "type" in typed and isinstance(typed["type"], str):
-        typed["type"] = _TYPE_WORDS[typed["type"]]
-
+    typed = _typed(fields, labels, errors)
+    _normalise(typed)
     if "product_key" not in typed and default_product_key and "product_key" not in fields:
         typed["product_key"] = default_product_key
     if (
@@ -368,6 +344,40 @@ def validate_document(
         return SidecarResult(None, errors)
     spec = ReleaseSpec(name_derived=name_derived, **typed)
     return SidecarResult(spec, [])
+
+
+def _typed(
+    fields: dict[str, Any], labels: dict[str, str], errors: list[Violation]
+) -> dict[str, Any]:
+    """The fields the model accepts, typed; a violation for each one it refuses."""
+    typed: dict[str, Any] = {}
+    try:
+        typed = SidecarDocument.model_validate(fields).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        bad: set[str] = set()
+        for err in exc.errors():
+            loc = str(err["loc"][0]) if err["loc"] else "sidecar"
+            bad.add(loc)
+            rule = _pydantic_rule(err)
+            # For a missing field pydantic's "input" is the whole document: show nothing.
+            seen = None if err.get("type") == "missing" else err.get("input")
+            errors.append(Violation(labels.get(loc, loc), rule, seen))
+        typed = {k: v for k, v in fields.items() if k not in bad}
+    typed.pop("schema_", None)
+    typed.pop(SCHEMA_KEY, None)
+    return typed
+
+
+def _normalise(typed: dict[str, Any]) -> None:
+    """SignMethod upper-case, the sign as lowercase hex, a type word as its number."""
+    sign_method = _normalise_sign_method(typed.get("sign_method"))
+    if sign_method is not None:
+        typed["sign_method"] = sign_method
+    if "sign" in typed:
+        method = typed.get("sign_method", "MD5")
+        typed["sign"] = normalise_sign(typed["sign"], method)
+    if "type" in typed and isinstance(typed["type"], str):
+        typed["type"] = _TYPE_WORDS[typed["type"]]
 
 
 def _map_keys(
