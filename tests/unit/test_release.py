@@ -1019,3 +1019,42 @@ def test_a_refused_upload_ticket_is_reported_with_the_release_it_belongs_to() ->
     assert (message["firmware_key"], message["sidecar_key"]) == (FW_KEY, SC_KEY)
     assert message["spec"]["name"] == NAME
     assert h.platform.count("create_firmware") == 0
+
+
+# Checkpoints (crash points are injected from outside, docs/reliability.md) ---------------------
+
+
+def test_an_injected_checkpoint_is_called_at_each_named_point_in_order() -> None:
+    # GIVEN a pipeline given a checkpoint that records where it was called
+    h = Harness()
+    h.both()
+    reached: list[tuple[str, str]] = []
+    h.pipeline.checkpoint = lambda point, key: reached.append((point, key))
+    # WHEN a release is created
+    h.run()
+    # THEN every crash point was passed, in the order the release reaches them
+    assert reached == [
+        ("after_digest", FW_KEY),
+        ("after_create", FW_KEY),
+        ("before_notify", FW_KEY),
+        ("during_notify", FW_KEY),
+    ]
+
+
+def test_a_checkpoint_that_ends_the_process_after_create_leaves_no_notification() -> None:
+    # GIVEN a checkpoint that stops the invocation right after CreateOTAFirmware
+    class Crash(BaseException):
+        pass
+
+    def crash_after_create(point: str, key: str) -> None:
+        if point == "after_create":
+            raise Crash
+
+    h = Harness()
+    h.both()
+    h.pipeline.checkpoint = crash_after_create
+    # WHEN processed THEN the package exists but nothing was published
+    with pytest.raises(Crash):
+        h.run()
+    assert h.platform.count("create_firmware") == 1
+    assert h.notifier.attempts == []

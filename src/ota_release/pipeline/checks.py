@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ota_release import rules
-from ota_release.digest import Digest
+from ota_release.digest import Digest, etag_fast_path
 from ota_release.notification import ErrorItem, Outcome
 from ota_release.pipeline.context import Release, Stop
 from ota_release.settings import UrlMode
@@ -34,6 +34,13 @@ def check_direct_key(r: Release) -> None:
             f"{key} cannot be served by its own URL: {problem}",
             [ErrorItem("firmware_key", problem, key)],
         )
+
+
+def check_etag_digest(r: Release) -> None:
+    """When the ETag proves the MD5 (a plain upload), check the declaration with no read."""
+    fast = etag_fast_path(r.firmware, r.release_spec.sign_method)
+    if fast is not None:
+        check_declared(r, fast)
 
 
 def check_declared(r: Release, digest: Digest) -> None:

@@ -27,11 +27,6 @@ class Placed:
     digest: Digest
 
 
-def etag_digest(r: Release) -> Digest | None:
-    """The MD5 the ETag proves (a plain upload, MD5 wanted), without reading anything."""
-    return etag_fast_path(r.firmware, r.release_spec.sign_method)
-
-
 def read_digest(r: Release) -> Digest:
     """The digest from the ETag when it proves it, else one pinned streamed read."""
     firmware, sign_method = r.firmware, r.release_spec.sign_method

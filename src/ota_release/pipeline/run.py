@@ -15,7 +15,12 @@ from datetime import datetime, timezone
 from ota_release.errors import PermanentError
 from ota_release.events import ObjectCreated
 from ota_release.notification import Outcome, RequestIds
-from ota_release.pipeline.checks import check_declared, check_direct_key, check_size
+from ota_release.pipeline.checks import (
+    check_declared,
+    check_direct_key,
+    check_etag_digest,
+    check_size,
+)
 from ota_release.pipeline.context import (
     Checkpoint,
     ObjectChanged,
@@ -27,7 +32,7 @@ from ota_release.pipeline.context import (
 )
 from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
-from ota_release.pipeline.placement import etag_digest, place
+from ota_release.pipeline.placement import place
 from ota_release.pipeline.registry import create, settle_existing
 from ota_release.ports import Notifier, OtaPlatform, Storage
 from ota_release.retry import Deadline, RetryPolicy
@@ -41,9 +46,7 @@ def release(r: Release) -> Stop:
     spec = read_sidecar(r, pairing.sidecar)
     check_size(r)
     check_direct_key(r)
-    fast = etag_digest(r)
-    if fast is not None:
-        check_declared(r, fast)  # refuse a wrong declaration before anything is spent
+    check_etag_digest(r)
     settle_existing(r)
     placed = place(r)
     r.digest = placed.digest
