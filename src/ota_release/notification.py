@@ -81,8 +81,8 @@ class Notification:
 
         Left out: ``message_id``, ``published_at``, ``request_ids`` (and any of them
         quoted in an error or the summary), ``errors_dropped`` (derived), the ``event``,
-        the object's ``size`` and the package's ``utc_create`` (CreateOTAFirmware and
-        ListOTAFirmware may spell it differently). ``identity`` names what the fact is
+        the object's ``size``, the digest's ``source`` and the package's ``utc_create``
+        (CreateOTAFirmware and ListOTAFirmware may spell it differently). ``identity`` names what the fact is
         about: for a release-level outcome, both objects' keys and ETags instead of the
         triggering object, so both halves' events agree.
         """
@@ -98,7 +98,10 @@ class Notification:
             "sidecar_key": self.sidecar_key,
             "spec": self.spec,
             "firmware": _without(self.firmware, "utc_create"),
-            "digest": self.digest,
+            # How the digest was learnt (a stream, or an ETag) is not part of the fact: a
+            # crash-retry that finds its own package reads the ETag where the first try
+            # streamed, and must publish under the same id.
+            "digest": _without(self.digest, "source"),
             "errors": _mask_request_ids(self.errors, rids),
         }
         return content
