@@ -167,7 +167,11 @@ def test_replay_through_fc2_keeps_signatures_out_of_the_callers_logs(
         )
         with pytest.raises(Exception, match="500"):
             client.invoke_function(cloud.spec.service, cloud.spec.name, payload=b"{}")
-        assert f"FC {DEFAULT_ACCESS_KEY_ID}:" in caplog.text, "expected fc2 to log its signature"
+        # (blanked when ota_release.redact's scrubber is installed in this process, which
+        # importing ota_release.function does; the CLI process does not import it)
+        header = rf"'authorization': '(?:FC {DEFAULT_ACCESS_KEY_ID}:|\*\*\*)"
+        signed = re.search(header, caplog.text, re.IGNORECASE)
+        assert signed, "expected fc2 to log its signed Authorization header"
 
 
 # Each failure path of each service, in staged and in direct (signed URL) mode -----------------
