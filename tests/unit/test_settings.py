@@ -277,3 +277,31 @@ def test_a_bad_log_level_does_not_break_the_import_and_is_reported_with_the_rest
         "OTA_LOG_LEVEL",
         "OTA_RETRY_CAP_SECONDS",
     ]
+
+
+def test_docs_configuration_lists_every_setting_with_its_default() -> None:
+    from enum import Enum
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    rows = {
+        line.split(" | ")[0][3:-1]: line.split(" | ")
+        for line in doc.splitlines()
+        if line.startswith("| `OTA_")
+    }
+    for field in Settings.model_fields.values():
+        assert field.alias in rows, f"docs/configuration.md has no row for {field.alias}"
+        default = field.default
+        if default is None or field.is_required():
+            continue
+        cell = rows[field.alias][2].strip("`")
+        if isinstance(default, Enum):
+            assert cell == default.value, field.alias
+        elif isinstance(default, tuple):
+            assert cell == ",".join(default), field.alias
+        elif isinstance(default, (int, float)):
+            assert float(cell) == default, field.alias
+        else:
+            assert cell == str(default), field.alias
+    documented = {name for name in rows if name.startswith("OTA_")}
+    assert documented == {f.alias for f in Settings.model_fields.values()} | {"OTA_ACCOUNT_ID"}
