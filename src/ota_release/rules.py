@@ -12,7 +12,7 @@ be typed (as the sidecar produces them) or strings (as they arrive in an RPC que
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -266,38 +266,59 @@ def check_create_firmware(
     for name in required:
         if name not in p or p[name] == "":
             out.append(Violation(name, "is required", p.get(name)))
-    # Every string must survive the SDK's UTF-8 encoding; one that cannot is reported once,
-    # for that reason alone (its other rules would only repeat the noise).
+    out += _unsendable(p)
+    out += _field_rules(p)
+    return out + _type_rules(p)
+
+
+def _unsendable(p: dict[str, Any]) -> list[Violation]:
+    """Every string must survive the SDK's UTF-8 encoding; one that cannot is reported once,
+    for that reason alone, and dropped from ``p`` (its other rules would only add noise)."""
+    out: list[Violation] = []
     for name in [k for k in p if k not in ("FirmwareDesc", "Udi")]:
-        unsendable = check_encodable(p[name], name)
-        if unsendable:
-            out += unsendable
+        violations = check_encodable(p[name], name)
+        if violations:
+            out += violations
             del p[name]
-    if p.get("FirmwareName"):
-        out += check_firmware_name(p["FirmwareName"])
-    if p.get("DestVersion"):
-        out += check_version(p["DestVersion"], "DestVersion")
-    if p.get("FirmwareUrl"):
-        out += check_url(p["FirmwareUrl"])
-    if "FirmwareDesc" in p:
-        out += check_description(p["FirmwareDesc"])
-    if "ModuleName" in p:
-        out += check_module_name(p["ModuleName"])
-    if "ProductKey" in p:
-        out += check_identifier(p["ProductKey"], "ProductKey", _PRODUCT_KEY_RE)
-    if "IotInstanceId" in p:
-        out += check_identifier(p["IotInstanceId"], "IotInstanceId", _INSTANCE_RE)
-    if "Udi" in p:
-        out += check_udi(p["Udi"])
-    if "NeedToVerify" in p:
-        out += check_need_to_verify(p["NeedToVerify"])
-    if "FirmwareSize" in p:
-        out += check_size(p["FirmwareSize"])
+    return out
+
+
+#: Rules of one parameter each, applied when the parameter is present (and, for the
+#: first three, not empty: emptiness is the ``required`` check's to report).
+_NON_EMPTY_CHECKS: dict[str, Callable[[Any], list[Violation]]] = {
+    "FirmwareName": check_firmware_name,
+    "DestVersion": lambda v: check_version(v, "DestVersion"),
+    "FirmwareUrl": check_url,
+}
+_PRESENT_CHECKS: dict[str, Callable[[Any], list[Violation]]] = {
+    "FirmwareDesc": check_description,
+    "ModuleName": check_module_name,
+    "ProductKey": lambda v: check_identifier(v, "ProductKey", _PRODUCT_KEY_RE),
+    "IotInstanceId": lambda v: check_identifier(v, "IotInstanceId", _INSTANCE_RE),
+    "Udi": check_udi,
+    "NeedToVerify": check_need_to_verify,
+    "FirmwareSize": check_size,
+}
+
+
+def _field_rules(p: Mapping[str, Any]) -> list[Violation]:
+    out: list[Violation] = []
+    for name, check in _NON_EMPTY_CHECKS.items():
+        if p.get(name):
+            out += check(p[name])
+    for name, check in _PRESENT_CHECKS.items():
+        if name in p:
+            out += check(p[name])
     method = p.get("SignMethod", "MD5")
     if "SignMethod" in p:
         out += check_sign_method(method)
     if "FirmwareSign" in p:
         out += check_sign(p["FirmwareSign"], method)
+    return out
+
+
+def _type_rules(p: Mapping[str, Any]) -> list[Violation]:
+    out: list[Violation] = []
     fw_type = TYPE_FULL
     if "Type" in p:
         type_errors = check_type(p["Type"])
