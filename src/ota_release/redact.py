@@ -54,29 +54,38 @@ _AUTHORIZATION = re.compile(
 # "OSS <id>:<signature>" and its MNS/FC/ACS siblings, wherever they appear without a name.
 _SCHEME = re.compile(r"\b(?P<scheme>OSS|MNS|FC|ACS) (?P<id>[\w.\-]+):[A-Za-z0-9+/]{16,}={0,2}")
 
+#: Remembered values kept at most: an instance lives for hours while STS credentials
+#: rotate, and a value the function no longer holds cannot appear in a new line anyway.
+MAX_REMEMBERED = 16
+
 _lock = threading.Lock()
+_remembered: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
 _known: tuple[str, ...] = ()
 
 
 def remember(*values: str | None) -> None:
     """Scrub these values (and their percent-encoded spellings) from now on."""
     global _known
-    fresh = set()
-    for value in values:
-        if not value or len(value) < MIN_SECRET_LENGTH:
-            continue
-        once = quote(value, safe="")
-        fresh.update({value, once, quote_plus(value), quote(once, safe="")})
     with _lock:
-        merged = set(_known) | fresh
+        for value in values:
+            if value and len(value) >= MIN_SECRET_LENGTH:
+                _remembered.pop(value, None)
+                _remembered[value] = None
+        while len(_remembered) > MAX_REMEMBERED:
+            del _remembered[next(iter(_remembered))]
+        spellings = set()
+        for value in _remembered:
+            once = quote(value, safe="")
+            spellings.update({value, once, quote_plus(value), quote(once, safe="")})
         # Longest first, so a value is replaced before any shorter value inside it.
-        _known = tuple(sorted(merged, key=len, reverse=True))
+        _known = tuple(sorted(spellings, key=len, reverse=True))
 
 
 def forget_all() -> None:
     """Drop every remembered value (tests)."""
     global _known
     with _lock:
+        _remembered.clear()
         _known = ()
 
 

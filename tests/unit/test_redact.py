@@ -130,3 +130,10 @@ def test_the_exception_handed_to_fc_is_cut_from_its_chain() -> None:
     assert SECRET not in text and TOKEN not in text
     leaky = function._for_the_runtime(ValueError(f"bad url {SIGNED}"))
     assert "c2lnbmF0dXJl" not in str(leaky) and "ValueError" in str(leaky)
+
+
+def test_remembered_values_are_bounded_and_the_newest_kept() -> None:
+    fresh = [f"rotated-token-{i:04d}" for i in range(redact.MAX_REMEMBERED + 5)]
+    redact.remember(*fresh)
+    assert redact.scrub(fresh[-1]) == redact.REDACTED
+    assert redact.scrub(fresh[0]) == fresh[0]
