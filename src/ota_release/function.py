@@ -7,12 +7,14 @@ both call :func:`handle`; it is the only place that knows about FC's context obj
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from ota_release import redact
 from ota_release.adapters import CloudCredentials
@@ -32,10 +34,17 @@ def _import_time_level(env: Mapping[str, str]) -> str:
     return level if level in LOG_LEVELS else "INFO"
 
 
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The function's JSON log lines, scrubbed after formatting (exceptions included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.scrub(super().format(record))
+
+
 logger = Logger(
     service="ota-release",
     level=_import_time_level(os.environ),
-    logger_formatter=redact.RedactingFormatter(),
+    logger_formatter=RedactingFormatter(),
 )
 
 #: Seconds kept back from the function timeout to publish and return cleanly.

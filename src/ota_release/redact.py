@@ -14,8 +14,8 @@ Two nets, both applied to every line the function's process writes through ``log
 :func:`install` puts :func:`scrub` in front of every ``LogRecord`` the process creates
 (message, arguments, the formatted traceback with its chained exceptions, stack info), so
 the SDKs' own loggers (urllib3, requests, oss2, fc2, mns) are covered whatever handler
-prints them; :class:`RedactingFormatter` scrubs the function's JSON lines once more as
-they are written, because its formatter renders exceptions itself.
+prints them; the function's JSON formatter (``function.RedactingFormatter``) scrubs its
+lines once more as they are written, because it renders exceptions itself.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import threading
 import traceback
 from typing import Any
 from urllib.parse import quote, quote_plus
-
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 REDACTED = "***"
 #: Shorter values are not scrubbed by value: they would blank out ordinary words.
@@ -139,10 +137,3 @@ def install() -> None:
 
         logging.setLogRecordFactory(factory)
         _installed = True
-
-
-class RedactingFormatter(LambdaPowertoolsFormatter):
-    """The function's JSON log lines, scrubbed after formatting (exceptions included)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
