@@ -7,14 +7,18 @@ both call :func:`handle`; it is the only place that knows about FC's context obj
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from ota_release import redact
 from ota_release.adapters import CloudCredentials
+from ota_release.errors import PlatformError
 from ota_release.events import (
     MAX_RECORDS_PER_EVENT,
     Boundary,
@@ -25,9 +29,30 @@ from ota_release.events import (
 )
 from ota_release.release import ReleaseConfig, ReleasePipeline, Result
 from ota_release.retry import Deadline, RetryPolicy
-from ota_release.settings import Settings, SettingsError
+from ota_release.settings import LOG_LEVELS, Settings, SettingsError
 
-logger = Logger(service="ota-release", level=os.environ.get("OTA_LOG_LEVEL", "INFO"))
+# Before any logger is used: every record of this process (ours and the SDKs') is scrubbed.
+redact.install()
+
+
+def _import_time_level(env: Mapping[str, str]) -> str:
+    """The level to log at until settings are read: a bad value is reported by them, later."""
+    level = (env.get("OTA_LOG_LEVEL") or "").strip().upper()
+    return level if level in LOG_LEVELS else "INFO"
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The function's JSON log lines, scrubbed after formatting (exceptions included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.scrub(super().format(record))
+
+
+logger = Logger(
+    service="ota-release",
+    level=_import_time_level(os.environ),
+    logger_formatter=RedactingFormatter(),
+)
 
 #: Seconds kept back from the function timeout to publish and return cleanly.
 DEADLINE_MARGIN = 5.0
@@ -52,21 +77,25 @@ def credentials_from(context: Any, env: Mapping[str, str]) -> CloudCredentials:
     """The function role's STS credentials: context on python3.9/3.10, env on 3.12."""
     creds = getattr(context, "credentials", None)
     if creds is not None and getattr(creds, "access_key_id", None):
-        return CloudCredentials(
+        found = CloudCredentials(
             creds.access_key_id,
             creds.access_key_secret,
             getattr(creds, "security_token", None) or None,
         )
-    ak = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-    secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    if not ak or not secret:
-        raise SettingsError(
-            [
-                "credentials: none in the FC context and ALIBABA_CLOUD_ACCESS_KEY_ID / "
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (does the service have a role?)"
-            ]
-        )
-    return CloudCredentials(ak, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+    else:
+        ak = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        if not ak or not secret:
+            raise SettingsError(
+                [
+                    "credentials: none in the FC context and ALIBABA_CLOUD_ACCESS_KEY_ID / "
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (does the service have a role?)"
+                ]
+            )
+        found = CloudCredentials(ak, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+    # The function knows its secrets: scrub them by value from every log line from now on.
+    redact.remember(found.access_key_secret, found.security_token)
+    return found
 
 
 @dataclass
@@ -158,7 +187,7 @@ def handle(
             # Length + TLS guard the download; CRC-64 would halve throughput (benchmarks.md).
             verify_crc64=False,
         ),
-        retry=retry,
+        retry=retry or settings.retry_policy(),
         fc_request_id=request_id,
     )
     failures: list[BaseException] = []
@@ -182,7 +211,7 @@ def handle(
         )
     logger.thread_safe_clear_keys()
     if failures:
-        raise failures[0]
+        raise _for_the_runtime(failures[0])
     return summary
 
 
@@ -218,6 +247,19 @@ def _summarise_skips(summary: dict[str, Any], batch: TriggerBatch) -> dict[str, 
     if len(batch.skipped) > MAX_RECORDS_PER_EVENT:
         summary["skipped_total"] = len(batch.skipped)
     return summary
+
+
+def _for_the_runtime(exc: BaseException) -> BaseException:
+    """The exception handed to FC, which prints it (with its chain) and keeps its message.
+
+    The whole chain is in the (scrubbed) log line above; FC gets the exception alone, cut
+    from its causes, whose text (an SDK's request line, say) may hold a signed URL.
+    """
+    if not isinstance(exc, PlatformError) and redact.scrub(str(exc)) != str(exc):
+        exc = RuntimeError(f"{type(exc).__name__}: {redact.scrub(str(exc))}")
+    exc.__cause__ = None
+    exc.__suppress_context__ = True
+    return exc
 
 
 def handle_json(event: Any, context: Any) -> str:

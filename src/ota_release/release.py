@@ -20,6 +20,7 @@ from ota_release import rules
 from ota_release.digest import Digest, StreamHasher, etag_fast_path, prefetched
 from ota_release.errors import (
     DuplicateNameError,
+    InvalidRequestError,
     NotFoundError,
     PermanentError,
     PlatformError,
@@ -131,9 +132,9 @@ class _Run:
 
 
 def is_invalid_input(error: PlatformError) -> bool:
-    """Platform errors that blame the request's content (a ``rejected`` outcome)."""
-    code = error.code.lower()
-    return any(word in code for word in ("invalid", "illegal", "parameter", "validate"))
+    """Platform errors that blame the request's content (a ``rejected`` outcome): the
+    adapters decide which codes those are, and raise InvalidRequestError for them."""
+    return isinstance(error, InvalidRequestError)
 
 
 class ReleasePipeline:
