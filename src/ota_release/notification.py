@@ -82,9 +82,9 @@ class Notification:
         Left out: ``message_id``, ``published_at``, ``request_ids`` (and any of them
         quoted in an error or the summary), ``errors_dropped`` (derived), the ``event``,
         the object's ``size``, the digest's ``source`` and the package's ``utc_create``
-        (CreateOTAFirmware and ListOTAFirmware may spell it differently). ``identity`` names what the fact is
-        about: for a release-level outcome, both objects' keys and ETags instead of the
-        triggering object, so both halves' events agree.
+        (CreateOTAFirmware and ListOTAFirmware may spell it differently). ``identity``
+        names what the fact is about: for a release-level outcome, both objects' keys and
+        ETags instead of the triggering object, so both halves' events agree.
         """
         rids = _request_id_values(self.request_ids)
         content: dict[str, Any] = {
