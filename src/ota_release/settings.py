@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ota_release import rules
+from ota_release.adapters.oss_reads import REGION_ID
 
 DEFAULT_SIDECAR_SUFFIXES = (".ota.json", ".ota.yaml", ".ota.yml")
 SIGNED_URL_TTL_MIN = 60
@@ -72,6 +73,12 @@ class Settings:
         if not region:
             problems.append(
                 "OTA_REGION: required (or ALIBABA_CLOUD_REGION / FC_REGION set by FC), got nothing"
+            )
+        elif not REGION_ID.fullmatch(region) or region.startswith("oss-"):
+            # The region is signed into every OSS request (V4 credential scope).
+            problems.append(
+                "OTA_REGION: must be a region id such as cn-shanghai (lower case, no 'oss-' "
+                f"prefix, no endpoint), got {region!r}"
             )
         region = region or "cn-shanghai"
 

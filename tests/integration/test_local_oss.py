@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from localcloud.credentials import DEFAULT_ACCESS_KEY_ID as AK
 from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
-from localcloud.oss import LocalOss
+from localcloud.oss import DEFAULT_REGION, LocalOss
 from localcloud.oss_storage import crc64
 from localcloud.server import LocalServer
 
@@ -64,10 +64,15 @@ def endpoint(oss: LocalOss) -> Iterator[str]:
 _bucket_numbers = itertools.count()
 
 
+def v4_bucket(endpoint: str, name: str) -> oss2.Bucket:
+    """An SDK bucket signing V4, as the local OSS (like a bucket created today) requires."""
+    return oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, name, region=DEFAULT_REGION)
+
+
 @pytest.fixture
 def bucket(oss: LocalOss, endpoint: str) -> oss2.Bucket:
     """A fresh, empty bucket per test, created through the SDK."""
-    sdk_bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, f"test-bucket-{next(_bucket_numbers)}")
+    sdk_bucket = v4_bucket(endpoint, f"test-bucket-{next(_bucket_numbers)}")
     sdk_bucket.create_bucket()
     return sdk_bucket
 
@@ -292,7 +297,7 @@ def test_head_of_missing_key_raises_no_such_key_through_the_x_oss_err_header(
 
 
 def test_missing_bucket_raises_no_such_bucket(endpoint: str) -> None:
-    ghost = oss2.Bucket(oss2.Auth(AK, SK), endpoint, "no-such-bucket-here")
+    ghost = v4_bucket(endpoint, "no-such-bucket-here")
 
     with pytest.raises(oss2.exceptions.NoSuchBucket):
         ghost.put_object("k", b"x")
@@ -338,7 +343,8 @@ def test_list_buckets_shows_buckets_created_through_sdk_and_python(
 ) -> None:
     oss.create_bucket("made-in-python")
 
-    names = [b.name for b in oss2.BucketIterator(oss2.Service(oss2.Auth(AK, SK), endpoint))]
+    service = oss2.Service(oss2.AuthV4(AK, SK), endpoint, region=DEFAULT_REGION)
+    names = [b.name for b in oss2.BucketIterator(service)]
 
     assert bucket.bucket_name in names
     assert "made-in-python" in names
@@ -667,10 +673,10 @@ def test_lookup_url_resolves_plain_and_signed_urls(oss: LocalOss, bucket: oss2.B
     key = "firmware/acme/相机 2.0+.bin"
     bucket.put_object(key, b"0123456789")
     plain = oss.url_for(bucket.bucket_name, key)
-    signed_v1 = bucket.sign_url("GET", key, 300)
+    signed = bucket.sign_url("GET", key, 300)
     signed_slash_safe = bucket.sign_url("GET", key, 300, slash_safe=True)
 
-    facts = [oss.lookup_url(url) for url in (plain, signed_v1, signed_slash_safe)]
+    facts = [oss.lookup_url(url) for url in (plain, signed, signed_slash_safe)]
 
     expected_md5 = md5_hex(b"0123456789")
     for fact in facts:
@@ -770,7 +776,7 @@ def test_fault_hook_can_answer_in_place_of_oss(tmp_path: Path) -> None:
     local.create_bucket("faulty")
     try:
         with LocalServer(local, name="oss-faults") as server:
-            sdk_bucket = oss2.Bucket(oss2.Auth(AK, SK), server.url, "faulty")
+            sdk_bucket = v4_bucket(server.url, "faulty")
             with pytest.raises(oss2.exceptions.ServerError) as caught:
                 sdk_bucket.put_object("fw.bin", b"x")
             listing = sdk_bucket.list_objects()
