@@ -53,13 +53,13 @@ class OssError(Exception):
             f"<RequestId>{escape(request_id)}</RequestId>",
             f"<HostId>{escape(host_id)}</HostId>",
         ]
-        if self.ec:
+        parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in self.extra.items())
+        if self.ec:  # after the code's own elements, as in OSS's NoSuchKey/NoSuchBucket bodies
             parts.append(f"<EC>{escape(self.ec)}</EC>")
             parts.append(
                 f"<RecommendDoc>https://api.aliyun.com/troubleshoot?q={escape(self.ec)}"
                 "</RecommendDoc>"
             )
-        parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in self.extra.items())
         parts.append("</Error>\n")
         return "".join(parts).encode("utf-8")
 
@@ -85,11 +85,19 @@ class OssError(Exception):
 
 
 def no_such_bucket(bucket: str) -> OssError:
-    return OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=bucket)
+    return OssError(
+        404,
+        "NoSuchBucket",
+        "The specified bucket does not exist.",
+        ec="0015-00000101",
+        BucketName=bucket,
+    )
 
 
 def no_such_key(key: str) -> OssError:
-    return OssError(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+    return OssError(
+        404, "NoSuchKey", "The specified key does not exist.", ec="0026-00000001", Key=key
+    )
 
 
 def no_such_upload(upload_id: str) -> OssError:

@@ -526,6 +526,38 @@ def test_error_body_has_code_message_request_id_and_host_id(
     assert fields["Message"] == "The specified key does not exist."
     assert fields["RequestId"] == response.headers["x-oss-request-id"]
     assert fields["HostId"] == endpoint.removeprefix("http://")
+    assert fields["Key"] == "missing.bin"
+    assert (fields["EC"], response.headers["x-oss-ec"]) == ("0026-00000001", "0026-00000001")
+    assert fields["RecommendDoc"] == "https://api.aliyun.com/troubleshoot?q=0026-00000001"
+    # the elements come in OSS's order: the code's own ones, then EC and RecommendDoc
+    assert list(fields) == [
+        "Code", "Message", "RequestId", "HostId", "Key", "EC", "RecommendDoc"
+    ]  # fmt: skip
+
+
+def test_if_match_and_if_none_match_give_412_and_304(bucket: oss2.Bucket) -> None:
+    etag = bucket.put_object("fw.bin", b"conditional").etag
+
+    with pytest.raises(oss2.exceptions.PreconditionFailed) as caught:
+        bucket.get_object("fw.bin", headers={"If-Match": '"0000"'})
+    with pytest.raises(oss2.exceptions.NotModified):
+        bucket.get_object("fw.bin", headers={"If-None-Match": f'"{etag}"'})
+
+    assert caught.value.status == 412
+    assert bucket.get_object("fw.bin", headers={"If-Match": f'"{etag}"'}).read() == b"conditional"
+    assert bucket.get_object("fw.bin", headers={"If-None-Match": '"0000"'}).read() == b"conditional"
+
+
+def test_object_names_are_limited_to_1023_utf8_bytes(bucket: oss2.Bucket) -> None:
+    longest = "a" * 1020 + "固"  # 1020 + 3 bytes = 1023
+    too_long = "a" * 1021 + "固"  # 1024 bytes, though only 1022 characters
+
+    bucket.put_object(longest, b"x")
+    with pytest.raises(oss2.exceptions.ServerError) as caught:
+        bucket.put_object(too_long, b"x")
+
+    assert bucket.get_object(longest).read() == b"x"
+    assert (caught.value.status, caught.value.code) == (400, "InvalidObjectName")
 
 
 def test_every_response_carries_a_distinct_request_id(bucket: oss2.Bucket) -> None:
