@@ -835,7 +835,7 @@ class LocalOss:
         fields = {k.lower(): v for k, v in request.form.items()}
         if fields.get("ossaccesskeyid") and not (self.allow_v1 or info.v1_post_form):
             raise v1_signature_refused("PostObject form with OSSAccessKeyId/Signature")
-        authorization = authorize_form(fields, self.credentials, self.clock)
+        authorization = authorize_form(fields, self.credentials, self.clock, self.region)
         if authorization.credential is None and info.acl != "public-read-write":
             raise access_denied("You have no right to access this object because of bucket acl.")
         upload = request.files.get("file")

@@ -847,3 +847,57 @@ def test_virtual_host_for_a_missing_bucket_is_no_such_bucket(fake_dns: None, end
         ghost.get_object("fw.bin")
 
     assert caught.value.details["BucketName"] == "no-such-bucket-here"
+
+
+def v4_post_fields(
+    policy_conditions: list[Any], *, secret: str = SK, region: str = REGION
+) -> dict[str, str]:
+    """A V4 PostObject form as OSS's "POST V4 signature" document lays it out."""
+    now = datetime.now(timezone.utc)
+    date_time = now.strftime("%Y%m%dT%H%M%SZ")
+    credential = f"{AK}/{date_time[:8]}/{region}/oss/aliyun_v4_request"
+    policy = make_policy(
+        [
+            *policy_conditions,
+            {"x-oss-signature-version": "OSS4-HMAC-SHA256"},
+            {"x-oss-credential": credential},
+            {"x-oss-date": date_time},
+        ]
+    )
+    key = ("aliyun_v4" + secret).encode()
+    for part in (date_time[:8], region, "oss", "aliyun_v4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return {
+        "policy": policy,
+        "x-oss-signature-version": "OSS4-HMAC-SHA256",
+        "x-oss-credential": credential,
+        "x-oss-date": date_time,
+        "x-oss-signature": hmac.new(key, policy.encode(), hashlib.sha256).hexdigest(),
+    }
+
+
+def test_v4_post_form_is_accepted_on_a_bucket_created_today(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    name = bucket.bucket_name
+    conditions = [{"bucket": name}, ["starts-with", "$key", "ota/"]]
+    good = v4_post_fields(conditions)
+    forged = v4_post_fields(conditions, secret="not-the-secret")
+    elsewhere = v4_post_fields(conditions, region="cn-beijing")
+
+    def post(fields: dict[str, str], key: str) -> requests.Response:
+        return requests.post(
+            f"{endpoint}/{name}",
+            data={"key": key, "success_action_status": "201", **fields},
+            files={"file": ("a.bin", b"v4 form")},
+            timeout=10,
+        )
+
+    accepted = post(good, "ota/v4.bin")
+    refused = [post(forged, "ota/forged.bin"), post(elsewhere, "ota/elsewhere.bin")]
+
+    assert accepted.status_code == 201
+    assert bucket.get_object("ota/v4.bin").read() == b"v4 form"
+    assert [r.status_code for r in refused] == [403, 403]
+    assert [error_fields(r)["Code"] for r in refused] == ["SignatureDoesNotMatch"] * 2
+    assert not bucket.object_exists("ota/forged.bin")
