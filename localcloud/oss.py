@@ -335,6 +335,14 @@ class LocalOss:
             return bucket
         return None
 
+    @staticmethod
+    def _is_oss_domain(host: str) -> bool:
+        try:
+            hostname = urlsplit(f"//{host}").hostname
+        except ValueError:
+            return False
+        return bool(hostname and _OSS_ENDPOINT_HOST.fullmatch(hostname))
+
     def _route(self, request: _OssRequest, request_id: str) -> _Call:
         path = request.path
         virtual = self.host_bucket(request.host)
@@ -344,6 +352,15 @@ class LocalOss:
         else:
             bucket_part, _, key = path.lstrip("/").partition("/")
             bucket = bucket_part or None
+            if bucket is not None and self._is_oss_domain(request.host):
+                # Path style on OSS's own domain is refused for new users (see
+                # docs/fidelity.md); only IP endpoints take the bucket from the path.
+                raise OssError(
+                    403,
+                    "SecondLevelDomainForbidden",
+                    "Please use virtual hosted style to access.",
+                    BucketName=bucket,
+                )
         method = request.method
         args = request.args
 

@@ -901,3 +901,19 @@ def test_v4_post_form_is_accepted_on_a_bucket_created_today(
     assert [r.status_code for r in refused] == [403, 403]
     assert [error_fields(r)["Code"] for r in refused] == ["SignatureDoesNotMatch"] * 2
     assert not bucket.object_exists("ota/forged.bin")
+
+
+def test_path_style_on_the_oss_domain_is_refused(endpoint: str, bucket: oss2.Bucket) -> None:
+    # GIVEN a request for /<bucket>/<key> with Host oss-<region>.aliyuncs.com (no bucket)
+    bucket.put_object("fw.bin", b"x")
+    name = bucket.bucket_name
+    req = oss2.http.Request("GET", f"http://{OSS_HOST}/{name}/fw.bin", region=REGION, product="oss")
+    oss2.AuthV4(AK, SK)._sign_request(req, name, "fw.bin")
+
+    response = requests.get(
+        f"{endpoint}/{name}/fw.bin", headers=dict(req.headers, Host=OSS_HOST), timeout=10
+    )
+
+    # THEN it is refused as OSS refuses path style on its own domain
+    assert response.status_code == 403
+    assert error_fields(response)["Code"] == "SecondLevelDomainForbidden"
