@@ -389,14 +389,9 @@ def burst(uploads: int, instances: int, concurrency: int | None = None, qps: int
 
 class _Uploader:
     def __init__(self, cloud: LocalCloud) -> None:
-        import oss2
 
         self.local = threading.local()
-        self.make: Callable[[], Any] = lambda: oss2.Bucket(
-            oss2.Auth(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-            cloud.endpoints.oss,
-            cloud.bucket,
-        )
+        self.make: Callable[[], Any] = cloud.sdk_bucket
 
     def put(self, key: str) -> None:
         bucket = getattr(self.local, "bucket", None)

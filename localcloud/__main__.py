@@ -28,7 +28,9 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     data_dir = Path(args.data_dir) if args.data_dir else None
-    with LocalCloud(flavour=args.flavour, data_dir=data_dir, ports=ports) as cloud:
+    with LocalCloud(
+        flavour=args.flavour, data_dir=data_dir, ports=ports, allow_v1=args.allow_v1
+    ) as cloud:
         e = cloud.endpoints
         print("localcloud is up (Ctrl-C stops it)")
         print(f"  OSS  {e.oss}   bucket {cloud.bucket}, trigger prefix {cloud.prefix!r}")
@@ -64,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run the function through bootstrap (fun) or the built-in runtime (s)",
     )
     up.add_argument("--data-dir", help="keep object data here (default: a temporary folder)")
+    up.add_argument(
+        "--allow-v1",
+        action="store_true",
+        help="let the local OSS accept V1 signatures, as OSS does only for legacy accounts "
+        "and buckets (default: refused with 403, as for a bucket created today)",
+    )
     for name in ("oss", "iot", "mns", "fc"):
         up.add_argument(f"--{name}-port", type=int, default=0, help=f"{name} port (0 = any)")
     up.set_defaults(func=_up)

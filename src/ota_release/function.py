@@ -113,7 +113,12 @@ def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapter
     from ota_release.adapters.oss import OssObjectStore
 
     return Adapters(
-        store=OssObjectStore(credentials, settings.oss_endpoint, settings.oss_public_endpoint),
+        store=OssObjectStore(
+            credentials,
+            settings.oss_endpoint,
+            settings.oss_public_endpoint,
+            region=settings.region,
+        ),
         platform=IotOtaPlatform(
             credentials,
             settings.iot_endpoint,

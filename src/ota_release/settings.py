@@ -35,7 +35,9 @@ SIGNED_URL_TTL_MAX = 7 * 24 * 3600
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: MNS topic names: 1-256 characters, letters, digits and '-', starting with a letter.
 TOPIC_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,255}$")
-REGION_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)+$")
+#: An Alibaba Cloud region id as it appears in the OSS V4 credential scope: ``cn-shanghai``,
+#: ``ap-southeast-1``, ``cn-hangzhou-finance`` (the one definition; the OSS adapter uses it).
+REGION_PATTERN = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
 
 #: What a missing required variable is told (the rule of the ``missing`` error).
 _REQUIRED_RULES = {
@@ -117,8 +119,9 @@ class Settings(BaseModel):
     @field_validator("region", mode="before")
     @classmethod
     def _region(cls, value: Any) -> Any:
-        if not REGION_PATTERN.fullmatch(str(value)):
-            raise _refuse("must be a region id such as cn-shanghai")
+        if not REGION_PATTERN.fullmatch(str(value)) or str(value).startswith("oss-"):
+            # The region is signed into every OSS request (the V4 credential scope).
+            raise _refuse("must be a region id such as cn-shanghai (no 'oss-' prefix, no endpoint)")
         return value
 
     @field_validator("notify_topic", mode="before")

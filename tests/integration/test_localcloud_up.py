@@ -51,11 +51,12 @@ def test_up_prints_working_endpoints_and_stops_cleanly_on_ctrl_c() -> None:
         )
         # THEN the printed OSS endpoint and key really work with the SDK
         bucket = oss2.Bucket(
-            oss2.Auth(
+            oss2.AuthV4(
                 exports["ALIBABA_CLOUD_ACCESS_KEY_ID"], exports["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]
             ),
             exports["OTA_OSS_ENDPOINT"],
             exports["OTA_BUCKET"],
+            region=exports["ALIBABA_CLOUD_REGION_ID"],
         )
         assert bucket.put_object(exports["OTA_PREFIX"] + "probe.txt", b"hi").status == 200
         # AND the topic read endpoint answers

@@ -307,3 +307,15 @@ def test_docs_configuration_lists_every_setting_with_its_default() -> None:
             assert cell == str(default), field.alias
     documented = {name for name in rows if name.startswith("OTA_")}
     assert documented == {f.alias for f in Settings.model_fields.values()} | {"OTA_ACCOUNT_ID"}
+
+
+@pytest.mark.parametrize("region", ["oss-cn-shanghai", "CN-SHANGHAI", "shanghai", "cn_shanghai"])
+def test_a_region_that_oss_v4_cannot_sign_for_is_reported(region: str) -> None:
+    # GIVEN a region that is not a region id (it is signed into every OSS request)
+    env = {"OTA_REGION": region, "OTA_NOTIFY_TOPIC": "t", "OTA_MNS_ENDPOINT": "http://x"}
+    # WHEN the settings are read THEN the problem names the variable, the rule and the value
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("OTA_REGION: must be a region id such as cn-shanghai")
+    assert repr(region) in problem
