@@ -10,6 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
+#: How often the idle main thread wakes so a pending Ctrl-C / SIGTERM handler can run.
+SIGNAL_POLL_SECONDS = 0.2
+
 
 def _up(args: argparse.Namespace) -> int:
     from localcloud.cloud import LocalCloud
@@ -40,7 +43,12 @@ def _up(args: argparse.Namespace) -> int:
         for key, value in cloud.client_env().items():
             print(f"export {key}={shlex.quote(value)}")
         sys.stdout.flush()
-        stop.wait()
+        # A timed wait, not stop.wait(): the kernel may hand SIGINT to any thread of the
+        # process (the servers' and FC's threads included). Python then only notes it and
+        # runs the handler when the main thread next executes bytecode, which a main thread
+        # blocked in an untimed lock wait never does: `up` ignored Ctrl-C under load.
+        while not stop.wait(SIGNAL_POLL_SECONDS):
+            pass
         print("\nstopping localcloud ...")
     print("stopped")
     return 0
