@@ -60,8 +60,8 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args.flavour)
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (README.md "The local cloud" lists its options; a test compares)."""
     parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start OSS, IoT, MNS and FC on 127.0.0.1 until Ctrl-C")
@@ -78,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="upload sample releases and show the outcomes")
     demo.add_argument("--flavour", choices=("fun", "s"), default="fun")
     demo.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 
