@@ -108,8 +108,9 @@ def test_sustained_throttling_keeps_the_call_rate_near_the_limit() -> None:
     # THEN throttling really was sustained, and the releases still all went through once
     assert throttled > 10
     assert report.problems() == {}
-    # AND the calls IoT received, rejected ones included, stayed near the limit: each
-    # throttled instance adds at most ~0.7 rejected calls/s (docs/reliability.md), so 4
-    # instances stay within 2x of a limit of 4, where immediate retries would reach ~50x
+    # AND the calls IoT received, rejected ones included, stayed near the limit: a
+    # refusal halves the instance's rate for that action (adapters/pacing.py), so its
+    # many throttled invocations do not each keep retrying at the instance's full share;
+    # within 2x of a limit of 4, where immediate retries would reach ~50x
     for action, rate in rates.items():
         assert rate <= 2.0 * qps, f"{action}: {rate:.2f} calls/s against a limit of {qps}"
