@@ -275,6 +275,14 @@ def test_windows_without_a_refusal_give_the_rate_back_step_by_step() -> None:
     assert "A" not in pacer._slowdowns
 
 
+def test_an_action_idle_for_many_windows_comes_back_at_full_rate() -> None:
+    pacer, clock = fake_pacer(10.0, 15, margin=0.0)
+    _send(pacer, clock, "A", throttled=True)
+    clock.sleep(60.0)
+    _send(pacer, clock, "A")
+    assert pacer.current_rate("A") == 10.0
+
+
 @pytest.mark.parametrize(
     ("error", "expected"),
     [

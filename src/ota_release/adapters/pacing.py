@@ -31,8 +31,9 @@ against a limit of 4, two instances of 20 invocations each). So, per action:
   answers to calls sent before the last decrease already reflect the old rate), down to
   ``rate / MAX_SLOWDOWN``, and the next call leaves no sooner than ``1 / reduced rate``
   after the refusal came back, then each call that long after the one before it;
-- every full window without a throttled answer gives back ``rate / RECOVERY_STEPS``,
-  until the full rate is reached and the action is paced as before.
+- every full window without a throttled answer gives back ``rate / RECOVERY_STEPS``
+  (counted when an unrefused answer comes back), until the full rate is reached and the
+  action is paced as before.
 """
 
 from __future__ import annotations
@@ -183,7 +184,10 @@ class ActionPacer:
                     slow.changed = now
                 slow.last_sent = max(slow.last_sent, now)
             elif slow is not None and now - slow.changed >= self.window:
-                slow.rate += self.rate / RECOVERY_STEPS
+                # One step per full window since the last change: an action idle for a
+                # while comes back at full rate on its first unrefused answer.
+                windows = int((now - slow.changed) / self.window)
+                slow.rate += windows * self.rate / RECOVERY_STEPS
                 slow.changed = now
                 if slow.rate >= self.rate:
                     del self._slowdowns[ticket.action]
