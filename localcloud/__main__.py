@@ -10,6 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
+#: How often the idle main thread wakes so a pending Ctrl-C / SIGTERM handler can run.
+SIGNAL_POLL_SECONDS = 0.2
+
 
 def _up(args: argparse.Namespace) -> int:
     from localcloud.cloud import LocalCloud
@@ -42,7 +45,12 @@ def _up(args: argparse.Namespace) -> int:
         for key, value in cloud.client_env().items():
             print(f"export {key}={shlex.quote(value)}")
         sys.stdout.flush()
-        stop.wait()
+        # A timed wait, not stop.wait(): the kernel may hand SIGINT to any thread of the
+        # process (the servers' and FC's threads included). Python then only notes it and
+        # runs the handler when the main thread next executes bytecode, which a main thread
+        # blocked in an untimed lock wait never does: `up` ignored Ctrl-C under load.
+        while not stop.wait(SIGNAL_POLL_SECONDS):
+            pass
         print("\nstopping localcloud ...")
     print("stopped")
     return 0
@@ -54,8 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args.flavour)
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (README.md "The local cloud" lists its options; a test compares)."""
     parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start OSS, IoT, MNS and FC on 127.0.0.1 until Ctrl-C")
@@ -78,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="upload sample releases and show the outcomes")
     demo.add_argument("--flavour", choices=("fun", "s"), default="fun")
     demo.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 
