@@ -183,7 +183,7 @@ class Authenticator:
             raise invalid_access_key_id(access_key_id)
         # An STS key is only valid together with its token; a long-term key takes none.
         if cred.security_token != token:
-            raise invalid_security_token(access_key_id)
+            raise invalid_security_token(access_key_id, token)
         return cred
 
     def _check_skew(self, request_time: float, raw: str) -> None:

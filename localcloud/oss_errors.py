@@ -123,10 +123,18 @@ def invalid_access_key_id(access_key_id: str) -> OssError:
     )
 
 
-def invalid_security_token(access_key_id: str) -> OssError:
+def invalid_security_token(access_key_id: str, token: str | None) -> OssError:
+    """403 for an STS key sent without its token, or any key sent with a token not its own.
+
+    OSS's 403 troubleshooting page lists InvalidSecurityToken ("The security token you
+    provided is invalid") for a bad token; its PostObject error page gives InvalidAccessKeyId
+    when a temporary user sends no token at all.
+    """
+    if token is None:
+        return invalid_access_key_id(access_key_id)
     return OssError(
         403,
-        "InvalidAccessKeyId",
+        "InvalidSecurityToken",
         "The security token you provided is invalid.",
         OSSAccessKeyId=access_key_id,
     )

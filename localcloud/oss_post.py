@@ -181,8 +181,9 @@ def authorize_form(
     cred = credentials.get(access_key_id)
     if cred is None:
         raise invalid_access_key_id(access_key_id)
-    if cred.security_token != fields.get("x-oss-security-token"):
-        raise invalid_security_token(access_key_id)
+    token = fields.get("x-oss-security-token")
+    if cred.security_token != token:
+        raise invalid_security_token(access_key_id, token)
     expected = form_signature(cred.access_key_secret, policy_b64)
     if not hmac.compare_digest(expected, signature):
         raise signature_does_not_match(access_key_id, policy_b64, signature)
@@ -216,8 +217,9 @@ def _authorize_v4_form(
     cred = credentials.get(access_key_id)
     if cred is None:
         raise invalid_access_key_id(access_key_id)
-    if cred.security_token != fields.get("x-oss-security-token"):
-        raise invalid_security_token(access_key_id)
+    token = fields.get("x-oss-security-token")
+    if cred.security_token != token:
+        raise invalid_security_token(access_key_id, token)
     date_time = fields["x-oss-date"]
     if date_time[:8] != date or region is None or signed_region != region:
         raise signature_does_not_match(

@@ -385,7 +385,7 @@ def test_sts_credentials_with_a_wrong_token_are_rejected(endpoint: str, bucket_n
         sts.put_object("sts.bin", b"x")
 
     assert caught.value.status == 403
-    assert caught.value.code == "InvalidAccessKeyId"
+    assert caught.value.code == "InvalidSecurityToken"
     assert "security token" in caught.value.message
 
 
