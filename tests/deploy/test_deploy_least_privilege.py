@@ -152,11 +152,11 @@ def test_the_direct_policy_grants_exactly_what_the_function_calls_in_direct_mode
     assert granted == needed_actions() - STAGED_ONLY
 
 
-def test_the_function_never_calls_query_ota_firmware_and_is_not_granted_it():
-    # Only the CLI's `status` calls QueryOTAFirmware, with the operator's credentials.
-    assert "iot:QueryOTAFirmware" not in needed_actions()
+def test_the_function_is_granted_query_ota_firmware_because_it_compares_udi():
+    # ListOTAFirmware leaves out a package's Udi; judging an existing package compares it.
+    assert "iot:QueryOTAFirmware" in needed_actions()
     for path in ("template.yml", "deploy/ram-policy.staged.json", "deploy/ram-policy.direct.json"):
-        assert "QueryOTAFirmware" not in (ROOT / path).read_text(), path
+        assert "iot:QueryOTAFirmware" in (ROOT / path).read_text(), path
 
 
 def test_deploy_md_lists_exactly_the_granted_actions():

@@ -408,7 +408,7 @@ def test_readme_lists_exactly_the_options_of_localcloud_up() -> None:
     text = doc_text(ROOT / "README.md")
     section = text[text.index("## The local cloud") :]
     section = section[: section.index("\n## ")]
-    listed = set(re.findall(r"^\| `(--[a-z-]+)` \|", section, re.MULTILINE))
+    listed = set(re.findall(r"^\| `(--[a-z0-9-]+)` \|", section, re.MULTILINE))
     assert listed == up_options()
 
 
@@ -417,7 +417,7 @@ def test_every_flag_given_to_localcloud_up_in_the_docs_exists() -> None:
     wrong = set()
     for path in DOCS:
         for line in re.findall(r"localcloud up([^\n`|]*)", doc_text(path)):
-            wrong |= {f"{rel(path)}: {f}" for f in re.findall(r"--[a-z-]+", line)} - {
+            wrong |= {f"{rel(path)}: {f}" for f in re.findall(r"--[a-z0-9-]+", line)} - {
                 f"{rel(path)}: {o}" for o in options | {"--help"}
             }
     assert wrong == set()
@@ -436,7 +436,12 @@ def test_every_make_target_named_in_the_docs_exists() -> None:
     named = {
         (rel(path), t)
         for path in DOCS
-        for t in re.findall(r"(?:^\s*|`)make ([a-z][a-z0-9-]*)", doc_text(path), re.MULTILINE)
+        for t in re.findall(r"`make ([a-z][a-z0-9-]*)", doc_text(path))
+        + [
+            t
+            for block in re.findall(r"```[a-z]*\n(.*?)```", doc_text(path), re.DOTALL)
+            for t in re.findall(r"^\s*make ([a-z][a-z0-9-]*)", block, re.MULTILINE)
+        ]
     }
     assert len(named) > 5
     assert {f"{doc}: make {t}" for doc, t in named if t not in targets} == set()
