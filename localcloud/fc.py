@@ -21,9 +21,11 @@ What it reproduces, because the pipeline's behaviour depends on it:
 - **Retries and OnFailure**: a failed invocation (function error, crash, timeout) is
   retried up to MaxAsyncRetryAttempts, then a destination record goes to the OnFailure
   MNS topic. FC spaces its retries by seconds to minutes; here the delay is
-  ``retry_base_delay * 2**n`` so tests stay fast. The destination record follows the
-  shape of FC's documented sample (timestamp, requestContext, requestPayload,
-  responseContext, responsePayload).
+  ``retry_base_delay * 2**n`` so tests stay fast. The destination record follows FC's
+  "result callback" document: ``timestamp`` in epoch milliseconds, ``requestContext``
+  {requestId, functionArn, condition, approximateInvokeCount}, ``requestPayload`` (a
+  string), ``responseContext``, ``responsePayload``; ``functionArn`` in the FC 3.0 form
+  for the "s" flavour and the FC 2.0 form for "fun" (see :meth:`function_arn`).
 - **Instances are processes**: each instance is a long-lived child process speaking the
   custom-runtime HTTP protocol on a free loopback port, started either from the code's
   ``bootstrap`` ("fun": custom runtime) or from :mod:`localcloud.fc_builtin` ("s":
@@ -57,7 +59,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
@@ -141,10 +142,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 class _Instance:
@@ -764,11 +761,16 @@ class LocalFunctionCompute:
 
     # ------------------------------------------------------------------ destinations
 
-    def function_arn(self, qualifier: str = "LATEST") -> str:
-        return (
-            f"acs:fc:{self.region}:{self.account_id}:services/{self.spec.service}.{qualifier}"
-            f"/functions/{self.spec.name}"
-        )
+    def function_arn(self) -> str:
+        """The ``functionArn`` FC writes into a destination record for this function.
+
+        FC's "result callback" document gives one form per generation: FC 3.0 (what
+        s.yaml deploys) ``acs:fc:{region}:{account}:functions/{name}``, FC 2.0 (what
+        template.yml deploys) ``acs:fc:::services/{service}/functions/{function}``.
+        """
+        if self.flavour == "s":
+            return f"acs:fc:{self.region}:{self.account_id}:functions/{self.spec.name}"
+        return f"acs:fc:::services/{self.spec.service}/functions/{self.spec.name}"
 
     def _deliver(
         self, request: _Request, record: InvocationRecord, attempts: int, *, success: bool
@@ -778,7 +780,7 @@ class LocalFunctionCompute:
             return
         body = destination_record(
             request_id=request.request_id,
-            function_arn=self.function_arn(request.qualifier),
+            function_arn=self.function_arn(),
             condition="" if success else (record.error_type or UNHANDLED_ERROR),
             attempts=attempts,
             request_payload=request.payload,
@@ -811,9 +813,12 @@ def destination_record(
     response_payload: bytes,
     timestamp: float,
 ) -> dict[str, Any]:
-    """The message FC sends to an async-invocation destination (after its documented sample)."""
+    """The message FC sends to an async-invocation destination (its "result callback" doc).
+
+    ``timestamp`` is epoch milliseconds (an integer), the payloads are strings.
+    """
     return {
-        "timestamp": _utc_iso(timestamp),
+        "timestamp": int(timestamp * 1000),
         "requestContext": {
             "requestId": request_id,
             "functionArn": function_arn,

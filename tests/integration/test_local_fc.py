@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from itertools import pairwise
@@ -357,6 +358,7 @@ def test_failing_invocation_is_retried_then_sent_to_on_failure_topic(
     fc = make_fc("raise ValueError('sidecar is broken')", template={"retries": 2})
 
     # WHEN one upload triggers it
+    queued_at = time.time()
     fc.on_oss_event(oss_event("firmware/cam.bin"))
 
     # THEN it is attempted 1 + 2 times under one request id ...
@@ -369,14 +371,32 @@ def test_failing_invocation_is_retried_then_sent_to_on_failure_topic(
     assert len({r.request_id for r in fc.invocations}) == 1
     assert fc.invocations[0].error_message == "sidecar is broken"
 
-    # ... and then one destination record reaches the OnFailure topic
+    # ... and then one destination record reaches the OnFailure topic, shaped as FC's
+    # "result callback" document shows it (epoch-millisecond timestamp, FC 3.0 ARN for
+    # the built-in runtime flavour)
     ((topic, body, tag),) = sink.messages
     assert topic == "ota-failures"
     assert tag is None
+    assert set(body) == {
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    }
+    assert isinstance(body["timestamp"], int)
+    # (when FC took the request: after it was sent, before its first attempt started)
+    assert int(queued_at * 1000) <= body["timestamp"] <= int(fc.invocations[0].started_at * 1000)
+    assert set(body["requestContext"]) == {
+        "requestId",
+        "functionArn",
+        "condition",
+        "approximateInvokeCount",
+    }
     assert body["requestContext"]["requestId"] == fc.invocations[0].request_id
     assert body["requestContext"]["approximateInvokeCount"] == 3
     assert body["requestContext"]["functionArn"] == (
-        "acs:fc:cn-shanghai:1234567890:services/ota-release.LATEST/functions/create-firmware"
+        "acs:fc:cn-shanghai:1234567890:functions/create-firmware"
     )
     assert body["responseContext"]["functionError"] == "UnhandledInvocationError"
     assert (
@@ -385,6 +405,29 @@ def test_failing_invocation_is_retried_then_sent_to_on_failure_topic(
     )
     response = json.loads(body["responsePayload"])
     assert (response["errorType"], response["errorMessage"]) == ("ValueError", "sidecar is broken")
+
+
+def test_destination_function_arn_has_the_fc2_form_for_funcraft_and_fc3_form_for_s(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the same function run as FC 2.0 (template.yml, "fun") and FC 3.0 ("s")
+    spec = load_function_spec(write_template(tmp_path))
+
+    def arn(flavour: str) -> str:
+        fc = LocalFunctionCompute(
+            spec,
+            code_dir=tmp_path,
+            flavour=flavour,  # type: ignore[arg-type]
+            credentials=CredentialStore(),
+            serve_api=False,
+            region="cn-hangzhou",
+            account_id="555",
+        )
+        return fc.function_arn()
+
+    # THEN each names the function the way FC's result-callback document does
+    assert arn("fun") == "acs:fc:::services/ota-release/functions/create-firmware"
+    assert arn("s") == "acs:fc:cn-hangzhou:555:functions/create-firmware"
 
 
 def test_invocation_that_succeeds_on_retry_sends_nothing_to_on_failure(
