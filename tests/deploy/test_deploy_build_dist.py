@@ -199,7 +199,7 @@ def test_both_zips_hold_cpython310_unchecked_hash_bytecode_for_every_module(buil
 
 def test_manifest_records_the_bytecode_and_matches_the_zips(built):
     target = _require_bytecode(built)
-    manifest = json.loads((built.layer.parent / "manifest.json").read_text())  # type: ignore[union-attr]
+    manifest = json.loads((built.layer.parent / "manifest.json").read_text())
 
     assert manifest["bytecode"]["compiled"] is True
     assert manifest["bytecode"]["compiled_with"] == f"CPython {target.version}"
@@ -207,15 +207,15 @@ def test_manifest_records_the_bytecode_and_matches_the_zips(built):
     for label, path in (("layer", built.layer), ("code", built.code)):
         pycs = [n for n in _zip(path).namelist() if n.endswith(".pyc")]
         assert manifest["bytecode"]["pyc_files"][label] == len(pycs)
-        assert manifest[label]["sha256"] == build_dist.sha256_of(path)  # type: ignore[arg-type]
+        assert manifest[label]["sha256"] == build_dist.sha256_of(path)
 
 
 def test_unpacked_zips_import_the_handler_on_cpython310_from_their_bytecode(built, tmp_path):
     # GIVEN both zips unpacked the way FC lays them out: code at /code, layer at /opt
     target = _require_bytecode(built)
     code, opt = tmp_path / "code", tmp_path / "opt"
-    zipfile.ZipFile(built.code).extractall(code)  # type: ignore[arg-type]
-    zipfile.ZipFile(built.layer).extractall(opt)  # type: ignore[arg-type]
+    zipfile.ZipFile(built.code).extractall(code)
+    zipfile.ZipFile(built.layer).extractall(opt)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.pyc"))
 
     # WHEN CPython 3.10 imports the handler and the SDKs the "created" path loads
@@ -244,7 +244,7 @@ def test_building_twice_gives_byte_identical_zips_and_manifest(built, tmp_path):
     assert build_dist.sha256_of(again.layer) == build_dist.sha256_of(built.layer)  # type: ignore[arg-type]
     assert build_dist.sha256_of(again.code) == build_dist.sha256_of(built.code)  # type: ignore[arg-type]
     assert (tmp_path / "manifest.json").read_bytes() == (
-        built.layer.parent / "manifest.json"  # type: ignore[union-attr]
+        built.layer.parent / "manifest.json"
     ).read_bytes()
     assert again.compiled == built.compiled
 
