@@ -31,6 +31,10 @@ What it reproduces, because the pipeline's behaviour depends on it:
   ``bootstrap`` ("fun": custom runtime) or from :mod:`localcloud.fc_builtin` ("s":
   built-in python runtime). An instance that exceeds the function Timeout is killed and
   replaced, as FC does.
+- **The runtime's Python**: instances run on ``python`` / ``$OTA_FUNCTION_PYTHON`` when
+  given (FC runs the function on CPython 3.10; ``make test`` runs the function's suites
+  a second time with a 3.10 venv holding the layer's pinned packages), else on the
+  interpreter running the stand-in.
 - **Credentials**: the stand-in mints an STS-like key, registers it with the shared
   :class:`CredentialStore`, and hands it to instances in headers and environment, like
   FC passes the service role's temporary credentials.
@@ -71,6 +75,8 @@ InvocationStatus = Literal["succeeded", "failed", "timeout", "crashed"]
 InvocationSource = Literal["trigger", "async", "sync"]
 
 BUILTIN_RUNTIME = Path(__file__).with_name("fc_builtin.py")
+#: Names the interpreter instances run on when the constructor is not given one.
+FUNCTION_PYTHON_ENV = "OTA_FUNCTION_PYTHON"
 LOOPBACK = "127.0.0.1"
 #: Error type FC reports (``x-fc-error-type``) for a function that raised or timed out.
 UNHANDLED_ERROR = "UnhandledInvocationError"
@@ -279,6 +285,7 @@ class LocalFunctionCompute:
         faults: FaultHook | None = None,
         serve_api: bool = True,
         api_port: int = 0,
+        python: str | None = None,
     ) -> None:
         if flavour not in ("fun", "s"):
             raise ValueError(f"flavour must be 'fun' or 's', not {flavour!r}")
@@ -291,6 +298,10 @@ class LocalFunctionCompute:
         if concurrency < 1:
             raise ValueError(f"{source} must be at least 1, not {concurrency}")
         self.spec = spec
+        #: The interpreter instances run the function on: ``python``, else
+        #: ``$OTA_FUNCTION_PYTHON`` (``make test`` points it at a CPython 3.10 venv holding
+        #: the layer's pins, as FC runs the function), else this process's own.
+        self.python = python or os.environ.get(FUNCTION_PYTHON_ENV) or sys.executable
         self.code_dir = Path(code_dir).resolve()
         self.flavour: Flavour = flavour
         self.credentials = credentials
@@ -682,7 +693,7 @@ class LocalFunctionCompute:
                 # the project's runtime_server.py).
                 "FC_SERVER_HOST": LOOPBACK,
                 "OTA_RUNTIME_HOST": LOOPBACK,
-                "OTA_RUNTIME_PYTHON": sys.executable,
+                "OTA_RUNTIME_PYTHON": self.python,
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": os.pathsep.join(
                     [str(self.code_dir), *(str(p) for p in self.extra_pythonpath)]
@@ -694,7 +705,7 @@ class LocalFunctionCompute:
     def _argv(self) -> list[str]:
         if self.flavour == "s":
             argv = [
-                sys.executable,
+                self.python,
                 str(BUILTIN_RUNTIME),
                 "--code-dir",
                 str(self.code_dir),

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -302,6 +304,39 @@ def test_trigger_event_reaches_handler_with_fc_context_and_env(
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
     }
     assert out["pythonpath"].split(os.pathsep) == [str(fc.code_dir), str(tmp_path / "src")]
+
+
+INTERPRETER_ECHO = """
+import platform
+return json.dumps({"version": platform.python_version(), "prefix": sys.prefix})
+"""
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_instances_run_the_function_on_the_interpreter_the_stand_in_is_given(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute]
+) -> None:
+    # GIVEN the interpreter this run gives the function: $OTA_FUNCTION_PYTHON (make test's
+    # CPython 3.10 pass) or, without it, the one running the tests
+    python = os.environ.get("OTA_FUNCTION_PYTHON") or sys.executable
+    probe = subprocess.run(
+        [python, "-c", "import platform, sys; print(platform.python_version(), sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    version, prefix = probe.stdout.split()
+    fc = make_fc(INTERPRETER_ECHO, flavour=flavour, bootstrap="project")
+
+    # WHEN an event runs the function
+    fc.on_oss_event(oss_event("firmware/acme/cam.bin"))
+
+    # THEN the handler ran on that interpreter, and the instance log names it
+    assert fc.wait_idle(30)
+    (record,) = fc.invocations
+    assert record.status == "succeeded", (record, fc.logs())
+    assert record.result_json() == {"version": version, "prefix": prefix}
+    assert f" {version} (" in fc.logs()
 
 
 BARRIER = """
