@@ -145,6 +145,22 @@ def test_missing_retry_setting_means_fc_default_of_three(tmp_path: Path) -> None
     assert spec.max_async_retry_attempts == 3
 
 
+@pytest.mark.parametrize("retries", [0, 8])
+def test_retry_setting_accepts_fcs_range_of_zero_to_eight(tmp_path: Path, retries: int) -> None:
+    spec = load_function_spec(write_template(tmp_path, retries=retries))
+    assert spec.max_async_retry_attempts == retries
+
+
+@pytest.mark.parametrize("retries", [-1, 9])
+def test_retry_setting_outside_zero_to_eight_is_refused_naming_field_rule_and_value(
+    tmp_path: Path, retries: int
+) -> None:
+    with pytest.raises(
+        TemplateError, match=rf"MaxAsyncRetryAttempts: must be between 0 and 8.*got {retries}"
+    ):
+        load_function_spec(write_template(tmp_path, retries=retries))
+
+
 def test_ros_short_tags_are_understood(tmp_path: Path) -> None:
     # GIVEN a template written with the ROS short tags (which ROS accepts, Funcraft does not)
     path = tmp_path / "template.yml"
@@ -463,6 +479,28 @@ def test_destination_function_arn_has_the_fc2_form_for_funcraft_and_fc3_form_for
     # THEN each names the function the way FC's result-callback document does
     assert arn("fun") == "acs:fc:::services/ota-release/functions/create-firmware"
     assert arn("s") == "acs:fc:cn-hangzhou:555:functions/create-firmware"
+
+
+def test_successful_invocation_sends_its_record_to_on_success(
+    make_fc: Callable[..., LocalFunctionCompute], sink: FakeTopicSink, tmp_path: Path
+) -> None:
+    # GIVEN a template whose destination is OnSuccess and a handler that works
+    spec = load_function_spec(write_template(tmp_path, destination="OnSuccess"))
+    assert spec.on_failure is None
+    assert spec.on_success == "acs:mns:cn-shanghai:1234567890:/topics/ota-failures/messages"
+    fc = make_fc("return 'done'", template={"destination": "OnSuccess"})
+
+    # WHEN one upload triggers it
+    fc.on_oss_event(oss_event("firmware/ok.bin"))
+
+    # THEN one record, with the function's result, reaches the OnSuccess topic
+    assert fc.wait_idle(30)
+    ((topic, body, _),) = sink.messages
+    assert topic == "ota-failures"
+    assert body["requestContext"]["approximateInvokeCount"] == 1
+    assert body["responsePayload"] == "done"
+    assert body["responseContext"]["functionError"] == ""
+    assert isinstance(body["timestamp"], int)
 
 
 def test_invocation_that_succeeds_on_retry_sends_nothing_to_on_failure(
