@@ -36,8 +36,11 @@ $(STAMP): requirements/dev.txt pyproject.toml
 venv: $(STAMP) ## Create the virtualenv with pinned dependencies
 
 test: $(STAMP) node ## Run the whole test suite, then the function's suites on CPython 3.10
-	$(BIN)/python -m pytest -q
-	@$(MAKE) --no-print-directory test-py310
+	@$(BIN)/python -m pytest -q; main=$$?; \
+	$(MAKE) --no-print-directory test-py310; py310=$$?; \
+	if [ $$main -ne 0 ] || [ $$py310 -ne 0 ]; then \
+		echo "make test: FAILED (main run exit $$main, CPython 3.10 run exit $$py310)" >&2; exit 1; \
+	fi
 
 test-py310: $(STAMP) ## The function's suites with the function on CPython 3.10 (FC's Python)
 	@if ! py=$$($(BIN)/python scripts/build_dist.py --find-python310 2>/dev/null); then \
