@@ -302,7 +302,9 @@ class ColdStartBench:
         env = dict(self.base_env)
         env["PYTHONPATH"] = os.pathsep.join([str(self.worker_dir), str(code), str(opt / "python")])
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        argv = [self.python.path, "-s", "-m", WORKER.removesuffix(".py"), *args]
+        # -S: nothing of the build machine's site-packages (where a .pth may run code at
+        # every start) belongs to a cold start on FC; the code and layer come by PYTHONPATH.
+        argv = [self.python.path, "-S", "-m", WORKER.removesuffix(".py"), *args]
         started = time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=code, check=False)
         elapsed = time.perf_counter() - started
