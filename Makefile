@@ -85,7 +85,7 @@ demo: $(STAMP) ## Run the release pipeline end to end on the local cloud
 up: $(STAMP) ## Start the local cloud (OSS, IoT, MNS, FC) until Ctrl-C
 	$(BIN)/python -m localcloud up
 
-bench: $(STAMP) ## Measure the six performance figures side by side (~4 GiB temp disk, 3-5 min)
+bench: $(STAMP) ## Measure the eight performance figures side by side (~4 GiB temp disk, 3-7 min)
 	$(BIN)/python -m benchmarks.run
 
 reliability: $(STAMP) ## The fault-injection suite including the 200-upload run
