@@ -1,9 +1,10 @@
 """A cold start in a fresh process: import the handler, invoke it once, exit.
 
-The parent (benchmarks.coldstart) times the whole process, interpreter start included,
-as FC bills a cold start. ``--eager`` first imports every SDK the handler can use, which
-is what the handler would cost if it imported them at module level; ``--no-invoke`` stops
-after the imports.
+The parent (``benchmarks.run``, ColdStartBench) times the whole process, interpreter start
+included, as FC bills a cold start; it runs this worker on CPython 3.10 with the unpacked
+code and layer zips on the path, as FC lays them out. ``--eager`` first imports every SDK
+the handler can use, which is what the handler would cost if it imported them at module
+level; ``--no-invoke`` stops after the imports.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in EAGER_SDK_MODULES:
             importlib.import_module(name)
-    import index  # functions/create_firmware, on PYTHONPATH as in FC
+    import index  # from the unpacked code.zip, on PYTHONPATH as FC's /code
 
     if args.no_invoke:
         return 0

@@ -22,6 +22,7 @@ from ota_release.digest import digest_stream, etag_fast_path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--region", default="cn-shanghai", help="the bucket's region (V4)")
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--access-key-id", required=True)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         CloudCredentials(args.access_key_id, args.access_key_secret),
         args.endpoint,
         args.endpoint,
+        region=args.region,
     )
     info = store.head(args.bucket, args.key)
     if info is None:

@@ -28,14 +28,17 @@ CHUNK = 1024 * 1024
 
 
 def plain(endpoint: str, bucket_name: str, key: str) -> dict[str, object]:
-    import oss2
+    from ota_release.adapters import CloudCredentials
+    from ota_release.adapters.oss import oss_bucket
 
-    auth = oss2.StsAuth(
-        os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
-        os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
-        os.environ["ALIBABA_CLOUD_SECURITY_TOKEN"],
+    e = os.environ
+    creds = CloudCredentials(
+        e["ALIBABA_CLOUD_ACCESS_KEY_ID"],
+        e["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
+        e["ALIBABA_CLOUD_SECURITY_TOKEN"],
     )
-    bucket = oss2.Bucket(auth, endpoint, bucket_name, enable_crc=False)
+    # Signed as the function signs (V4): the local OSS refuses V1 as OSS does today.
+    bucket = oss_bucket(creds, endpoint, bucket_name, region=e["OTA_REGION"], enable_crc=False)
     started = time.perf_counter()
     body = bucket.get_object(key)
     size = 0

@@ -66,6 +66,7 @@ class LocalCloud:
         env_overrides: Mapping[str, str] | None = None,
         faults: Any = None,
         ports: Mapping[str, int] | None = None,
+        allow_v1: bool = False,
     ) -> None:
         self.flavour: Flavour = flavour
         self.template = template
@@ -89,6 +90,7 @@ class LocalCloud:
             region=REGION,
             account_id=ACCOUNT_ID,
             faults=faults,
+            allow_v1=allow_v1,
         )
         self.mns = LocalMns(self.credentials, faults=faults)
         self.iot = LocalIot(self.credentials, self.oss, qps=iot_qps, faults=faults)
@@ -103,7 +105,9 @@ class LocalCloud:
             oss_srv = self._serve(self.oss, "oss")
             self.oss.base_url = oss_srv.url
             self.iot.oss_base_url = oss_srv.url
-            self.oss.create_bucket(self.iot.ota_bucket)
+            # The IoT platform's own upload bucket: GenerateOTAUploadURL (API doc 147310)
+            # hands out a V1 PostObject form for it, so it is a legacy bucket for that form.
+            self.oss.create_bucket(self.iot.ota_bucket, v1_post_form=True)
             iot_srv = self._serve(self.iot, "iot")
             mns_srv = self._serve(self.mns, "mns")
             for bucket in {t.bucket for t in self.spec.triggers}:
@@ -223,6 +227,22 @@ class LocalCloud:
             "OTA_PREFIX": self.prefix,
             "OTA_NOTIFY_TOPIC": self.notify_topic,
         }
+
+    def sdk_bucket(self, bucket: str | None = None) -> Any:
+        """An oss2 Bucket on the local OSS, signing V4 as a user's own code would.
+
+        The local OSS refuses V1 (as OSS does for a bucket created today), so every
+        client the demo, the tests and the tools use signs V4: ``oss2.AuthV4`` with the
+        account's key and ``region=``.
+        """
+        import oss2
+
+        return oss2.Bucket(
+            oss2.AuthV4(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+            self.endpoints.oss,
+            bucket or self.bucket,
+            region=REGION,
+        )
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until OSS has delivered its notifications and FC has finished them all."""

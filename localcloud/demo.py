@@ -92,7 +92,6 @@ def _list_firmware(cloud: LocalCloud) -> list[Any]:
 
 def run(flavour: str = "fun") -> int:
     os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-    import oss2
 
     started = time.monotonic()
     console.rule("[bold]ota-release demo: the local cloud")
@@ -104,9 +103,7 @@ def run(flavour: str = "fun") -> int:
             f"({cloud.spec.runtime}, {flavour} flavour) watching "
             f"oss://{cloud.bucket}/{cloud.prefix}*"
         )
-        bucket = oss2.Bucket(
-            oss2.Auth(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET), e.oss, cloud.bucket
-        )
+        bucket = cloud.sdk_bucket()
         for what, key, data in _steps(cloud.prefix):
             bucket.put_object(key, data)
             console.print(f"  uploaded {what:<24} [cyan]{key}[/] ({len(data)} bytes)")

@@ -21,14 +21,20 @@ What it reproduces, because the pipeline's behaviour depends on it:
 - **Retries and OnFailure**: a failed invocation (function error, crash, timeout) is
   retried up to MaxAsyncRetryAttempts, then a destination record goes to the OnFailure
   MNS topic. FC spaces its retries by seconds to minutes; here the delay is
-  ``retry_base_delay * 2**n`` so tests stay fast. The destination record follows the
-  shape of FC's documented sample (timestamp, requestContext, requestPayload,
-  responseContext, responsePayload).
+  ``retry_base_delay * 2**n`` so tests stay fast. The destination record follows FC's
+  "result callback" document: ``timestamp`` in epoch milliseconds, ``requestContext``
+  {requestId, functionArn, condition, approximateInvokeCount}, ``requestPayload`` (a
+  string), ``responseContext``, ``responsePayload``; ``functionArn`` in the FC 3.0 form
+  for the "s" flavour and the FC 2.0 form for "fun" (see :meth:`function_arn`).
 - **Instances are processes**: each instance is a long-lived child process speaking the
   custom-runtime HTTP protocol on a free loopback port, started either from the code's
   ``bootstrap`` ("fun": custom runtime) or from :mod:`localcloud.fc_builtin` ("s":
   built-in python runtime). An instance that exceeds the function Timeout is killed and
   replaced, as FC does.
+- **The runtime's Python**: instances run on ``python`` / ``$OTA_FUNCTION_PYTHON`` when
+  given (FC runs the function on CPython 3.10; ``make test`` runs the function's suites
+  a second time with a 3.10 venv holding the layer's pinned packages), else on the
+  interpreter running the stand-in.
 - **Credentials**: the stand-in mints an STS-like key, registers it with the shared
   :class:`CredentialStore`, and hands it to instances in headers and environment, like
   FC passes the service role's temporary credentials.
@@ -57,7 +63,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
@@ -71,6 +76,8 @@ InvocationStatus = Literal["succeeded", "failed", "timeout", "crashed"]
 InvocationSource = Literal["trigger", "async", "sync"]
 
 BUILTIN_RUNTIME = Path(__file__).with_name("fc_builtin.py")
+#: Names the interpreter instances run on when the constructor is not given one.
+FUNCTION_PYTHON_ENV = "OTA_FUNCTION_PYTHON"
 LOOPBACK = "127.0.0.1"
 #: Error type FC reports (``x-fc-error-type``) for a function that raised or timed out.
 UNHANDLED_ERROR = "UnhandledInvocationError"
@@ -145,10 +152,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 class _Instance:
@@ -286,6 +289,7 @@ class LocalFunctionCompute:
         faults: FaultHook | None = None,
         serve_api: bool = True,
         api_port: int = 0,
+        python: str | None = None,
     ) -> None:
         if flavour not in ("fun", "s"):
             raise ValueError(f"flavour must be 'fun' or 's', not {flavour!r}")
@@ -298,6 +302,10 @@ class LocalFunctionCompute:
         if concurrency < 1:
             raise ValueError(f"{source} must be at least 1, not {concurrency}")
         self.spec = spec
+        #: The interpreter instances run the function on: ``python``, else
+        #: ``$OTA_FUNCTION_PYTHON`` (``make test`` points it at a CPython 3.10 venv holding
+        #: the layer's pins, as FC runs the function), else this process's own.
+        self.python = python or os.environ.get(FUNCTION_PYTHON_ENV) or sys.executable
         self.code_dir = Path(code_dir).resolve()
         self.flavour: Flavour = flavour
         self.credentials = credentials
@@ -695,7 +703,7 @@ class LocalFunctionCompute:
                 # the project's runtime_server.py).
                 "FC_SERVER_HOST": LOOPBACK,
                 "OTA_RUNTIME_HOST": LOOPBACK,
-                "OTA_RUNTIME_PYTHON": sys.executable,
+                "OTA_RUNTIME_PYTHON": self.python,
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": os.pathsep.join(
                     [str(self.code_dir), *(str(p) for p in self.extra_pythonpath)]
@@ -710,7 +718,7 @@ class LocalFunctionCompute:
     def _argv(self) -> list[str]:
         if self.flavour == "s":
             argv = [
-                sys.executable,
+                self.python,
                 str(BUILTIN_RUNTIME),
                 "--code-dir",
                 str(self.code_dir),
@@ -777,11 +785,16 @@ class LocalFunctionCompute:
 
     # ------------------------------------------------------------------ destinations
 
-    def function_arn(self, qualifier: str = "LATEST") -> str:
-        return (
-            f"acs:fc:{self.region}:{self.account_id}:services/{self.spec.service}.{qualifier}"
-            f"/functions/{self.spec.name}"
-        )
+    def function_arn(self) -> str:
+        """The ``functionArn`` FC writes into a destination record for this function.
+
+        FC's "result callback" document gives one form per generation: FC 3.0 (what
+        s.yaml deploys) ``acs:fc:{region}:{account}:functions/{name}``, FC 2.0 (what
+        template.yml deploys) ``acs:fc:::services/{service}/functions/{function}``.
+        """
+        if self.flavour == "s":
+            return f"acs:fc:{self.region}:{self.account_id}:functions/{self.spec.name}"
+        return f"acs:fc:::services/{self.spec.service}/functions/{self.spec.name}"
 
     def _deliver(
         self, request: _Request, record: InvocationRecord, attempts: int, *, success: bool
@@ -791,7 +804,7 @@ class LocalFunctionCompute:
             return
         body = destination_record(
             request_id=request.request_id,
-            function_arn=self.function_arn(request.qualifier),
+            function_arn=self.function_arn(),
             condition="" if success else (record.error_type or UNHANDLED_ERROR),
             attempts=attempts,
             request_payload=request.payload,
@@ -824,9 +837,12 @@ def destination_record(
     response_payload: bytes,
     timestamp: float,
 ) -> dict[str, Any]:
-    """The message FC sends to an async-invocation destination (after its documented sample)."""
+    """The message FC sends to an async-invocation destination (its "result callback" doc).
+
+    ``timestamp`` is epoch milliseconds (an integer), the payloads are strings.
+    """
     return {
-        "timestamp": _utc_iso(timestamp),
+        "timestamp": int(timestamp * 1000),
         "requestContext": {
             "requestId": request_id,
             "functionArn": function_arn,

@@ -19,6 +19,7 @@ import argparse
 import importlib
 import json
 import os
+import platform
 import sys
 import threading
 import traceback
@@ -238,6 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(args.code_dir)
     runtime = _Runtime(str(Path(args.code_dir).resolve()), args.handler, args.initializer)
     server = _InstanceServer((args.host, args.port), make_handler_class(runtime))
+    # Which interpreter runs the function, for the instance log (FC's python3.10 runtime
+    # runs CPython 3.10; the local FC may be given any).
+    _log(
+        f"fc_builtin: {platform.python_implementation()} {platform.python_version()} "
+        f"({sys.executable})"
+    )
     try:
         server.serve_forever()
     finally:

@@ -34,8 +34,10 @@ TRANSFORM = "Aliyun::Serverless-2018-04-03"
 SERVICE_TYPE = "Aliyun::Serverless::Service"
 FUNCTION_TYPE = "Aliyun::Serverless::Function"
 
-#: FC retries a failed asynchronous invocation 3 times unless told otherwise.
+#: FC retries a failed asynchronous invocation 3 times unless told otherwise, and accepts
+#: 0 to 8 retries (FC's AsyncConfig / Serverless Devs' maxAsyncRetryAttempts "[0,8]").
 DEFAULT_MAX_ASYNC_RETRY_ATTEMPTS = 3
+MAX_ASYNC_RETRY_ATTEMPTS_RANGE = (0, 8)
 #: Funcraft's documented defaults for a function without MemorySize / Timeout.
 DEFAULT_MEMORY_MB = 128
 DEFAULT_TIMEOUT_S = 3
@@ -315,6 +317,16 @@ def _int(value: Any, what: str, default: int) -> int:
         raise TemplateError(f"{what}: expected an integer, got {value!r}") from exc
 
 
+def _retries(value: Any) -> int:
+    retries = _int(value, "MaxAsyncRetryAttempts", DEFAULT_MAX_ASYNC_RETRY_ATTEMPTS)
+    low, high = MAX_ASYNC_RETRY_ATTEMPTS_RANGE
+    if not low <= retries <= high:
+        raise TemplateError(
+            f"MaxAsyncRetryAttempts: must be between {low} and {high} (FC's range), got {retries}"
+        )
+    return retries
+
+
 def _destination(async_cfg: Mapping[str, Any], which: str) -> str | None:
     dest = (async_cfg.get("Destination") or {}).get(which)
     if dest is None:
@@ -404,11 +416,7 @@ def load_function_spec(
         timeout=_int(props.get("Timeout"), "Timeout", DEFAULT_TIMEOUT_S),
         env=env,
         layers=tuple(str(layer) for layer in props.get("Layers") or ()),
-        max_async_retry_attempts=_int(
-            async_cfg.get("MaxAsyncRetryAttempts"),
-            "MaxAsyncRetryAttempts",
-            DEFAULT_MAX_ASYNC_RETRY_ATTEMPTS,
-        ),
+        max_async_retry_attempts=_retries(async_cfg.get("MaxAsyncRetryAttempts")),
         max_async_event_age=(
             _int(async_cfg.get("MaxAsyncEventAgeInSeconds"), "MaxAsyncEventAgeInSeconds", 0) or None
         ),

@@ -25,8 +25,12 @@ def write_template(
     suffix: str = "",
     events: tuple[str, ...] = ("oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject"),
     initializer: str | None = None,
+    destination: str = "OnFailure",
 ) -> Path:
-    """A Funcraft template for one function with an OSS trigger and an OnFailure topic.
+    """A Funcraft template for one function with an OSS trigger and a destination topic.
+
+    ``destination`` is which AsyncConfiguration destination names the topic
+    (``OnFailure`` or ``OnSuccess``).
 
     Intrinsics are written in their long form (``{Ref: X}``, ``Fn::Sub:``): Funcraft 3.6
     reads template.yml with js-yaml's safeLoad, which rejects every ``!Tag``.
@@ -36,7 +40,7 @@ def write_template(
         async_lines.append(f"          MaxAsyncRetryAttempts: {retries}")
     async_lines += [
         "          Destination:",
-        "            OnFailure:",
+        f"            {destination}:",
         "              Fn::Sub: 'acs:mns:${ALIYUN::Region}:${ALIYUN::AccountId}"
         ":/topics/${FailureTopic}/messages'",
     ]
@@ -169,7 +173,7 @@ def oss_record(
     region: str = "cn-shanghai",
     size: int = 4,
 ) -> dict[str, Any]:
-    """One native OSS trigger record, shaped as OSS sends it."""
+    """One native OSS trigger record, shaped as FC's "trigger event format" doc shows it."""
     return {
         "eventName": event_name,
         "eventSource": "acs:oss",
@@ -186,6 +190,7 @@ def oss_record(
             "ossSchemaVersion": "1.0",
             "ruleId": "local",
         },
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
         "responseElements": {"requestId": "local-request"},
         "userIdentity": {"principalId": "1234567890"},
     }

@@ -1,9 +1,17 @@
-"""A local OSS that the real oss2 SDK can talk to over HTTP (path-style addressing).
+"""A local OSS that the real oss2 SDK (and Alibaba's other SDKs) can talk to over HTTP.
 
 ``LocalOss`` is a WSGI application: serve it with ``localcloud.server.LocalServer`` and
-point ``oss2.Bucket`` at ``http://127.0.0.1:<port>``. It checks V1/V4/STS signatures and
-PostObject policies, keeps objects on disk, answers with OSS's headers and XML errors, and
-raises the native FC OSS trigger event for every object it creates.
+point ``oss2.Bucket`` at ``http://127.0.0.1:<port>`` with ``region=`` (V4). It behaves
+like a bucket created today: the bucket comes from the Host header first
+(virtual-hosted style, ``Host: <bucket>.oss-<region>.aliyuncs.com`` or
+``<bucket>.127.0.0.1:<port>``, path ``/<key>``) and from the path otherwise (IP endpoints,
+``/<bucket>/<key>``); V4 signatures (header and presigned URL) and STS tokens are checked,
+and V1 is refused with OSS's 403 (EC 0002-00000080) unless the server was started with
+``allow_v1=True`` (``localcloud up --allow-v1``). The one legacy exception is a bucket
+created with ``v1_post_form=True``, which accepts the V1 PostObject form that
+GenerateOTAUploadURL hands out for the IoT platform's upload bucket. It keeps objects on
+disk, answers with OSS's headers and XML errors, and raises the native FC OSS trigger
+event for every object it creates. docs/fidelity.md lists each behaviour with its source.
 
 Every request goes through :meth:`LocalOss.dispatch`, which first names the operation and
 then asks the optional ``faults`` hook whether to answer with an injected error instead.
@@ -14,7 +22,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
@@ -37,6 +47,7 @@ from localcloud.oss_errors import (
     invalid_argument,
     invalid_digest,
     new_request_id,
+    v1_signature_refused,
 )
 from localcloud.oss_events import (
     COMPLETE_MULTIPART_UPLOAD,
@@ -91,6 +102,20 @@ _RESPONSE_OVERRIDES = {
     "response-content-encoding": "Content-Encoding",
 }
 _ANONYMOUS_READS = frozenset({"GetObject", "HeadObject", "GetObjectMeta"})
+#: OSS's public endpoints: ``oss-<region>.aliyuncs.com``, ``oss-<region>-internal...``.
+_OSS_ENDPOINT_HOST = re.compile(r"oss-[a-z0-9-]+\.aliyuncs\.com")
+
+
+def _is_ip_or_localhost(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 _ANONYMOUS_WRITES = frozenset({"PutObject", "PostObject"})
 
 
@@ -154,6 +179,7 @@ class _Call:
     request_id: str
     handler: Callable[[_Call], Response]
     caller: Credential | None = None
+    virtual_host: bool = False  # the bucket came from the Host header
 
     @property
     def params(self) -> dict[str, str]:
@@ -169,6 +195,12 @@ class _Call:
     def bucket_name(self) -> str:
         assert self.bucket is not None
         return self.bucket
+
+    def object_location(self, bucket: str, key: str) -> str:
+        """The object's URL in the addressing style this request used."""
+        if self.virtual_host:
+            return f"{self.request.host_url}{quote(key, safe='/')}"
+        return f"{self.request.host_url}{bucket}/{quote(key, safe='/')}"
 
 
 class LocalOss:
@@ -194,6 +226,7 @@ class LocalOss:
         max_skew_seconds: float = 15 * 60,
         clock: Callable[[], float] = time.time,
         base_url: str | None = None,
+        allow_v1: bool = False,
     ) -> None:
         self.store = ObjectStore(data_dir, min_part_size=min_part_size)
         self.credentials = credentials if credentials is not None else default_store()
@@ -203,7 +236,16 @@ class LocalOss:
         self.faults = faults
         self.clock = clock
         self.base_url = base_url
-        self.auth = Authenticator(self.credentials, region, clock, max_skew_seconds)
+        #: Accept V1 signatures everywhere, as OSS still does for buckets of accounts
+        #: created before 2025-03-01 / buckets created before 2025-09-01. Off by default.
+        self.allow_v1 = allow_v1
+        self.auth = Authenticator(
+            self.credentials,
+            region,
+            clock,
+            max_skew_seconds,
+            v1_allowed=lambda _req: self.allow_v1,
+        )
         self.events = EventDispatcher()
         if notify is not None:
             self.events.subscribe(notify)
@@ -252,6 +294,10 @@ class LocalOss:
 
     def _signed(self, call: _Call) -> SignedRequest:
         headers = [(k.lower(), v) for k, v in call.request.headers.items()]
+        # werkzeug hides an empty Content-Type, but it was on the wire and V4 signs it.
+        environ = call.request.environ
+        if environ.get("CONTENT_TYPE") == "" and "content-type" not in dict(headers):
+            headers.append(("content-type", ""))
         return SignedRequest(call.request.method, call.bucket, call.key, call.params, headers)
 
     def _authorize(self, call: _Call) -> None:
@@ -267,15 +313,61 @@ class LocalOss:
             return
         raise access_denied("You have no right to access this object because of bucket acl.")
 
+    def host_bucket(self, host: str) -> str | None:
+        """The bucket a Host header names (virtual-hosted style), or None for path style.
+
+        ``<bucket>.oss-<region>[-internal].aliyuncs.com`` (what every official SDK sends,
+        Alibaba's Node SDK even when it connects to an IP), ``<bucket>.<IP or localhost>``
+        and ``<bucket>.<base_url's host>`` name a bucket; an IP, ``localhost`` or any other
+        name means the bucket is the first path segment.
+        """
+        try:
+            hostname = urlsplit(f"//{host}").hostname
+        except ValueError:
+            return None
+        if not hostname or _is_ip_or_localhost(hostname):
+            return None
+        bucket, _, rest = hostname.partition(".")
+        if not bucket or not rest:
+            return None
+        own = urlsplit(self.base_url).hostname if self.base_url else None
+        if _is_ip_or_localhost(rest) or _OSS_ENDPOINT_HOST.fullmatch(rest) or rest == own:
+            return bucket
+        return None
+
+    @staticmethod
+    def _is_oss_domain(host: str) -> bool:
+        try:
+            hostname = urlsplit(f"//{host}").hostname
+        except ValueError:
+            return False
+        return bool(hostname and _OSS_ENDPOINT_HOST.fullmatch(hostname))
+
     def _route(self, request: _OssRequest, request_id: str) -> _Call:
         path = request.path
-        bucket_part, _, key = path.lstrip("/").partition("/")
-        bucket = bucket_part or None
+        virtual = self.host_bucket(request.host)
+        if virtual is not None:
+            bucket: str | None = virtual
+            key = path[1:] if path.startswith("/") else path
+        else:
+            bucket_part, _, key = path.lstrip("/").partition("/")
+            bucket = bucket_part or None
+            if bucket is not None and self._is_oss_domain(request.host):
+                # Path style on OSS's own domain is refused for new users (see
+                # docs/fidelity.md); only IP endpoints take the bucket from the path.
+                raise OssError(
+                    403,
+                    "SecondLevelDomainForbidden",
+                    "Please use virtual hosted style to access.",
+                    BucketName=bucket,
+                )
         method = request.method
         args = request.args
 
         def call(operation: str, handler: Callable[[_Call], Response]) -> _Call:
-            return _Call(request, operation, bucket, key, request_id, handler)
+            routed = _Call(request, operation, bucket, key, request_id, handler)
+            routed.virtual_host = virtual is not None
+            return routed
 
         unknown = sorted(k for k in args if k in SUBRESOURCES and k not in _HANDLED_SUBRESOURCES)
         if unknown:
@@ -758,7 +850,9 @@ class LocalOss:
         info = self.store.require_bucket(bucket)
         request = call.request
         fields = {k.lower(): v for k, v in request.form.items()}
-        authorization = authorize_form(fields, self.credentials, self.clock)
+        if fields.get("ossaccesskeyid") and not (self.allow_v1 or info.v1_post_form):
+            raise v1_signature_refused("PostObject form with OSSAccessKeyId/Signature")
+        authorization = authorize_form(fields, self.credentials, self.clock, self.region)
         if authorization.credential is None and info.acl != "public-read-write":
             raise access_denied("You have no right to access this object because of bucket acl.")
         upload = request.files.get("file")
@@ -793,7 +887,7 @@ class LocalOss:
         if status == "201":
             root = ET.Element("PostResponse")
             _child(root, "Bucket", bucket)
-            _child(root, "Location", f"{request.host_url}{bucket}/{quote(key, safe='/')}")
+            _child(root, "Location", call.object_location(bucket, key))
             _child(root, "Key", key)
             _child(root, "ETag", _quoted(record.etag))
             response = Response(_xml(root), status=201, content_type="application/xml")
@@ -886,8 +980,7 @@ class LocalOss:
         root = ET.Element("CompleteMultipartUploadResult")
         if call.url_encoded:
             _child(root, "EncodingType", "url")
-        location = f"{call.request.host_url}{record.bucket}/{quote(record.key, safe='/')}"
-        _child(root, "Location", location)
+        _child(root, "Location", call.object_location(record.bucket, record.key))
         _child(root, "Bucket", record.bucket)
         _child(root, "Key", self._encode(call, record.key))
         _child(root, "ETag", _quoted(record.etag))
@@ -903,9 +996,15 @@ class LocalOss:
 
     # -- Python accessors for tests and the demo ----------------------------------------
 
-    def create_bucket(self, name: str, acl: str | None = None) -> BucketInfo:
-        """Create (or re-ACL) a bucket without going through HTTP."""
-        return self.store.create_bucket(name, acl)
+    def create_bucket(
+        self, name: str, acl: str | None = None, *, v1_post_form: bool | None = None
+    ) -> BucketInfo:
+        """Create (or re-ACL) a bucket without going through HTTP.
+
+        ``v1_post_form=True`` makes it a legacy bucket for the V1 PostObject form only
+        (the IoT platform's upload bucket); every other V1 request is still refused.
+        """
+        return self.store.create_bucket(name, acl, v1_post_form=v1_post_form)
 
     def put_object(
         self,

@@ -1,8 +1,14 @@
-"""Request authentication for the local OSS: V1 and V4 signatures, in headers or URLs.
+"""Request authentication for the local OSS: V4 signatures in headers or URLs (V1 if allowed).
 
 The string-to-sign is rebuilt from what arrived on the wire (decoded path, decoded query,
 raw header bytes), the same way OSS does, so a client that signs a different string than
-the one it sends fails here just as it would in the cloud.
+the one it sends fails here just as it would in the cloud. The V4 canonical URI is
+``/bucket/key`` whether the bucket came from the Host header (virtual-hosted style) or
+from the path (path style), as OSS defines it.
+
+V1 (``Authorization: OSS ...``, ``?OSSAccessKeyId=&Signature=``) is refused with OSS's
+403 (EC 0002-00000080), as for a bucket created after 2025-09-01, unless the caller's
+``v1_allowed`` says the bucket is a legacy one.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from localcloud.oss_errors import (
     invalid_argument,
     invalid_security_token,
     signature_does_not_match,
+    v1_signature_refused,
 )
 
 # Query parameters that name a sub-resource and so take part in the V1 canonical resource.
@@ -130,11 +137,13 @@ class Authenticator:
         region: str,
         clock: Callable[[], float],
         max_skew_seconds: float = 15 * 60,
+        v1_allowed: Callable[[SignedRequest], bool] = lambda _req: False,
     ) -> None:
         self.credentials = credentials
         self.region = region
         self.clock = clock
         self.max_skew_seconds = max_skew_seconds
+        self.v1_allowed = v1_allowed
 
     def authenticate(self, req: SignedRequest) -> Credential | None:
         """The credential that signed ``req``, None for an anonymous request, or OssError."""
@@ -143,6 +152,8 @@ class Authenticator:
             if authorization.startswith(V4_ALGORITHM + " "):
                 return self._v4_header(req, authorization)
             if authorization.startswith("OSS "):
+                if not self.v1_allowed(req):
+                    raise v1_signature_refused("Authorization: OSS")
                 return self._v1_header(req, authorization)
             raise invalid_argument(
                 "Authorization header is invalid or not supported by the local OSS "
@@ -151,6 +162,8 @@ class Authenticator:
                 authorization.split(" ", 1)[0],
             )
         if "Signature" in req.params and "OSSAccessKeyId" in req.params:
+            if not self.v1_allowed(req):
+                raise v1_signature_refused("OSSAccessKeyId/Signature in the URL")
             return self._v1_query(req)
         if req.params.get("x-oss-signature-version") == V4_ALGORITHM:
             return self._v4_query(req)
@@ -170,7 +183,7 @@ class Authenticator:
             raise invalid_access_key_id(access_key_id)
         # An STS key is only valid together with its token; a long-term key takes none.
         if cred.security_token != token:
-            raise invalid_security_token(access_key_id)
+            raise invalid_security_token(access_key_id, token)
         return cred
 
     def _check_skew(self, request_time: float, raw: str) -> None:

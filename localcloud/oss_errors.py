@@ -24,13 +24,25 @@ class OssError(Exception):
 
     ``extra`` holds the additional elements real OSS adds for some codes (``Key``,
     ``BucketName``, ``StringToSign`` ...); callers use them when debugging a mismatch.
+    ``ec`` is OSS's fine-grained error code (``0002-00000080``), sent as ``<EC>`` with its
+    ``<RecommendDoc>`` and in the ``x-oss-ec`` header (OSS "Error responses", doc 32005);
+    only set where a public source names it.
     """
 
-    def __init__(self, status: int, code: str, message: str, **extra: str | int | None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        ec: str | None = None,
+        **extra: str | int | None,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.ec = ec
         self.extra = {k: str(v) for k, v in extra.items() if v is not None}
 
     def to_xml(self, request_id: str, host_id: str) -> bytes:
@@ -42,6 +54,12 @@ class OssError(Exception):
             f"<HostId>{escape(host_id)}</HostId>",
         ]
         parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in self.extra.items())
+        if self.ec:  # after the code's own elements, as in OSS's NoSuchKey/NoSuchBucket bodies
+            parts.append(f"<EC>{escape(self.ec)}</EC>")
+            parts.append(
+                f"<RecommendDoc>https://api.aliyun.com/troubleshoot?q={escape(self.ec)}"
+                "</RecommendDoc>"
+            )
         parts.append("</Error>\n")
         return "".join(parts).encode("utf-8")
 
@@ -53,6 +71,8 @@ class OssError(Exception):
         """
         body = self.to_xml(request_id, host_id)
         headers = {"x-oss-request-id": request_id, "Server": "AliyunOSS"}
+        if self.ec:
+            headers["x-oss-ec"] = self.ec
         if head:
             headers["x-oss-err"] = base64.b64encode(body).decode("ascii")
             return Response(
@@ -65,11 +85,19 @@ class OssError(Exception):
 
 
 def no_such_bucket(bucket: str) -> OssError:
-    return OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=bucket)
+    return OssError(
+        404,
+        "NoSuchBucket",
+        "The specified bucket does not exist.",
+        ec="0015-00000101",
+        BucketName=bucket,
+    )
 
 
 def no_such_key(key: str) -> OssError:
-    return OssError(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+    return OssError(
+        404, "NoSuchKey", "The specified key does not exist.", ec="0026-00000001", Key=key
+    )
 
 
 def no_such_upload(upload_id: str) -> OssError:
@@ -95,10 +123,18 @@ def invalid_access_key_id(access_key_id: str) -> OssError:
     )
 
 
-def invalid_security_token(access_key_id: str) -> OssError:
+def invalid_security_token(access_key_id: str, token: str | None) -> OssError:
+    """403 for an STS key sent without its token, or any key sent with a token not its own.
+
+    OSS's 403 troubleshooting page lists InvalidSecurityToken ("The security token you
+    provided is invalid") for a bad token; its PostObject error page gives InvalidAccessKeyId
+    when a temporary user sends no token at all.
+    """
+    if token is None:
+        return invalid_access_key_id(access_key_id)
     return OssError(
         403,
-        "InvalidAccessKeyId",
+        "InvalidSecurityToken",
         "The security token you provided is invalid.",
         OSSAccessKeyId=access_key_id,
     )
@@ -138,4 +174,25 @@ def file_already_exists(key: str) -> OssError:
         "FileAlreadyExists",
         "The object you specified already exists and can not be overwritten.",
         Key=key,
+    )
+
+
+#: The EC OSS gives a V1-signed request where V1 is no longer accepted (OSS error page
+#: 0002-00000080: "OSS returns a 403 error when you call an API operation signed with a
+#: V1 signature").
+V1_REFUSED_EC = "0002-00000080"
+
+
+def v1_signature_refused(where: str) -> OssError:
+    """403 for a V1 signature (header, URL or PostObject form) on a bucket created today.
+
+    Status and EC come from OSS's error page 0002-00000080; the code (AccessDenied) and the
+    wording are assumed: no public source quotes the response body.
+    """
+    return OssError(
+        403,
+        "AccessDenied",
+        f"The V1 signature ({where}) is no longer supported for this bucket. "
+        "Sign the request with V4 (OSS4-HMAC-SHA256).",
+        ec=V1_REFUSED_EC,
     )

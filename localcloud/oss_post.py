@@ -144,14 +144,30 @@ class PostAuthorization:
     policy: PostPolicy | None
 
 
+def v4_form_signature(secret: str, date: str, region: str, policy_b64: str) -> str:
+    """hex(HMAC-SHA256(V4 signing key, policy)), the V4 PostObject signature."""
+    key = ("aliyun_v4" + secret).encode("utf-8")
+    for part in (date, region, "oss", "aliyun_v4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.new(key, policy_b64.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def authorize_form(
-    fields: Mapping[str, str], credentials: CredentialStore, clock: Callable[[], float]
+    fields: Mapping[str, str],
+    credentials: CredentialStore,
+    clock: Callable[[], float],
+    region: str | None = None,
 ) -> PostAuthorization:
     """Check the form's key id, token and signature; the policy is checked after upload.
 
-    The policy's expiration is checked here already, so an expired form is refused
-    before its file is kept.
+    A V4 form (``x-oss-signature-version: OSS4-HMAC-SHA256`` with ``x-oss-credential``,
+    ``x-oss-date``, ``x-oss-signature``) is checked against ``region``; a V1 form
+    (``OSSAccessKeyId``, ``Signature``) with the HMAC-SHA1 of the policy. The policy's
+    expiration is checked here already, so an expired form is refused before its file
+    is kept.
     """
+    if fields.get("x-oss-signature-version"):
+        return _authorize_v4_form(fields, credentials, clock, region)
     access_key_id = fields.get("ossaccesskeyid")
     policy_b64 = fields.get("policy")
     if not access_key_id:
@@ -165,11 +181,54 @@ def authorize_form(
     cred = credentials.get(access_key_id)
     if cred is None:
         raise invalid_access_key_id(access_key_id)
-    if cred.security_token != fields.get("x-oss-security-token"):
-        raise invalid_security_token(access_key_id)
+    token = fields.get("x-oss-security-token")
+    if cred.security_token != token:
+        raise invalid_security_token(access_key_id, token)
     expected = form_signature(cred.access_key_secret, policy_b64)
     if not hmac.compare_digest(expected, signature):
         raise signature_does_not_match(access_key_id, policy_b64, signature)
+    policy = PostPolicy.decode(policy_b64)
+    if clock() > policy.expiration:
+        raise _policy_error("Policy expired.")
+    return PostAuthorization(cred, policy)
+
+
+def _authorize_v4_form(
+    fields: Mapping[str, str],
+    credentials: CredentialStore,
+    clock: Callable[[], float],
+    region: str | None,
+) -> PostAuthorization:
+    version = fields.get("x-oss-signature-version", "")
+    if version != "OSS4-HMAC-SHA256":
+        raise invalid_argument(
+            "The x-oss-signature-version form field is invalid.", "x-oss-signature-version", version
+        )
+    for name in ("x-oss-credential", "x-oss-date", "x-oss-signature", "policy"):
+        if not fields.get(name):
+            raise invalid_argument(f"The {name} form field is required for V4.", name)
+    credential = fields["x-oss-credential"]
+    pieces = credential.split("/")
+    if len(pieces) != 5 or pieces[3] != "oss" or pieces[4] != "aliyun_v4_request":
+        raise invalid_argument(
+            "The x-oss-credential form field is invalid.", "x-oss-credential", credential
+        )
+    access_key_id, date, signed_region = pieces[0], pieces[1], pieces[2]
+    cred = credentials.get(access_key_id)
+    if cred is None:
+        raise invalid_access_key_id(access_key_id)
+    token = fields.get("x-oss-security-token")
+    if cred.security_token != token:
+        raise invalid_security_token(access_key_id, token)
+    date_time = fields["x-oss-date"]
+    if date_time[:8] != date or region is None or signed_region != region:
+        raise signature_does_not_match(
+            access_key_id, f"(x-oss-date {date_time!r} or region {signed_region!r})", ""
+        )
+    policy_b64 = fields["policy"]
+    expected = v4_form_signature(cred.access_key_secret, date, signed_region, policy_b64)
+    if not hmac.compare_digest(expected, fields["x-oss-signature"]):
+        raise signature_does_not_match(access_key_id, policy_b64, fields["x-oss-signature"])
     policy = PostPolicy.decode(policy_b64)
     if clock() > policy.expiration:
         raise _policy_error("Policy expired.")

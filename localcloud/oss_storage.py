@@ -74,9 +74,14 @@ def validate_object_key(key: str) -> None:
 
 @dataclass(frozen=True)
 class BucketInfo:
+    """A bucket's settings. ``v1_post_form``: a legacy bucket that still accepts the V1
+    PostObject form (OSSAccessKeyId/Policy/Signature), as the IoT platform's own upload
+    bucket does (GenerateOTAUploadURL, API doc 147310, hands out exactly that form)."""
+
     name: str
     acl: str
     created: float
+    v1_post_form: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,15 +249,23 @@ class ObjectStore:
 
     # -- buckets ------------------------------------------------------------------------
 
-    def create_bucket(self, name: str, acl: str | None = None) -> BucketInfo:
-        """Create a bucket, or update the ACL of an existing one (PutBucket is idempotent)."""
+    def create_bucket(
+        self, name: str, acl: str | None = None, *, v1_post_form: bool | None = None
+    ) -> BucketInfo:
+        """Create a bucket, or update the ACL of an existing one (PutBucket is idempotent).
+
+        ``v1_post_form`` None keeps what the bucket had (False for a new one).
+        """
         validate_bucket_name(name)
         acl = acl or "private"
         if acl not in BUCKET_ACLS:
             raise invalid_argument("no such bucket access control exists", "x-oss-acl", acl)
         with self._lock:
             current = self._buckets.get(name)
-            info = BucketInfo(name, acl, current.created if current else time.time())
+            legacy = v1_post_form
+            if legacy is None:
+                legacy = current.v1_post_form if current else False
+            info = BucketInfo(name, acl, current.created if current else time.time(), legacy)
             directory = self._buckets_dir / name
             (directory / "objects").mkdir(parents=True, exist_ok=True)
             _write_json(directory / "bucket.json", asdict(info))

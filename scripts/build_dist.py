@@ -239,39 +239,118 @@ def install_layer(reqs: list[Requirement], cache: Path, staging: Path) -> Path:
     return site
 
 
-def find_target_python(explicit: str | None) -> str | None:
-    """A CPython 3.10 to byte-compile with, if this machine has one."""
-    candidates = [explicit, os.environ.get("OTA_BUILD_PYTHON310"), shutil.which("python3.10")]
-    for candidate in candidates:
-        if not candidate:
-            continue
+#: Where pyenv keeps its interpreters when ``PYENV_ROOT`` is unset and ``pyenv`` is not on PATH.
+DEFAULT_PYENV_ROOT = Path.home() / ".pyenv"
+#: Tells whoever reads the manifest how the pycs were written (see compile_tree).
+INVALIDATION_MODE = "unchecked-hash"
+NO_PYTHON310 = (
+    "no CPython 3.10 found (looked at --target-python, $OTA_BUILD_PYTHON310, python3.10 "
+    "on PATH and pyenv's versions/3.10.*)"
+)
+
+
+@dataclass(frozen=True)
+class TargetPython:
+    """A CPython 3.10 found on this machine, and where it was found."""
+
+    path: str
+    version: str  # e.g. "3.10.13"
+    found_via: str  # "--target-python" | "OTA_BUILD_PYTHON310" | "PATH" | "pyenv"
+
+
+def _pyenv_root() -> Path:
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return Path(root)
+    pyenv = shutil.which("pyenv")
+    if pyenv:
         proc = subprocess.run(  # noqa: S603
-            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
+            [pyenv, "root"], capture_output=True, text=True, check=False
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return Path(proc.stdout.strip())
+    return DEFAULT_PYENV_ROOT
+
+
+def _pyenv_candidates() -> list[str]:
+    """pyenv's CPython 3.10 builds, newest patch release first."""
+    found: list[tuple[tuple[int, ...], str]] = []
+    versions = _pyenv_root() / "versions"
+    for entry in versions.glob("3.10.*") if versions.is_dir() else ():
+        if not re.fullmatch(r"3\.10\.\d+", entry.name):
+            continue  # skip 3.10.0rc1, 3.10-dev and virtualenvs named like a version
+        python = entry / "bin" / "python3.10"
+        if python.is_file():
+            found.append((tuple(int(p) for p in entry.name.split(".")), str(python)))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def _probe(candidate: str) -> str | None:
+    """The full version of ``candidate`` if it runs and is CPython 3.10, else None."""
+    try:
+        proc = subprocess.run(  # noqa: S603
+            [
+                candidate,
+                "-c",
+                "import platform, sys; "
+                "print(platform.python_implementation(), sys.version_info[:2] == (3, 10), "
+                "platform.python_version())",
+            ],
             capture_output=True,
             text=True,
             check=False,
+            timeout=60,
         )
-        if proc.stdout.strip() == "True":
-            return candidate
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = proc.stdout.split()
+    if proc.returncode == 0 and fields[:2] == ["CPython", "True"] and len(fields) == 3:
+        return fields[2]
     return None
 
 
-def compile_tree(python: str, tree: Path) -> None:
-    """Byte-compile for 3.10 with hash-based pycs that stay valid inside a zip.
+def find_target_python(explicit: str | None = None) -> TargetPython | None:
+    """A CPython 3.10 to byte-compile (and test) with, if this machine has one.
 
-    Timestamp pycs go stale once zipped (2-second DOS times, see PLATFORM_NOTES);
-    ``unchecked-hash`` pycs are trusted as they are, which is right for read-only code.
+    Looked for, first match wins: ``--target-python``, ``$OTA_BUILD_PYTHON310``,
+    ``python3.10`` on PATH, then pyenv's versions (``$(pyenv root)/versions/3.10.*``).
     """
+    candidates: list[tuple[str | None, str]] = [
+        (explicit, "--target-python"),
+        (os.environ.get("OTA_BUILD_PYTHON310"), "OTA_BUILD_PYTHON310"),
+        (shutil.which("python3.10"), "PATH"),
+    ]
+    candidates += [(path, "pyenv") for path in _pyenv_candidates()]
+    for candidate, via in candidates:
+        if not candidate:
+            continue
+        version = _probe(candidate)
+        if version is not None:
+            return TargetPython(candidate, version, via)
+    return None
+
+
+def compile_tree(python: str, tree: Path) -> int:
+    """Byte-compile ``tree`` for 3.10 with hash-based pycs; return how many were written.
+
+    Timestamp pycs go stale once zipped (2-second DOS times, see PLATFORM_NOTES) and when
+    FC unpacks a zip with new mtimes; ``unchecked-hash`` pycs are used as they are
+    without reading the source's mtime or hash, which is right for read-only code. For
+    identical bytes on every build: one process in a fixed order (marshal output depends
+    on the compiling process's state), a fixed hash seed (frozenset constants are
+    written in hash order), and a fixed recorded path (``-d``; the import system puts
+    the real path back into ``co_filename`` when it loads a pyc next to its source).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
     proc = subprocess.run(  # noqa: S603
         [
             python,
             "-m",
             "compileall",
             "-q",
-            "-j",
-            "0",
             "--invalidation-mode",
-            "unchecked-hash",
+            INVALIDATION_MODE,
             "-d",
             "",
             str(tree),
@@ -279,9 +358,11 @@ def compile_tree(python: str, tree: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         raise BuildError(f"compileall failed:\n{proc.stdout}\n{proc.stderr}")
+    return sum(1 for _ in tree.rglob("*.cpython-310.pyc"))
 
 
 def _walk(tree: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
@@ -342,10 +423,41 @@ def sha256_of(path: Path) -> str:
 class BuildResult:
     layer: Path | None
     code: Path | None
-    compiled: bool
+    #: The CPython 3.10 that byte-compiled both trees, or None (sources only).
+    target_python: TargetPython | None = None
+    #: How many ``.cpython-310.pyc`` files each zip holds.
+    pyc_counts: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def compiled(self) -> bool:
+        return self.target_python is not None
 
     def manifest(self) -> dict[str, object]:
-        out: dict[str, object] = {"python": TARGET_PYTHON_VERSION, "compiled_pyc": self.compiled}
+        """What ``dist/manifest.json`` records: target, bytecode, and each zip's digest.
+
+        Only facts that follow from the inputs go in (no paths, no build time), so two
+        builds of the same inputs write the same manifest.
+        """
+        bytecode: dict[str, object] = {"compiled": self.compiled}
+        if self.target_python is not None:
+            bytecode.update(
+                {
+                    "compiled_with": f"CPython {self.target_python.version}",
+                    "tag": "cpython-310",
+                    "invalidation_mode": INVALIDATION_MODE,
+                    "pyc_files": dict(self.pyc_counts),
+                }
+            )
+        else:
+            bytecode["reason"] = (
+                "no CPython 3.10 found (set OTA_BUILD_PYTHON310, pass --target-python, "
+                "or install one with pyenv); each cold start compiles what it imports"
+            )
+        out: dict[str, object] = {
+            "python": TARGET_PYTHON_VERSION,
+            "compiled_pyc": self.compiled,
+            "bytecode": bytecode,
+        }
         for label, path in (("layer", self.layer), ("code", self.code)):
             if path is not None:
                 out[label] = {
@@ -367,6 +479,7 @@ def build(
     """Build the requested zips into ``out``; see the module docstring for their layout."""
     python310 = find_target_python(target_python)
     layer_zip = code_zip = None
+    counts: list[tuple[str, int]] = []
     with tempfile.TemporaryDirectory(prefix="ota-dist-") as tmp:
         staging = Path(tmp)
         if layer:
@@ -375,16 +488,16 @@ def build(
             layer_root = staging / "layer"
             install_layer(reqs, cache, layer_root)
             if python310:
-                compile_tree(python310, layer_root)
+                counts.append(("layer", compile_tree(python310.path, layer_root)))
             layer_zip = out / "layer.zip"
             _zip_tree(layer_zip, layer_root)
         if code:
             code_root = stage_code(staging)
             if python310:
-                compile_tree(python310, code_root)
+                counts.append(("code", compile_tree(python310.path, code_root)))
             code_zip = out / "code.zip"
             _zip_tree(code_zip, code_root)
-    result = BuildResult(layer_zip, code_zip, compiled=python310 is not None)
+    result = BuildResult(layer_zip, code_zip, python310, tuple(counts))
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_text(json.dumps(result.manifest(), indent=2) + "\n")
     return result
@@ -412,12 +525,18 @@ def lock(cache: Path) -> None:
     and the resolution is retried until it succeeds.
     """
     cache.mkdir(parents=True, exist_ok=True)
+    # pip evaluates environment markers (``; python_version < "3.11"``) for the interpreter
+    # it runs on, whatever --python-version says: resolving with 3.11 silently drops the
+    # backports 3.10 needs (aiohttp's async-timeout). Resolve with a 3.10 when there is one.
+    python310 = find_target_python()
+    if python310 is None:
+        raise BuildError(f"--lock needs CPython 3.10 to evaluate markers: {NO_PYTHON310}")
     built: dict[str, str] = {}
     for _ in range(30):
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "report.json"
             cmd = [
-                sys.executable,
+                python310.path,
                 "-m",
                 "pip",
                 "--disable-pip-version-check",
@@ -473,7 +592,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-python", help="a CPython 3.10 used to byte-compile")
     parser.add_argument("--check-reproducible", action="store_true")
     parser.add_argument("--lock", action="store_true", help="re-resolve layers/requirements.txt")
+    parser.add_argument(
+        "--find-python310",
+        action="store_true",
+        help="print the CPython 3.10 the build would use (exit 1 if there is none)",
+    )
     args = parser.parse_args(argv)
+    if args.find_python310:
+        found = find_target_python(args.target_python)
+        if found is None:
+            print(f"build_dist: {NO_PYTHON310}", file=sys.stderr)
+            return 1
+        print(found.path)
+        return 0
     try:
         if args.lock:
             lock(args.cache)
@@ -497,8 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result.manifest(), indent=2))
     if not result.compiled:
         print(
-            "build_dist: note: no CPython 3.10 found (set OTA_BUILD_PYTHON310 or "
-            "--target-python); zips hold no .pyc, so the first cold start compiles",
+            f"build_dist: WARNING: {NO_PYTHON310}; the zips hold no .pyc, so every cold "
+            "start on FC compiles what it imports (see layers/README.md, 'Bytecode')",
             file=sys.stderr,
         )
     return 0

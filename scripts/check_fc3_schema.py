@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Check that every fc3 resource in s.yaml validates against the fc3 props JSON Schema.
+"""Check that every fc3 resource in s.yaml validates against the project's fc3 props schema.
 
 Why: Serverless Devs only validates ``s.yaml`` when ``s deploy`` talks to the cloud, so a
 typo in a trigger or an out-of-range memory size would surface at deploy time. The schema
-(``fc3-props.schema.json``) is kept in the shared reference folder next to the repo
-(``../shared/reference`` from the repo root, as CI lays it out); ``--schema`` or
-``OTA_FC3_SCHEMA`` override that.
+is the project's own, ``schemas/fc3-props.schema.json`` (written from the fc3 component's
+documented props), so the check needs nothing beside the repository.
+
+When the fc3 component's own schema is at hand (``--upstream``, ``OTA_FC3_SCHEMA``, or the
+shared reference folder laid next to the repository), s.yaml is checked against it too.
 
 Variables are substituted first (``${vars.x}``, ``${config('AccountID')}``,
 ``${env('NAME')}``) because the schema constrains the values, e.g. ``region`` is an enum.
@@ -29,11 +31,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 S_YAML = ROOT / "s.yaml"
 SCHEMA_NAME = "fc3-props.schema.json"
-#: The repo lives at <workdir>/<repo>; CI copies shared/ to <workdir>/shared.
-DEFAULT_SCHEMA_CANDIDATES = (
-    ROOT / ".." / "shared" / "reference" / SCHEMA_NAME,
-    ROOT.parent / "shared" / "reference" / SCHEMA_NAME,
-)
+#: The project's schema: always used.
+PROJECT_SCHEMA = ROOT / "schemas" / SCHEMA_NAME
+#: Where the fc3 component's own schema may be laid (a shared reference folder beside the
+#: clone); used for a cross-check only when present.
+DEFAULT_UPSTREAM_CANDIDATES = (ROOT.parent / "shared" / "reference" / SCHEMA_NAME,)
+UPSTREAM_ENV = "OTA_FC3_SCHEMA"
 #: Stand-in for the deploying account's id: only its shape matters to the schema.
 DUMMY_ACCOUNT_ID = "123456789012"
 
@@ -45,19 +48,30 @@ class SchemaCheckError(RuntimeError):
 
 
 def find_schema(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Locate fc3-props.schema.json, or fail naming every place looked at."""
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get("OTA_FC3_SCHEMA"):
-        candidates.append(Path(os.environ["OTA_FC3_SCHEMA"]))
-    candidates += list(DEFAULT_SCHEMA_CANDIDATES)
-    for candidate in candidates:
+    """The project's schema (or ``explicit``), or fail naming the path looked at."""
+    path = Path(explicit) if explicit else PROJECT_SCHEMA
+    if not path.is_file():
+        raise SchemaCheckError(f"{SCHEMA_NAME} not found at {path}")
+    return path.resolve()
+
+
+def find_upstream_schema(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The fc3 component's own schema when one is given or laid beside the clone, else None.
+
+    An explicit path (argument or ``OTA_FC3_SCHEMA``) that does not exist is an error: it
+    was asked for. The default place is only looked at.
+    """
+    asked = explicit or os.environ.get(UPSTREAM_ENV)
+    if asked:
+        path = Path(asked)
+        if not path.is_file():
+            source = "--upstream" if explicit else UPSTREAM_ENV
+            raise SchemaCheckError(f"{source}={asked}: no such file")
+        return path.resolve()
+    for candidate in DEFAULT_UPSTREAM_CANDIDATES:
         if candidate.is_file():
             return candidate.resolve()
-    looked = ", ".join(str(c) for c in candidates)
-    raise SchemaCheckError(
-        f"{SCHEMA_NAME} not found (looked at: {looked}); it is part of the shared reference "
-        "folder laid next to the repository; pass --schema or set OTA_FC3_SCHEMA"
-    )
+    return None
 
 
 def _lookup(
@@ -151,20 +165,30 @@ def validate(doc: Mapping[str, Any], schema_path: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--s-yaml", type=Path, default=S_YAML)
-    parser.add_argument("--schema", help=f"path to {SCHEMA_NAME}")
+    parser.add_argument("--schema", help=f"the schema to check against (default {PROJECT_SCHEMA})")
+    parser.add_argument(
+        "--upstream",
+        help=f"the fc3 component's own {SCHEMA_NAME}, for a cross-check "
+        f"(default: ${UPSTREAM_ENV}, else ../shared/reference/ when present)",
+    )
     parser.add_argument("--account-id", default=DUMMY_ACCOUNT_ID)
     args = parser.parse_args(argv)
     try:
-        schema = find_schema(args.schema)
-        problems = validate(load_s_yaml(args.s_yaml, args.account_id), schema)
+        schemas = [find_schema(args.schema)]
+        upstream = find_upstream_schema(args.upstream)
+        if upstream is not None:
+            schemas.append(upstream)
+        doc = load_s_yaml(args.s_yaml, args.account_id)
+        problems = [(schema, line) for schema in schemas for line in validate(doc, schema)]
     except SchemaCheckError as exc:
         print(f"check_fc3_schema: {exc}", file=sys.stderr)
         return 2
-    for line in problems:
-        print(line, file=sys.stderr)
+    for schema, line in problems:
+        print(f"{line} (schema {schema})", file=sys.stderr)
     if problems:
         return 1
-    print(f"{args.s_yaml.name}: fc3 props valid against {schema}")
+    checked = " and ".join(str(s) for s in schemas)
+    print(f"{args.s_yaml.name}: fc3 props valid against {checked}")
     return 0
 
 

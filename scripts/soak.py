@@ -35,10 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import oss2
-
 from localcloud.cloud import LocalCloud
-from localcloud.credentials import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from localcloud.faults import FaultPlan, FaultRule, crash_env, read_ledger, rule
 from localcloud.oss_events import event_time
 
@@ -204,11 +201,7 @@ class Workload:
     def __init__(self, cloud: LocalCloud, seed: int) -> None:
         self.cloud = cloud
         self.rng = random.Random(seed + 1)
-        self.bucket = oss2.Bucket(
-            oss2.Auth(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-            cloud.endpoints.oss,
-            cloud.bucket,
-        )
+        self.bucket = cloud.sdk_bucket()
         self.uploads: list[Upload] = []
         self.duplicate_keys: dict[str, int] = {}
         self.duplicates_delivered = 0

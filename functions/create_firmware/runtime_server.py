@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import platform
 import signal
 import sys
 import threading
@@ -327,6 +328,11 @@ def make_server(
     return RuntimeHTTPServer((host, port), runtime or FunctionRuntime())
 
 
+def _interpreter() -> str:
+    """Which Python serves the function (FC's is CPython 3.10); logged once at start."""
+    return f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
+
+
 def main(environ: Mapping[str, str] | None = None) -> int:
     """Entry point used by ``bootstrap``: settings come from the environment."""
     env = os.environ if environ is None else environ
@@ -354,6 +360,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"runtime_server: listening on {host}:{server.server_port}", flush=True)
+    print(f"runtime_server: {_interpreter()}", flush=True)
     try:
         server.serve_forever()
     finally:

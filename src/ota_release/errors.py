@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from ota_release.redact import scrub
+
 
 class PlatformError(Exception):
     """A call to a cloud service failed.
 
     ``service`` is ``oss``, ``iot`` or ``mns``; ``code`` is the service's error code when
     it sent one; ``request_id`` is kept for the notification so an operator can ask the
-    provider about the exact call.
+    provider about the exact call. The message is scrubbed of signatures and tokens
+    (:mod:`ota_release.redact`): it reaches logs and notifications.
     """
 
     def __init__(
@@ -25,7 +28,7 @@ class PlatformError(Exception):
         self.service = service
         self.operation = operation
         self.code = code
-        self.message = message
+        self.message = message = scrub(message)
         self.request_id = request_id
         self.status = status
         self.retry_after = retry_after
@@ -38,6 +41,17 @@ class TransientError(PlatformError):
 
 class PermanentError(PlatformError):
     """Retrying cannot help: invalid parameters, quota, permission, missing instance."""
+
+
+class InvalidRequestError(PermanentError):
+    """The service refused the request's content (a parameter the sidecar supplied, or a
+    value that cannot be sent as the API sends it): the release is ``rejected``, fixed by
+    uploading again. Adapters raise it only for codes that blame the request."""
+
+
+class AuthError(PermanentError):
+    """Keys, STS token, signature or RAM permission refused: a deployment problem (the
+    release is ``failed``), never the uploaded content's fault."""
 
 
 class NotFoundError(PermanentError):

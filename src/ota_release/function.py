@@ -7,14 +7,18 @@ both call :func:`handle`; it is the only place that knows about FC's context obj
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from ota_release import redact
 from ota_release.adapters import CloudCredentials
+from ota_release.errors import PlatformError
 from ota_release.events import (
     MAX_RECORDS_PER_EVENT,
     Boundary,
@@ -32,9 +36,30 @@ from ota_release.pipeline import (
 )
 from ota_release.ports import Notifier, OtaPlatform, Storage
 from ota_release.retry import Deadline, RetryPolicy
-from ota_release.settings import Settings, SettingsError
+from ota_release.settings import LOG_LEVELS, Settings, SettingsError
 
-logger = Logger(service="ota-release", level=os.environ.get("OTA_LOG_LEVEL", "INFO"))
+# Before any logger is used: every record of this process (ours and the SDKs') is scrubbed.
+redact.install()
+
+
+def _import_time_level(env: Mapping[str, str]) -> str:
+    """The level to log at until settings are read: a bad value is reported by them, later."""
+    level = (env.get("OTA_LOG_LEVEL") or "").strip().upper()
+    return level if level in LOG_LEVELS else "INFO"
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The function's JSON log lines, scrubbed after formatting (exceptions included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.scrub(super().format(record))
+
+
+logger = Logger(
+    service="ota-release",
+    level=_import_time_level(os.environ),
+    logger_formatter=RedactingFormatter(),
+)
 
 #: Seconds kept back from the function timeout to publish and return cleanly.
 DEADLINE_MARGIN = 5.0
@@ -59,21 +84,25 @@ def credentials_from(context: Any, env: Mapping[str, str]) -> CloudCredentials:
     """The function role's STS credentials: context on python3.9/3.10, env on 3.12."""
     creds = getattr(context, "credentials", None)
     if creds is not None and getattr(creds, "access_key_id", None):
-        return CloudCredentials(
+        found = CloudCredentials(
             creds.access_key_id,
             creds.access_key_secret,
             getattr(creds, "security_token", None) or None,
         )
-    ak = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-    secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    if not ak or not secret:
-        raise SettingsError(
-            [
-                "credentials: none in the FC context and ALIBABA_CLOUD_ACCESS_KEY_ID / "
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (does the service have a role?)"
-            ]
-        )
-    return CloudCredentials(ak, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+    else:
+        ak = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        if not ak or not secret:
+            raise SettingsError(
+                [
+                    "credentials: none in the FC context and ALIBABA_CLOUD_ACCESS_KEY_ID / "
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (does the service have a role?)"
+                ]
+            )
+        found = CloudCredentials(ak, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+    # The function knows its secrets: scrub them by value from every log line from now on.
+    redact.remember(found.access_key_secret, found.security_token)
+    return found
 
 
 @dataclass
@@ -91,7 +120,12 @@ def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapter
     from ota_release.adapters.oss import OssObjectStore
 
     return Adapters(
-        store=OssObjectStore(credentials, settings.oss_endpoint, settings.oss_public_endpoint),
+        store=OssObjectStore(
+            credentials,
+            settings.oss_endpoint,
+            settings.oss_public_endpoint,
+            region=settings.region,
+        ),
         platform=IotOtaPlatform(
             credentials,
             settings.iot_endpoint,
@@ -153,7 +187,20 @@ def handle(
         return summary
     if adapters is None:
         adapters = build_adapters(settings, credentials_from(context, env))
-    pipeline = ReleasePipeline(
+    pipeline = _pipeline(settings, adapters, retry or settings.retry_policy(), request_id)
+    pipeline.checkpoint = checkpoint  # crash points of a fault-injection run, else a no-op
+    failures = _process_records(pipeline, batch, deadline, summary)
+    logger.thread_safe_clear_keys()
+    if failures:
+        raise _for_the_runtime(failures[0])
+    return summary
+
+
+def _pipeline(
+    settings: Settings, adapters: Adapters, retry: RetryPolicy, request_id: str | None
+) -> ReleasePipeline:
+    """The release pipeline these settings describe, over these adapters."""
+    return ReleasePipeline(
         adapters.store,
         adapters.platform,
         adapters.notifier,
@@ -166,8 +213,13 @@ def handle(
         ),
         retry=retry,
         fc_request_id=request_id,
-        checkpoint=checkpoint,
     )
+
+
+def _process_records(
+    pipeline: ReleasePipeline, batch: TriggerBatch, deadline: Deadline, summary: dict[str, Any]
+) -> list[BaseException]:
+    """Take every record to an outcome; the failures FC must retry the invocation for."""
     failures: list[BaseException] = []
     for record in batch.records:
         logger.thread_safe_append_keys(object_key=record.key, outcome="processing")
@@ -187,10 +239,7 @@ def handle(
         summary["results"].append(
             {"key": result.key, "outcome": result.outcome.value, "message_id": result.message_id}
         )
-    logger.thread_safe_clear_keys()
-    if failures:
-        raise failures[0]
-    return summary
+    return failures
 
 
 #: Skipped records logged one line each per invocation; the rest are counted in one line.
@@ -225,6 +274,19 @@ def _summarise_skips(summary: dict[str, Any], batch: TriggerBatch) -> dict[str, 
     if len(batch.skipped) > MAX_RECORDS_PER_EVENT:
         summary["skipped_total"] = len(batch.skipped)
     return summary
+
+
+def _for_the_runtime(exc: BaseException) -> BaseException:
+    """The exception handed to FC, which prints it (with its chain) and keeps its message.
+
+    The whole chain is in the (scrubbed) log line above; FC gets the exception alone, cut
+    from its causes, whose text (an SDK's request line, say) may hold a signed URL.
+    """
+    if not isinstance(exc, PlatformError) and redact.scrub(str(exc)) != str(exc):
+        exc = RuntimeError(f"{type(exc).__name__}: {redact.scrub(str(exc))}")
+    exc.__cause__ = None
+    exc.__suppress_context__ = True
+    return exc
 
 
 def handle_json(event: Any, context: Any, checkpoint: Checkpoint = no_checkpoint) -> str:

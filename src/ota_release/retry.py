@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -14,19 +13,6 @@ from ota_release.errors import RetriesExhausted, TransientError
 
 T = TypeVar("T")
 logger = logging.getLogger("ota_release.retry")
-
-
-def _tuned(name: str, default: float) -> float:
-    """A backoff knob from the environment (docs/reliability.md); ``default`` when unset.
-
-    Lets the fault-injection suite shrink the sleeps without a code path of its own; a
-    malformed or negative value falls back to the default rather than breaking retries.
-    """
-    try:
-        value = float(os.environ.get(name) or default)
-    except ValueError:
-        return default
-    return value if value >= 0 else default
 
 
 #: Codes services use to say "too many requests" (besides HTTP 429 and ``Throttling*``).
@@ -62,14 +48,14 @@ class RetryPolicy:
     is a floor for the next sleep.
     """
 
-    base: float = field(default_factory=lambda: _tuned("OTA_RETRY_BASE_SECONDS", 0.2))
-    cap: float = field(default_factory=lambda: _tuned("OTA_RETRY_CAP_SECONDS", 5.0))
-    max_attempts: int = field(default_factory=lambda: int(_tuned("OTA_RETRY_MAX_ATTEMPTS", 6)))
+    # The function builds its policy from settings (OTA_RETRY_*, validated there with every
+    # other setting, see docs/configuration.md); these are the documented defaults.
+    base: float = 0.2
+    cap: float = 5.0
+    max_attempts: int = 6
     #: Throttling backs off from this longer base: the QPS limit is shared by every instance
     #: of the account, so a quick retry only adds rejected calls (a retry storm).
-    throttle_base: float = field(
-        default_factory=lambda: _tuned("OTA_RETRY_THROTTLE_BASE_SECONDS", 1.0)
-    )
+    throttle_base: float = 1.0
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     #: Called with (attempt, error, delay) before each sleep; counts retries for reports.

@@ -50,6 +50,11 @@ MODULE_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 #: A lenient sanity rule that stops whitespace, slashes and the like.
 PRODUCT_KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
 IOT_INSTANCE_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: Free text (FirmwareDesc, Udi) may hold any character but these: C0 controls, DEL and C1
+#: controls. The API documents none of them; they are invisible in the console and in
+#: notifications, and a UDI is written in its human-readable form (GS1 application
+#: identifiers in parentheses), not with the barcode's GS separator. See docs/sidecar.md.
+FREE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 _NAME_RE = re.compile(FIRMWARE_NAME_PATTERN)
 _VERSION_RE = re.compile(VERSION_PATTERN)
@@ -57,6 +62,7 @@ _MODULE_RE = re.compile(MODULE_NAME_PATTERN)
 _PRODUCT_KEY_RE = re.compile(PRODUCT_KEY_PATTERN)
 _INSTANCE_RE = re.compile(IOT_INSTANCE_ID_PATTERN)
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+_FREE_TEXT_RE = re.compile(FREE_TEXT_PATTERN)
 
 #: API parameter names that CreateOTAFirmware accepts for a single-file package.
 API_PARAMETERS = tuple(f.api for f in REQUEST_FIELDS)
@@ -131,12 +137,32 @@ def check_module_name(value: Any, field: str = "ModuleName") -> list[Violation]:
     return out
 
 
+ENCODABLE_RULE = "must be text that UTF-8 can encode, as the API sends it (no lone surrogates)"
+CONTROL_RULE = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
+
+
+def check_encodable(value: Any, field: str) -> list[Violation]:
+    """A string the SDK can send: the RPC query is UTF-8, and a lone surrogate is not."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [Violation(field, ENCODABLE_RULE, value)]
+    return []
+
+
+def check_free_text(value: str, field: str) -> list[Violation]:
+    if not _FREE_TEXT_RE.fullmatch(value):
+        return [Violation(field, CONTROL_RULE, value)]
+    return []
+
+
 def check_description(value: Any, field: str = "FirmwareDesc") -> list[Violation]:
     if not isinstance(value, str):
         return [Violation(field, "must be a string", value)]
     if not 1 <= len(value) <= DESC_MAX:
         return [Violation(field, f"must be 1 to {DESC_MAX} characters long", value)]
-    return []
+    return check_encodable(value, field) or check_free_text(value, field)
 
 
 def check_udi(value: Any, field: str = "Udi") -> list[Violation]:
@@ -144,7 +170,7 @@ def check_udi(value: Any, field: str = "Udi") -> list[Violation]:
         return [Violation(field, "must be a string", value)]
     if len(value) > UDI_MAX:
         return [Violation(field, f"must be at most {UDI_MAX} characters long", value)]
-    return []
+    return check_encodable(value, field) or check_free_text(value, field)
 
 
 def check_identifier(value: Any, field: str, pattern: re.Pattern[str]) -> list[Violation]:
@@ -222,49 +248,68 @@ def check_create_firmware(
     ``required`` lets the sidecar check run before the FirmwareUrl exists.
     """
     p = {k: v for k, v in params.items() if v is not None}
-    out = [
-        Violation(name, "is required", p.get(name))
-        for name in required
-        if name not in p or p[name] == ""
-    ]
-    for name, only_when_set, check in _FIELD_CHECKS:
-        if name in p and (p[name] or not only_when_set):
+    out: list[Violation] = []
+    for name in required:
+        if name not in p or p[name] == "":
+            out.append(Violation(name, "is required", p.get(name)))
+    out += _unsendable(p)
+    out += _field_rules(p)
+    return out + _type_rules(p)
+
+
+def _unsendable(p: dict[str, Any]) -> list[Violation]:
+    """Every string must survive the SDK's UTF-8 encoding; one that cannot is reported once,
+    for that reason alone, and dropped from ``p`` (its other rules would only add noise)."""
+    out: list[Violation] = []
+    for name in [k for k in p if k not in ("FirmwareDesc", "Udi")]:
+        violations = check_encodable(p[name], name)
+        if violations:
+            out += violations
+            del p[name]
+    return out
+
+
+#: Rules of one parameter each, applied when the parameter is present (and, for the
+#: first three, not empty: emptiness is the ``required`` check's to report).
+_NON_EMPTY_CHECKS: dict[str, Callable[[Any], list[Violation]]] = {
+    "FirmwareName": check_firmware_name,
+    "DestVersion": lambda v: check_version(v, "DestVersion"),
+    "FirmwareUrl": check_url,
+}
+_PRESENT_CHECKS: dict[str, Callable[[Any], list[Violation]]] = {
+    "FirmwareDesc": check_description,
+    "ModuleName": check_module_name,
+    "ProductKey": lambda v: check_identifier(v, "ProductKey", _PRODUCT_KEY_RE),
+    "IotInstanceId": lambda v: check_identifier(v, "IotInstanceId", _INSTANCE_RE),
+    "Udi": check_udi,
+    "NeedToVerify": check_need_to_verify,
+    "FirmwareSize": check_size,
+}
+
+
+def _field_rules(p: Mapping[str, Any]) -> list[Violation]:
+    out: list[Violation] = []
+    for name, check in _NON_EMPTY_CHECKS.items():
+        if p.get(name):
             out += check(p[name])
-    return out + _check_signature(p) + _check_type(p)
-
-
-#: (parameter, checked only when non-empty, its single-field check), in report order.
-_FIELD_CHECKS: tuple[tuple[str, bool, Callable[[Any], list[Violation]]], ...] = (
-    ("FirmwareName", True, check_firmware_name),
-    ("DestVersion", True, lambda v: check_version(v, "DestVersion")),
-    ("FirmwareUrl", True, check_url),
-    ("FirmwareDesc", False, check_description),
-    ("ModuleName", False, check_module_name),
-    ("ProductKey", False, lambda v: check_identifier(v, "ProductKey", _PRODUCT_KEY_RE)),
-    ("IotInstanceId", False, lambda v: check_identifier(v, "IotInstanceId", _INSTANCE_RE)),
-    ("Udi", False, check_udi),
-    ("NeedToVerify", False, check_need_to_verify),
-    ("FirmwareSize", False, check_size),
-)
-
-
-def _check_signature(p: Mapping[str, Any]) -> list[Violation]:
-    """SignMethod, and FirmwareSign against the method it names (MD5 when absent)."""
+    for name, check in _PRESENT_CHECKS.items():
+        if name in p:
+            out += check(p[name])
     method = p.get("SignMethod", "MD5")
-    out = check_sign_method(method) if "SignMethod" in p else []
+    if "SignMethod" in p:
+        out += check_sign_method(method)
     if "FirmwareSign" in p:
         out += check_sign(p["FirmwareSign"], method)
     return out
 
 
-def _check_type(p: Mapping[str, Any]) -> list[Violation]:
-    """Type and SrcVersion, which a differential package (Type 1) requires."""
+def _type_rules(p: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
-    fw_type: int | None = TYPE_FULL
+    fw_type = TYPE_FULL
     if "Type" in p:
         type_errors = check_type(p["Type"])
         out += type_errors
-        fw_type = _as_int(p["Type"]) if not type_errors else TYPE_FULL
+        fw_type = _as_int(p["Type"]) if not type_errors else TYPE_FULL  # type: ignore[assignment]
     if "SrcVersion" in p:
         out += check_version(p["SrcVersion"], "SrcVersion")
     if fw_type == TYPE_DIFF:
@@ -318,13 +363,14 @@ RULES_TABLE: dict[str, str] = {
     "SrcVersion": f"1-{VERSION_MAX} chars of A-Z a-z 0-9 . - _; required for Type 1 and must "
     "differ from DestVersion",
     "ModuleName": f"1-{MODULE_NAME_MAX} chars of A-Z a-z 0-9 . - _; omitted = default module",
-    "FirmwareDesc": f"1-{DESC_MAX} chars (a Chinese character counts as one)",
+    "FirmwareDesc": f"1-{DESC_MAX} chars (a Chinese character counts as one); "
+    "no control characters",
     "SignMethod": " or ".join(SIGN_METHODS) + " (default MD5)",
     "FirmwareSign": "hex digest: 32 chars for MD5, 64 for SHA256",
     "FirmwareSize": f"1-{FIRMWARE_SIZE_MAX} bytes",
     "Type": "0 full (default) or 1 differential",
     "NeedToVerify": "true (default) or false",
-    "Udi": f"at most {UDI_MAX} chars",
+    "Udi": f"at most {UDI_MAX} chars; no control characters",
     "ProductKey": f"1-{ID_MAX} chars of letters, digits, - _",
     "IotInstanceId": f"1-{ID_MAX} chars of letters, digits, - _ (required on purchased instances)",
     "FirmwareUrl": "required, http(s) URL of the package in OSS",

@@ -112,7 +112,11 @@ class SidecarDocument(BaseModel):
     description: str | None = Field(
         default=None,
         description="FirmwareDesc: " + rules.RULES_TABLE["FirmwareDesc"],
-        json_schema_extra={"minLength": 1, "maxLength": rules.DESC_MAX},
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": rules.DESC_MAX,
+            "pattern": rules.FREE_TEXT_PATTERN,
+        },
     )
     sign_method: str | None = Field(
         default=None,
@@ -135,7 +139,7 @@ class SidecarDocument(BaseModel):
     udi: str | None = Field(
         default=None,
         description="Udi: " + rules.RULES_TABLE["Udi"],
-        json_schema_extra={"maxLength": rules.UDI_MAX},
+        json_schema_extra={"maxLength": rules.UDI_MAX, "pattern": rules.FREE_TEXT_PATTERN},
     )
     iot_instance_id: str | None = Field(
         default=None,

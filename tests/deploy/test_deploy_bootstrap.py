@@ -25,6 +25,21 @@ def test_bootstrap_is_an_executable_shell_script():
     assert BOOTSTRAP.read_text().startswith("#!/bin/sh\n")
 
 
+#: The interpreter bootstrap is told to use: make test's CPython 3.10 pass sets
+#: OTA_FUNCTION_PYTHON; otherwise the test's own.
+RUNTIME_PYTHON = os.environ.get("OTA_FUNCTION_PYTHON") or sys.executable
+
+
+def _major_minor(python: str) -> list[int]:
+    out = subprocess.run(
+        [python, "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [int(part) for part in out.split()]
+
+
 @pytest.fixture
 def bootstrap_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run bootstrap with the test's Python and a stand-in handler on a free loopback port."""
@@ -39,7 +54,7 @@ def bootstrap_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], s
     )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "OTA_RUNTIME_PYTHON": sys.executable,
+        "OTA_RUNTIME_PYTHON": RUNTIME_PYTHON,
         "OTA_RUNTIME_HANDLER": "standin_handler.handler",
         "OTA_RUNTIME_HOST": "127.0.0.1",
         "FC_SERVER_PORT": "0",
@@ -73,7 +88,7 @@ def test_bootstrap_serves_invoke_with_the_overridden_interpreter(bootstrap_proce
 
     assert (status, fc_status) == (200, "200")
     assert json.loads(body) == {
-        "python": list(sys.version_info[:2]),
+        "python": _major_minor(RUNTIME_PYTHON),
         "event": '{"k": 1}',
         "request_id": "req-0001",
         "key_id": "STS.dummy-key-id",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import stat
+import subprocess
 import zipfile
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -33,6 +35,14 @@ HANDLER_IMPORTS = (
 )
 #: What only tests, the CLI or the local cloud use: never in the layer.
 NOT_IN_LAYER = ("pytest", "hypothesis", "werkzeug", "click", "rich", "localcloud", "fc2", "boto3")
+#: Set to 1 to let these tests skip (loudly) on a machine without CPython 3.10.
+ALLOW_NO_PY310 = "OTA_ALLOW_NO_PY310"
+#: What a cold start on the "created" path imports: the handler, then the SDK clients.
+IMPORT_HANDLER_PATH = (
+    "import index, ota_release.function, ota_release.adapters.oss, ota_release.adapters.iot, "
+    "ota_release.adapters.mns, oss2, mns.mns_client, aiohttp; "
+    "from alibabacloud_iot20180120.client import Client"
+)
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_x86_64|manylinux(1|2010|2014)_x86_64")
 _LEGACY = {"1": (2, 5), "2010": (2, 12), "2014": (2, 17)}
 
@@ -153,23 +163,143 @@ def test_zip_entries_are_sorted_with_fixed_timestamps(built):
         assert {i.date_time for i in infos} == {build_dist.ZIP_EPOCH}
 
 
-def test_bytecode_is_either_absent_or_cp310_unchecked_hash(built):
+def _require_bytecode(built: build_dist.BuildResult) -> build_dist.TargetPython:
+    """The 3.10 that compiled the zips; without one the run says so, it never passes quietly."""
+    if built.target_python is None:
+        message = (
+            f"{build_dist.NO_PYTHON310}: the zips were built WITHOUT bytecode and the "
+            "CPython 3.10 checks did not run"
+        )
+        if os.environ.get(ALLOW_NO_PY310) == "1":
+            pytest.skip(f"{message} ({ALLOW_NO_PY310}=1)")
+        pytest.fail(f"{message}; install one (pyenv install 3.10) or set {ALLOW_NO_PY310}=1")
+    return built.target_python
+
+
+def test_both_zips_hold_cpython310_unchecked_hash_bytecode_for_every_module(built):
+    _require_bytecode(built)
     for path in (built.layer, built.code):
         zf = _zip(path)
-        pycs = [n for n in zf.namelist() if n.endswith(".pyc")]
-        if not built.compiled:
-            assert pycs == []  # no 3.10 here: ship sources rather than useless 3.11 pycs
-            continue
-        assert pycs and all(".cpython-310." in n for n in pycs)
-        header: Any = zf.read(pycs[0])[:8]
-        assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, unchecked
+        names = set(zf.namelist())
+        pycs = sorted(n for n in names if n.endswith(".pyc"))
+        assert pycs and all(".cpython-310.pyc" in n for n in pycs)
+        for name in pycs:
+            flags = int.from_bytes(zf.read(name)[4:8], "little")
+            assert flags == 0b01, f"{name}: flags {flags:#b}, want hash-based + unchecked"
+        # every module of the zip has its pyc beside it
+        sources = [PurePosixPath(n) for n in names if n.endswith(".py")]
+        missing = [
+            str(src)
+            for src in sources
+            if str(src.parent / "__pycache__" / f"{src.stem}.cpython-310.pyc").removeprefix("./")
+            not in names
+        ]
+        assert missing == []
 
 
-def test_building_twice_gives_byte_identical_zips(built, tmp_path):
+def test_manifest_records_the_bytecode_and_matches_the_zips(built):
+    target = _require_bytecode(built)
+    manifest = json.loads((built.layer.parent / "manifest.json").read_text())
+
+    assert manifest["bytecode"]["compiled"] is True
+    assert manifest["bytecode"]["compiled_with"] == f"CPython {target.version}"
+    assert manifest["bytecode"]["invalidation_mode"] == "unchecked-hash"
+    for label, path in (("layer", built.layer), ("code", built.code)):
+        pycs = [n for n in _zip(path).namelist() if n.endswith(".pyc")]
+        assert manifest["bytecode"]["pyc_files"][label] == len(pycs)
+        assert manifest[label]["sha256"] == build_dist.sha256_of(path)
+
+
+def test_unpacked_zips_import_the_handler_on_cpython310_from_their_bytecode(built, tmp_path):
+    # GIVEN both zips unpacked the way FC lays them out: code at /code, layer at /opt
+    target = _require_bytecode(built)
+    code, opt = tmp_path / "code", tmp_path / "opt"
+    zipfile.ZipFile(built.code).extractall(code)
+    zipfile.ZipFile(built.layer).extractall(opt)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.pyc"))
+
+    # WHEN CPython 3.10 imports the handler and the SDKs the "created" path loads
+    proc = subprocess.run(
+        [target.path, "-s", "-v", "-c", IMPORT_HANDLER_PATH],
+        cwd=code,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{code}:{opt / 'python'}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    # THEN everything imports, every module of the zips comes from its shipped pyc, and
+    # no pyc is rewritten (so none was stale)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = re.findall(r"^# code object from '?([^'\n]+)'?$", proc.stderr, re.MULTILINE)
+    ours = [p for p in loaded if p.startswith(str(tmp_path))]
+    assert len(ours) > 100  # the handler, ota_release, pydantic, oss2, the IoT SDK, ...
+    assert all(p.endswith(".cpython-310.pyc") for p in ours)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.pyc")) == before
+
+
+def test_building_twice_gives_byte_identical_zips_and_manifest(built, tmp_path):
     again = _build(tmp_path)
 
     assert build_dist.sha256_of(again.layer) == build_dist.sha256_of(built.layer)  # type: ignore[arg-type]
     assert build_dist.sha256_of(again.code) == build_dist.sha256_of(built.code)  # type: ignore[arg-type]
+    assert (tmp_path / "manifest.json").read_bytes() == (
+        built.layer.parent / "manifest.json"
+    ).read_bytes()
+    assert again.compiled == built.compiled
+
+
+def _fake_python(path: Path, implementation: str, version: str) -> str:
+    """An executable answering build_dist's probe as the given interpreter would."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    is310 = version.startswith("3.10.")
+    path.write_text(f"#!/bin/sh\necho {implementation} {is310} {version}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_target_python_is_found_in_pyenv_versions_newest_patch_first(tmp_path, monkeypatch):
+    # GIVEN no python3.10 on PATH and no OTA_BUILD_PYTHON310, but pyenv holds two 3.10s,
+    # a release candidate and a 3.11
+    root = tmp_path / "pyenv"
+    _fake_python(root / "versions" / "3.10.9" / "bin" / "python3.10", "CPython", "3.10.9")
+    newest = _fake_python(
+        root / "versions" / "3.10.13" / "bin" / "python3.10", "CPython", "3.10.13"
+    )
+    _fake_python(root / "versions" / "3.10.14rc1" / "bin" / "python3.10", "CPython", "3.10.14")
+    _fake_python(root / "versions" / "3.11.7" / "bin" / "python3.11", "CPython", "3.11.7")
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("OTA_BUILD_PYTHON310", raising=False)
+
+    # THEN the newest 3.10 release is used
+    assert build_dist.find_target_python() == build_dist.TargetPython(newest, "3.10.13", "pyenv")
+
+
+def test_target_python_prefers_the_variable_and_rejects_what_is_not_cpython310(
+    tmp_path, monkeypatch
+):
+    root = tmp_path / "pyenv"
+    _fake_python(root / "versions" / "3.10.13" / "bin" / "python3.10", "CPython", "3.10.13")
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+
+    chosen = _fake_python(tmp_path / "mine" / "python", "CPython", "3.10.5")
+    monkeypatch.setenv("OTA_BUILD_PYTHON310", chosen)
+    assert build_dist.find_target_python() == build_dist.TargetPython(
+        chosen, "3.10.5", "OTA_BUILD_PYTHON310"
+    )
+
+    # a PyPy 3.10 or a CPython 3.11 named in the variable is passed over
+    for impl, version in (("PyPy", "3.10.14"), ("CPython", "3.11.7")):
+        monkeypatch.setenv(
+            "OTA_BUILD_PYTHON310", _fake_python(tmp_path / impl / version, impl, version)
+        )
+        found = build_dist.find_target_python()
+        assert found is not None and found.found_via == "pyenv"
+
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "nothing"))
+    assert build_dist.find_target_python() is None
 
 
 def test_requirements_are_all_pinned_exactly():

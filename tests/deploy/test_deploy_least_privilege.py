@@ -1,12 +1,20 @@
-"""The function's role can read the watched prefix, register firmware and publish: no more."""
+"""The function's role can read the watched prefix, register firmware and publish: no more.
+
+The actions the role needs are derived from the function's adapter code (the API calls it
+makes), so a grant nothing calls, or a call nothing grants, fails here.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mns.topic
+import oss2
 import pytest
 import yaml
 
@@ -14,6 +22,79 @@ from tests.deploy.deploy_views import ACCOUNT_ID, REGION, fun_function, policy_f
 
 ROOT = Path(__file__).resolve().parents[2]
 WILDCARD_ACTION = re.compile(r"(^\*$)|(:\*$)|\*")
+ADAPTERS = ROOT / "src" / "ota_release" / "adapters"
+
+#: SDK methods the adapters may call, and the API operation each one is.
+SDK_METHODS = {
+    "get_object": ("oss", "GetObject"),
+    # A signed URL is read with the role's rights: the role needs what a GET needs.
+    "sign_url": ("oss", "GetObject"),
+    "publish_message": ("mns", "PublishMessage"),
+}
+#: The RAM action each operation needs (OSS authorises HEAD with oss:GetObject). None: no
+#: RAM action, because the form policy IoT's GenerateOTAUploadURL signed authorises it.
+RAM_ACTIONS: dict[tuple[str, str], str | None] = {
+    ("oss", "GetObject"): "oss:GetObject",
+    ("oss", "HeadObject"): "oss:GetObject",
+    ("oss", "PostObject"): None,
+    ("mns", "PublishMessage"): "mns:PublishMessage",
+}
+#: Needed by FC itself, not by the code: FC writes the function's logs with this role.
+PLATFORM_ACTIONS = {"log:PostLogStoreLogs"}
+#: Only the staged firmware URL mode asks IoT for an upload form.
+STAGED_ONLY = {"iot:GenerateOTAUploadURL"}
+
+
+def _str_arg(call: ast.Call, index: int) -> str | None:
+    arg = call.args[index] if len(call.args) > index else None
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    return None
+
+
+def adapter_operations() -> Iterator[tuple[str, str, str]]:
+    """(service, operation, where) for every cloud API call in the function's adapters.
+
+    - IoT: ``self._invoke("<Action>", ...)`` (every IoT call goes through it);
+    - OSS small reads: ``self._call(<verb>, "<Operation>", ...)``;
+    - OSS staged copy: ``requests.post(...)`` is the PostObject to IoT's upload host;
+    - SDK methods (oss2.Bucket, mns Topic) by name, from SDK_METHODS. Any other method
+      those SDK classes have is an error: add it to SDK_METHODS with its operation.
+    """
+    sdk_names = {
+        n for cls in (oss2.Bucket, mns.topic.Topic) for n in dir(cls) if not n.startswith("_")
+    }
+    for path in sorted(ADAPTERS.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name, where = node.func.attr, f"{path.name}:{node.lineno}"
+            owner = node.func.value
+            if name == "_invoke" and (op := _str_arg(node, 0)):
+                yield "iot", op, where
+            elif name == "_call" and (op := _str_arg(node, 1)):
+                yield "oss", op, where
+            elif name == "post" and isinstance(owner, ast.Name) and owner.id == "requests":
+                yield "oss", "PostObject", where
+            elif name in SDK_METHODS:
+                yield (*SDK_METHODS[name], where)
+            elif name in sdk_names and not (isinstance(owner, ast.Name) and owner.id == "self"):
+                raise AssertionError(f"{where}: SDK method {name}() is not in SDK_METHODS")
+
+
+def needed_actions() -> set[str]:
+    """The RAM actions the function's code needs (staged mode), plus FC's own."""
+    needed = set(PLATFORM_ACTIONS)
+    for service, op, where in adapter_operations():
+        if service == "iot":
+            needed.add(f"iot:{op}")
+            continue
+        assert (service, op) in RAM_ACTIONS, f"{where}: {service} {op} has no RAM_ACTIONS entry"
+        action = RAM_ACTIONS[(service, op)]
+        if action is not None:
+            needed.add(action)
+    return needed
 
 
 def actions_in(node: Any) -> list[str]:
@@ -49,6 +130,45 @@ def test_no_wildcard_action_anywhere(path):
     if path != "s.yaml":  # s.yaml references a role by ARN and holds no policy
         assert actions, f"{path} declares no actions"
     assert [a for a in actions if WILDCARD_ACTION.search(a)] == []
+
+
+def test_the_adapters_calls_are_found():
+    # The derivation itself must see the calls it claims to see (not an empty walk).
+    ops = {(service, op) for service, op, _ in adapter_operations()}
+    assert {("iot", "CreateOTAFirmware"), ("oss", "HeadObject"), ("mns", "PublishMessage")} <= ops
+
+
+def test_the_staged_policy_grants_exactly_what_the_function_calls():
+    granted = set(actions_in(policy_file("staged", policy_params())))
+    needed = needed_actions()
+
+    assert granted - needed == set(), "granted, but nothing in the function calls it"
+    assert needed - granted == set(), "called by the function, but not granted"
+
+
+def test_the_direct_policy_grants_exactly_what_the_function_calls_in_direct_mode():
+    granted = set(actions_in(policy_file("direct", policy_params())))
+
+    assert granted == needed_actions() - STAGED_ONLY
+
+
+def test_the_function_is_granted_query_ota_firmware_because_it_compares_udi():
+    # ListOTAFirmware leaves out a package's Udi; judging an existing package compares it.
+    assert "iot:QueryOTAFirmware" in needed_actions()
+    for path in ("template.yml", "deploy/ram-policy.staged.json", "deploy/ram-policy.direct.json"):
+        assert "iot:QueryOTAFirmware" in (ROOT / path).read_text(), path
+
+
+def test_deploy_md_lists_exactly_the_granted_actions():
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text[text.index("| action | resource | why |") :]
+    table = section[: section.index("\n\n")]
+    listed = set()
+    for row in table.splitlines()[2:]:
+        first_cell = row.split("|")[1]
+        listed |= set(re.findall(r"`([a-z]+:[A-Za-z]+)`", first_cell))
+
+    assert listed == set(actions_in(policy_file("staged", policy_params())))
 
 
 def test_template_inline_policy_is_the_staged_policy_file():

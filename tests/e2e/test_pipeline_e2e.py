@@ -30,11 +30,7 @@ class Harness:
 
     def __init__(self, cloud: LocalCloud) -> None:
         self.cloud = cloud
-        self.bucket = oss2.Bucket(
-            oss2.Auth(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-            cloud.endpoints.oss,
-            cloud.bucket,
-        )
+        self.bucket = cloud.sdk_bucket()
         self.iot = IotClient(
             openapi.Config(
                 access_key_id=DEFAULT_ACCESS_KEY_ID,

@@ -10,6 +10,9 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from itertools import pairwise
@@ -140,6 +143,22 @@ def test_template_resolves_refs_and_subs_with_parameter_overrides(tmp_path: Path
 def test_missing_retry_setting_means_fc_default_of_three(tmp_path: Path) -> None:
     spec = load_function_spec(write_template(tmp_path, retries=None))
     assert spec.max_async_retry_attempts == 3
+
+
+@pytest.mark.parametrize("retries", [0, 8])
+def test_retry_setting_accepts_fcs_range_of_zero_to_eight(tmp_path: Path, retries: int) -> None:
+    spec = load_function_spec(write_template(tmp_path, retries=retries))
+    assert spec.max_async_retry_attempts == retries
+
+
+@pytest.mark.parametrize("retries", [-1, 9])
+def test_retry_setting_outside_zero_to_eight_is_refused_naming_field_rule_and_value(
+    tmp_path: Path, retries: int
+) -> None:
+    with pytest.raises(
+        TemplateError, match=rf"MaxAsyncRetryAttempts: must be between 0 and 8.*got {retries}"
+    ):
+        load_function_spec(write_template(tmp_path, retries=retries))
 
 
 def test_ros_short_tags_are_understood(tmp_path: Path) -> None:
@@ -303,6 +322,39 @@ def test_trigger_event_reaches_handler_with_fc_context_and_env(
     assert out["pythonpath"].split(os.pathsep) == [str(fc.code_dir), str(tmp_path / "src")]
 
 
+INTERPRETER_ECHO = """
+import platform
+return json.dumps({"version": platform.python_version(), "prefix": sys.prefix})
+"""
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_instances_run_the_function_on_the_interpreter_the_stand_in_is_given(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute]
+) -> None:
+    # GIVEN the interpreter this run gives the function: $OTA_FUNCTION_PYTHON (make test's
+    # CPython 3.10 pass) or, without it, the one running the tests
+    python = os.environ.get("OTA_FUNCTION_PYTHON") or sys.executable
+    probe = subprocess.run(
+        [python, "-c", "import platform, sys; print(platform.python_version(), sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    version, prefix = probe.stdout.split()
+    fc = make_fc(INTERPRETER_ECHO, flavour=flavour, bootstrap="project")
+
+    # WHEN an event runs the function
+    fc.on_oss_event(oss_event("firmware/acme/cam.bin"))
+
+    # THEN the handler ran on that interpreter, and the instance log names it
+    assert fc.wait_idle(30)
+    (record,) = fc.invocations
+    assert record.status == "succeeded", (record, fc.logs())
+    assert record.result_json() == {"version": version, "prefix": prefix}
+    assert f" {version} (" in fc.logs()
+
+
 BARRIER = """
 # Each invocation checks in, then waits until all expected invocations are in at once:
 # this can only finish if that many instances run simultaneously.
@@ -357,6 +409,7 @@ def test_failing_invocation_is_retried_then_sent_to_on_failure_topic(
     fc = make_fc("raise ValueError('sidecar is broken')", template={"retries": 2})
 
     # WHEN one upload triggers it
+    queued_at = time.time()
     fc.on_oss_event(oss_event("firmware/cam.bin"))
 
     # THEN it is attempted 1 + 2 times under one request id ...
@@ -369,14 +422,32 @@ def test_failing_invocation_is_retried_then_sent_to_on_failure_topic(
     assert len({r.request_id for r in fc.invocations}) == 1
     assert fc.invocations[0].error_message == "sidecar is broken"
 
-    # ... and then one destination record reaches the OnFailure topic
+    # ... and then one destination record reaches the OnFailure topic, shaped as FC's
+    # "result callback" document shows it (epoch-millisecond timestamp, FC 3.0 ARN for
+    # the built-in runtime flavour)
     ((topic, body, tag),) = sink.messages
     assert topic == "ota-failures"
     assert tag is None
+    assert set(body) == {
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    }
+    assert isinstance(body["timestamp"], int)
+    # (when FC took the request: after it was sent, before its first attempt started)
+    assert int(queued_at * 1000) <= body["timestamp"] <= int(fc.invocations[0].started_at * 1000)
+    assert set(body["requestContext"]) == {
+        "requestId",
+        "functionArn",
+        "condition",
+        "approximateInvokeCount",
+    }
     assert body["requestContext"]["requestId"] == fc.invocations[0].request_id
     assert body["requestContext"]["approximateInvokeCount"] == 3
     assert body["requestContext"]["functionArn"] == (
-        "acs:fc:cn-shanghai:1234567890:services/ota-release.LATEST/functions/create-firmware"
+        "acs:fc:cn-shanghai:1234567890:functions/create-firmware"
     )
     assert body["responseContext"]["functionError"] == "UnhandledInvocationError"
     assert (
@@ -385,6 +456,51 @@ def test_failing_invocation_is_retried_then_sent_to_on_failure_topic(
     )
     response = json.loads(body["responsePayload"])
     assert (response["errorType"], response["errorMessage"]) == ("ValueError", "sidecar is broken")
+
+
+def test_destination_function_arn_has_the_fc2_form_for_funcraft_and_fc3_form_for_s(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the same function run as FC 2.0 (template.yml, "fun") and FC 3.0 ("s")
+    spec = load_function_spec(write_template(tmp_path))
+
+    def arn(flavour: str) -> str:
+        fc = LocalFunctionCompute(
+            spec,
+            code_dir=tmp_path,
+            flavour=flavour,  # type: ignore[arg-type]
+            credentials=CredentialStore(),
+            serve_api=False,
+            region="cn-hangzhou",
+            account_id="555",
+        )
+        return fc.function_arn()
+
+    # THEN each names the function the way FC's result-callback document does
+    assert arn("fun") == "acs:fc:::services/ota-release/functions/create-firmware"
+    assert arn("s") == "acs:fc:cn-hangzhou:555:functions/create-firmware"
+
+
+def test_successful_invocation_sends_its_record_to_on_success(
+    make_fc: Callable[..., LocalFunctionCompute], sink: FakeTopicSink, tmp_path: Path
+) -> None:
+    # GIVEN a template whose destination is OnSuccess and a handler that works
+    spec = load_function_spec(write_template(tmp_path, destination="OnSuccess"))
+    assert spec.on_failure is None
+    assert spec.on_success == "acs:mns:cn-shanghai:1234567890:/topics/ota-failures/messages"
+    fc = make_fc("return 'done'", template={"destination": "OnSuccess"})
+
+    # WHEN one upload triggers it
+    fc.on_oss_event(oss_event("firmware/ok.bin"))
+
+    # THEN one record, with the function's result, reaches the OnSuccess topic
+    assert fc.wait_idle(30)
+    ((topic, body, _),) = sink.messages
+    assert topic == "ota-failures"
+    assert body["requestContext"]["approximateInvokeCount"] == 1
+    assert body["responsePayload"] == "done"
+    assert body["responseContext"]["functionError"] == ""
+    assert isinstance(body["timestamp"], int)
 
 
 def test_invocation_that_succeeds_on_retry_sends_nothing_to_on_failure(

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from localcloud.credentials import DEFAULT_ACCESS_KEY_ID as AK
 from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
-from localcloud.oss import LocalOss
+from localcloud.oss import DEFAULT_REGION, LocalOss
 from localcloud.oss_storage import crc64
 from localcloud.server import LocalServer
 
@@ -64,10 +64,15 @@ def endpoint(oss: LocalOss) -> Iterator[str]:
 _bucket_numbers = itertools.count()
 
 
+def v4_bucket(endpoint: str, name: str) -> oss2.Bucket:
+    """An SDK bucket signing V4, as the local OSS (like a bucket created today) requires."""
+    return oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, name, region=DEFAULT_REGION)
+
+
 @pytest.fixture
 def bucket(oss: LocalOss, endpoint: str) -> oss2.Bucket:
     """A fresh, empty bucket per test, created through the SDK."""
-    sdk_bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, f"test-bucket-{next(_bucket_numbers)}")
+    sdk_bucket = v4_bucket(endpoint, f"test-bucket-{next(_bucket_numbers)}")
     sdk_bucket.create_bucket()
     return sdk_bucket
 
@@ -292,7 +297,7 @@ def test_head_of_missing_key_raises_no_such_key_through_the_x_oss_err_header(
 
 
 def test_missing_bucket_raises_no_such_bucket(endpoint: str) -> None:
-    ghost = oss2.Bucket(oss2.Auth(AK, SK), endpoint, "no-such-bucket-here")
+    ghost = v4_bucket(endpoint, "no-such-bucket-here")
 
     with pytest.raises(oss2.exceptions.NoSuchBucket):
         ghost.put_object("k", b"x")
@@ -338,7 +343,8 @@ def test_list_buckets_shows_buckets_created_through_sdk_and_python(
 ) -> None:
     oss.create_bucket("made-in-python")
 
-    names = [b.name for b in oss2.BucketIterator(oss2.Service(oss2.Auth(AK, SK), endpoint))]
+    service = oss2.Service(oss2.AuthV4(AK, SK), endpoint, region=DEFAULT_REGION)
+    names = [b.name for b in oss2.BucketIterator(service)]
 
     assert bucket.bucket_name in names
     assert "made-in-python" in names
@@ -520,6 +526,38 @@ def test_error_body_has_code_message_request_id_and_host_id(
     assert fields["Message"] == "The specified key does not exist."
     assert fields["RequestId"] == response.headers["x-oss-request-id"]
     assert fields["HostId"] == endpoint.removeprefix("http://")
+    assert fields["Key"] == "missing.bin"
+    assert (fields["EC"], response.headers["x-oss-ec"]) == ("0026-00000001", "0026-00000001")
+    assert fields["RecommendDoc"] == "https://api.aliyun.com/troubleshoot?q=0026-00000001"
+    # the elements come in OSS's order: the code's own ones, then EC and RecommendDoc
+    assert list(fields) == [
+        "Code", "Message", "RequestId", "HostId", "Key", "EC", "RecommendDoc"
+    ]  # fmt: skip
+
+
+def test_if_match_and_if_none_match_give_412_and_304(bucket: oss2.Bucket) -> None:
+    etag = bucket.put_object("fw.bin", b"conditional").etag
+
+    with pytest.raises(oss2.exceptions.PreconditionFailed) as caught:
+        bucket.get_object("fw.bin", headers={"If-Match": '"0000"'})
+    with pytest.raises(oss2.exceptions.NotModified):
+        bucket.get_object("fw.bin", headers={"If-None-Match": f'"{etag}"'})
+
+    assert caught.value.status == 412
+    assert bucket.get_object("fw.bin", headers={"If-Match": f'"{etag}"'}).read() == b"conditional"
+    assert bucket.get_object("fw.bin", headers={"If-None-Match": '"0000"'}).read() == b"conditional"
+
+
+def test_object_names_are_limited_to_1023_utf8_bytes(bucket: oss2.Bucket) -> None:
+    longest = "a" * 1020 + "固"  # 1020 + 3 bytes = 1023
+    too_long = "a" * 1021 + "固"  # 1024 bytes, though only 1022 characters
+
+    bucket.put_object(longest, b"x")
+    with pytest.raises(oss2.exceptions.ServerError) as caught:
+        bucket.put_object(too_long, b"x")
+
+    assert bucket.get_object(longest).read() == b"x"
+    assert (caught.value.status, caught.value.code) == (400, "InvalidObjectName")
 
 
 def test_every_response_carries_a_distinct_request_id(bucket: oss2.Bucket) -> None:
@@ -667,10 +705,10 @@ def test_lookup_url_resolves_plain_and_signed_urls(oss: LocalOss, bucket: oss2.B
     key = "firmware/acme/相机 2.0+.bin"
     bucket.put_object(key, b"0123456789")
     plain = oss.url_for(bucket.bucket_name, key)
-    signed_v1 = bucket.sign_url("GET", key, 300)
+    signed = bucket.sign_url("GET", key, 300)
     signed_slash_safe = bucket.sign_url("GET", key, 300, slash_safe=True)
 
-    facts = [oss.lookup_url(url) for url in (plain, signed_v1, signed_slash_safe)]
+    facts = [oss.lookup_url(url) for url in (plain, signed, signed_slash_safe)]
 
     expected_md5 = md5_hex(b"0123456789")
     for fact in facts:
@@ -770,7 +808,7 @@ def test_fault_hook_can_answer_in_place_of_oss(tmp_path: Path) -> None:
     local.create_bucket("faulty")
     try:
         with LocalServer(local, name="oss-faults") as server:
-            sdk_bucket = oss2.Bucket(oss2.Auth(AK, SK), server.url, "faulty")
+            sdk_bucket = v4_bucket(server.url, "faulty")
             with pytest.raises(oss2.exceptions.ServerError) as caught:
                 sdk_bucket.put_object("fw.bin", b"x")
             listing = sdk_bucket.list_objects()

@@ -1,5 +1,6 @@
-"""The local OSS's signature checks (V1, presigned V1, V4, STS) and PostObject policies,
-exercised with the real oss2 SDK and with ``requests`` for HTML-form uploads.
+"""The local OSS's signature checks (V4 headers and presigned URLs, STS, V1 refused unless
+legacy), its Host/path routing, and PostObject policies, exercised with the real oss2 SDK
+and with ``requests`` for HTML-form uploads.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ import hashlib
 import hmac
 import itertools
 import json
-import time
+import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from email.utils import formatdate
 from typing import Any
+from urllib.parse import urlsplit
 
 import oss2
 import pytest
@@ -70,7 +71,40 @@ def bucket_name(oss: LocalOss, endpoint: str) -> str:
 
 @pytest.fixture
 def bucket(endpoint: str, bucket_name: str) -> oss2.Bucket:
-    return oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket_name)
+    return oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, bucket_name, region=REGION)
+
+
+@pytest.fixture
+def form_bucket(oss: LocalOss, endpoint: str) -> oss2.Bucket:
+    """A legacy bucket for the V1 PostObject form, like the IoT platform's upload bucket."""
+    name = f"form-bucket-{next(_names)}"
+    oss.create_bucket(name, v1_post_form=True)
+    return oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, name, region=REGION)
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalOss, str]]:
+    """A second local OSS started with the legacy switch: V1 accepted everywhere."""
+    store = CredentialStore()
+    store.add(AK, SK)
+    store.add(STS_AK, STS_SK, STS_TOKEN)
+    local = LocalOss(tmp_path_factory.mktemp("oss-legacy"), store, region=REGION, allow_v1=True)
+    local.create_bucket("legacy-bucket")
+    with LocalServer(local, name="oss-legacy") as server:
+        local.base_url = server.url
+        yield local, server.url
+    local.close()
+
+
+def freeze_v4_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
+    """Make oss2's V4 signer sign at ``moment`` (it reads ``datetime.utcnow()``)."""
+
+    class Frozen(datetime):
+        @classmethod
+        def utcnow(cls) -> datetime:  # type: ignore[override]
+            return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+    monkeypatch.setattr(oss2.auth, "datetime", Frozen)
 
 
 def md5_upper(data: bytes) -> str:
@@ -82,26 +116,82 @@ def error_fields(response: requests.Response) -> dict[str, str]:
     return {child.tag: child.text or "" for child in root}
 
 
-# -- V1 headers -------------------------------------------------------------------------
+# -- V1 is refused, as on a bucket created today -----------------------------------------
 
 
-def test_v1_signed_requests_are_accepted(bucket: oss2.Bucket) -> None:
-    bucket.put_object("dir/fw 1+.bin", b"v1", headers={"x-oss-meta-a": "1", "x-oss-meta-b": "2"})
+def test_v1_signed_request_is_refused_with_403_and_ec_0002_00000080(
+    endpoint: str, bucket_name: str
+) -> None:
+    v1 = oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket_name)
 
-    assert bucket.get_object("dir/fw 1+.bin").read() == b"v1"
-    assert [o.key for o in bucket.list_objects(prefix="dir/").object_list] == ["dir/fw 1+.bin"]
+    with pytest.raises(oss2.exceptions.AccessDenied) as caught:
+        v1.put_object("fw.bin", b"x")
+
+    assert caught.value.status == 403
+    assert caught.value.details["EC"] == "0002-00000080"
+    assert caught.value.headers["x-oss-ec"] == "0002-00000080"
+    assert "V4" in caught.value.message
+
+
+def test_v1_signed_head_is_refused_too(endpoint: str, bucket_name: str) -> None:
+    v1 = oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket_name)
+
+    with pytest.raises(oss2.exceptions.AccessDenied) as caught:
+        v1.head_object("fw.bin")
+
+    assert caught.value.details["EC"] == "0002-00000080"
+
+
+def test_v1_presigned_url_is_refused(bucket: oss2.Bucket, endpoint: str) -> None:
+    bucket.put_object("fw.bin", b"x")
+    v1 = oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket.bucket_name)
+
+    response = requests.get(v1.sign_url("GET", "fw.bin", 60), timeout=10)
+    fields = error_fields(response)
+
+    assert response.status_code == 403
+    assert (fields["Code"], fields["EC"]) == ("AccessDenied", "0002-00000080")
+    assert fields["RecommendDoc"].endswith("0002-00000080")
+
+
+def test_v1_sts_signature_is_refused(endpoint: str, bucket_name: str) -> None:
+    v1 = oss2.Bucket(oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN), endpoint, bucket_name)
+
+    with pytest.raises(oss2.exceptions.AccessDenied) as caught:
+        v1.get_object("fw.bin")
+
+    assert caught.value.details["EC"] == "0002-00000080"
+
+
+def test_legacy_switch_accepts_and_still_verifies_v1(legacy: tuple[LocalOss, str]) -> None:
+    _, url = legacy
+    v1 = oss2.Bucket(oss2.Auth(AK, SK), url, "legacy-bucket")
+    v1.put_object("dir/fw 1+.bin", b"v1", headers={"x-oss-meta-a": "1", "x-oss-meta-b": "2"})
+    sts = oss2.Bucket(oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN), url, "legacy-bucket")
+    forged = oss2.Bucket(oss2.Auth(AK, "not-the-secret"), url, "legacy-bucket")
+
+    assert v1.get_object("dir/fw 1+.bin").read() == b"v1"
+    assert [o.key for o in v1.list_objects(prefix="dir/").object_list] == ["dir/fw 1+.bin"]
+    assert sts.get_object("dir/fw 1+.bin").read() == b"v1"
+    assert requests.get(v1.sign_url("GET", "dir/fw 1+.bin", 60), timeout=10).content == b"v1"
+    with pytest.raises(oss2.exceptions.SignatureDoesNotMatch) as caught:
+        forged.put_object("fw.bin", b"x")
+    assert caught.value.details["StringToSign"].endswith("/legacy-bucket/fw.bin")
+
+
+# -- V4 header signatures --------------------------------------------------------------
 
 
 def test_wrong_secret_is_rejected_with_signature_does_not_match(
     endpoint: str, bucket_name: str
 ) -> None:
-    forged = oss2.Bucket(oss2.Auth(AK, "not-the-secret"), endpoint, bucket_name)
+    forged = oss2.Bucket(oss2.AuthV4(AK, "not-the-secret"), endpoint, bucket_name, region=REGION)
 
     with pytest.raises(oss2.exceptions.SignatureDoesNotMatch) as caught:
         forged.put_object("fw.bin", b"x")
 
     assert caught.value.status == 403
-    assert caught.value.details["StringToSign"].endswith(f"/{bucket_name}/fw.bin")
+    assert caught.value.details["CanonicalRequest"].startswith(f"PUT\n/{bucket_name}/fw.bin\n")
     assert caught.value.details["RequestId"] == caught.value.request_id
     assert caught.value.details["HostId"]
 
@@ -109,7 +199,7 @@ def test_wrong_secret_is_rejected_with_signature_does_not_match(
 def test_wrong_secret_on_head_is_rejected_with_signature_does_not_match(
     endpoint: str, bucket_name: str
 ) -> None:
-    forged = oss2.Bucket(oss2.Auth(AK, "not-the-secret"), endpoint, bucket_name)
+    forged = oss2.Bucket(oss2.AuthV4(AK, "not-the-secret"), endpoint, bucket_name, region=REGION)
 
     with pytest.raises(oss2.exceptions.SignatureDoesNotMatch):
         forged.head_object("fw.bin")
@@ -118,7 +208,7 @@ def test_wrong_secret_on_head_is_rejected_with_signature_does_not_match(
 def test_unknown_access_key_is_rejected_with_invalid_access_key_id(
     endpoint: str, bucket_name: str
 ) -> None:
-    stranger = oss2.Bucket(oss2.Auth("LTAI-nobody", SK), endpoint, bucket_name)
+    stranger = oss2.Bucket(oss2.AuthV4("LTAI-nobody", SK), endpoint, bucket_name, region=REGION)
 
     with pytest.raises(oss2.exceptions.ServerError) as caught:
         stranger.get_object("fw.bin")
@@ -130,8 +220,7 @@ def test_unknown_access_key_is_rejected_with_invalid_access_key_id(
 def test_skewed_date_is_rejected_with_request_time_too_skewed(
     bucket: oss2.Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    twenty_minutes_ago = formatdate(time.time() - 20 * 60, usegmt=True)
-    monkeypatch.setattr(oss2.utils, "http_date", lambda timeval=None: twenty_minutes_ago)
+    freeze_v4_clock(monkeypatch, datetime.now(timezone.utc) - timedelta(minutes=20))
 
     with pytest.raises(oss2.exceptions.ServerError) as caught:
         bucket.put_object("fw.bin", b"x")
@@ -143,17 +232,13 @@ def test_skewed_date_is_rejected_with_request_time_too_skewed(
 def test_small_clock_difference_is_tolerated(
     bucket: oss2.Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    five_minutes_ahead = formatdate(time.time() + 5 * 60, usegmt=True)
-    monkeypatch.setattr(oss2.utils, "http_date", lambda timeval=None: five_minutes_ahead)
+    freeze_v4_clock(monkeypatch, datetime.now(timezone.utc) + timedelta(minutes=5))
 
     assert bucket.put_object("fw.bin", b"x").status == 200
 
 
-def test_tampered_header_is_rejected_with_signature_does_not_match(
-    endpoint: str, bucket_name: str
-) -> None:
+def test_tampered_header_is_rejected_with_signature_does_not_match(bucket: oss2.Bucket) -> None:
     """A signed x-oss-* header changed after signing must break the signature."""
-    bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, bucket_name)
     url = bucket.sign_url("PUT", "fw.bin", 60, headers={"x-oss-meta-v": "1"})
 
     response = requests.put(url, data=b"x", headers={"x-oss-meta-v": "2"}, timeout=10)
@@ -165,17 +250,25 @@ def test_tampered_header_is_rejected_with_signature_does_not_match(
 # -- presigned URLs ---------------------------------------------------------------------
 
 
-def test_presigned_v1_url_allows_a_plain_http_get(bucket: oss2.Bucket) -> None:
+def test_presigned_v4_url_allows_a_plain_http_get_for_awkward_keys(bucket: oss2.Bucket) -> None:
     bucket.put_object("固件/fw 2.0+.bin", b"signed")
 
     url = bucket.sign_url("GET", "固件/fw 2.0+.bin", 60)
     response = requests.get(url, timeout=10)
 
+    for param in (
+        "x-oss-signature-version=OSS4-HMAC-SHA256",
+        "x-oss-credential=",
+        "x-oss-date=",
+        "x-oss-expires=60",
+        "x-oss-signature=",
+    ):
+        assert param in url
     assert response.status_code == 200
     assert response.content == b"signed"
 
 
-def test_presigned_v1_url_for_put_uploads(bucket: oss2.Bucket) -> None:
+def test_presigned_v4_url_for_put_uploads(bucket: oss2.Bucket) -> None:
     url = bucket.sign_url("PUT", "up.bin", 60, headers={"Content-Type": "application/x-fw"})
 
     response = requests.put(
@@ -187,10 +280,11 @@ def test_presigned_v1_url_for_put_uploads(bucket: oss2.Bucket) -> None:
 
 
 def test_expired_presigned_url_is_rejected_with_request_has_expired(
-    bucket: oss2.Bucket,
+    bucket: oss2.Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket.put_object("fw.bin", b"x")
-    url = bucket.sign_url("GET", "fw.bin", -10)
+    freeze_v4_clock(monkeypatch, datetime.now(timezone.utc) - timedelta(minutes=2))
+    url = bucket.sign_url("GET", "fw.bin", 60)  # signed two minutes ago, valid for one
 
     response = requests.get(url, timeout=10)
     fields = error_fields(response)
@@ -274,11 +368,8 @@ def test_presigned_v4_url_allows_a_plain_http_get(endpoint: str, bucket_name: st
 # -- STS --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [oss2.AUTH_VERSION_1, oss2.AUTH_VERSION_4])
-def test_sts_credentials_with_their_token_are_accepted(
-    endpoint: str, bucket_name: str, version: str
-) -> None:
-    auth = oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN, auth_version=version)
+def test_sts_credentials_with_their_token_are_accepted(endpoint: str, bucket_name: str) -> None:
+    auth = oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN, auth_version=oss2.AUTH_VERSION_4)
     sts = oss2.Bucket(auth, endpoint, bucket_name, region=REGION)
 
     sts.put_object("sts.bin", b"temporary")
@@ -286,23 +377,20 @@ def test_sts_credentials_with_their_token_are_accepted(
     assert sts.get_object("sts.bin").read() == b"temporary"
 
 
-@pytest.mark.parametrize("version", [oss2.AUTH_VERSION_1, oss2.AUTH_VERSION_4])
-def test_sts_credentials_with_a_wrong_token_are_rejected(
-    endpoint: str, bucket_name: str, version: str
-) -> None:
-    auth = oss2.StsAuth(STS_AK, STS_SK, "stolen-or-stale-token", auth_version=version)
+def test_sts_credentials_with_a_wrong_token_are_rejected(endpoint: str, bucket_name: str) -> None:
+    auth = oss2.StsAuth(STS_AK, STS_SK, "stolen-or-stale-token", auth_version="v4")
     sts = oss2.Bucket(auth, endpoint, bucket_name, region=REGION)
 
     with pytest.raises(oss2.exceptions.ServerError) as caught:
         sts.put_object("sts.bin", b"x")
 
     assert caught.value.status == 403
-    assert caught.value.code == "InvalidAccessKeyId"
+    assert caught.value.code == "InvalidSecurityToken"
     assert "security token" in caught.value.message
 
 
 def test_sts_key_without_its_token_is_rejected(endpoint: str, bucket_name: str) -> None:
-    bare = oss2.Bucket(oss2.Auth(STS_AK, STS_SK), endpoint, bucket_name)
+    bare = oss2.Bucket(oss2.AuthV4(STS_AK, STS_SK), endpoint, bucket_name, region=REGION)
 
     with pytest.raises(oss2.exceptions.ServerError) as caught:
         bare.put_object("sts.bin", b"x")
@@ -311,13 +399,14 @@ def test_sts_key_without_its_token_is_rejected(endpoint: str, bucket_name: str) 
 
 
 def test_presigned_url_made_with_sts_credentials_works(endpoint: str, bucket_name: str) -> None:
-    sts = oss2.Bucket(oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN), endpoint, bucket_name)
+    auth = oss2.StsAuth(STS_AK, STS_SK, STS_TOKEN, auth_version=oss2.AUTH_VERSION_4)
+    sts = oss2.Bucket(auth, endpoint, bucket_name, region=REGION)
     sts.put_object("sts.bin", b"temporary")
 
     url = sts.sign_url("GET", "sts.bin", 60)
     response = requests.get(url, timeout=10)
 
-    assert "security-token=" in url
+    assert "x-oss-security-token=" in url
     assert response.content == b"temporary"
 
 
@@ -325,7 +414,7 @@ def test_presigned_url_made_with_sts_credentials_works(endpoint: str, bucket_nam
 
 
 def test_anonymous_get_on_a_public_read_bucket_is_allowed(endpoint: str) -> None:
-    owner = oss2.Bucket(oss2.Auth(AK, SK), endpoint, "public-fw")
+    owner = oss2.Bucket(oss2.AuthV4(AK, SK), endpoint, "public-fw", region=REGION)
     owner.create_bucket(oss2.BUCKET_ACL_PUBLIC_READ)
     owner.put_object("fw.bin", b"public")
     anonymous = oss2.Bucket(oss2.AnonymousAuth(), endpoint, "public-fw")
@@ -400,9 +489,9 @@ def upload_policy(bucket: str, prefix: str = "ota/", max_size: int = 1024) -> st
 
 
 def test_post_object_with_a_valid_policy_is_stored(
-    endpoint: str, bucket: oss2.Bucket, oss: LocalOss
+    endpoint: str, form_bucket: oss2.Bucket, oss: LocalOss
 ) -> None:
-    name = bucket.bucket_name
+    name = form_bucket.bucket_name
     data = b"firmware via form"
 
     response = post_form(endpoint, name, "ota/固件 1.bin", data, upload_policy(name))
@@ -412,14 +501,14 @@ def test_post_object_with_a_valid_policy_is_stored(
     assert root.tag == "PostResponse"
     assert root.findtext("Key") == "ota/固件 1.bin"
     assert root.findtext("ETag") == f'"{md5_upper(data)}"'
-    assert bucket.get_object("ota/固件 1.bin").read() == data
-    assert bucket.head_object("ota/固件 1.bin").object_type == "Normal"
+    assert form_bucket.get_object("ota/固件 1.bin").read() == data
+    assert form_bucket.head_object("ota/固件 1.bin").object_type == "Normal"
 
 
 def test_post_object_answers_204_by_default_with_etag_header(
-    endpoint: str, bucket: oss2.Bucket
+    endpoint: str, form_bucket: oss2.Bucket
 ) -> None:
-    name = bucket.bucket_name
+    name = form_bucket.bucket_name
     policy = upload_policy(name)
     fields = {"key": "ota/a.bin", "policy": policy, "OSSAccessKeyId": AK}
     fields["Signature"] = sign_policy(SK, policy)
@@ -432,22 +521,24 @@ def test_post_object_answers_204_by_default_with_etag_header(
     assert response.headers["ETag"] == f'"{md5_upper(b"abc")}"'
 
 
-def test_post_object_with_an_expired_policy_is_rejected(endpoint: str, bucket: oss2.Bucket) -> None:
+def test_post_object_with_an_expired_policy_is_rejected(
+    endpoint: str, form_bucket: oss2.Bucket
+) -> None:
     policy = make_policy([["starts-with", "$key", "ota/"]], expires_in=timedelta(minutes=-1))
 
-    response = post_form(endpoint, bucket.bucket_name, "ota/a.bin", b"abc", policy)
+    response = post_form(endpoint, form_bucket.bucket_name, "ota/a.bin", b"abc", policy)
     fields = error_fields(response)
 
     assert response.status_code == 403
     assert fields["Code"] == "AccessDenied"
     assert fields["Message"] == "Invalid according to Policy: Policy expired."
-    assert not bucket.object_exists("ota/a.bin")
+    assert not form_bucket.object_exists("ota/a.bin")
 
 
 def test_post_object_key_outside_the_starts_with_condition_is_rejected(
-    endpoint: str, bucket: oss2.Bucket
+    endpoint: str, form_bucket: oss2.Bucket
 ) -> None:
-    name = bucket.bucket_name
+    name = form_bucket.bucket_name
 
     response = post_form(endpoint, name, "elsewhere/a.bin", b"abc", upload_policy(name))
     fields = error_fields(response)
@@ -456,13 +547,13 @@ def test_post_object_key_outside_the_starts_with_condition_is_rejected(
     assert fields["Code"] == "AccessDenied"
     assert fields["Message"].startswith("Invalid according to Policy: Policy Condition failed:")
     assert "starts-with" in fields["Message"]
-    assert not bucket.object_exists("elsewhere/a.bin")
+    assert not form_bucket.object_exists("elsewhere/a.bin")
 
 
 def test_post_object_larger_than_the_content_length_range_is_rejected(
-    endpoint: str, bucket: oss2.Bucket
+    endpoint: str, form_bucket: oss2.Bucket
 ) -> None:
-    name = bucket.bucket_name
+    name = form_bucket.bucket_name
 
     response = post_form(
         endpoint, name, "ota/a.bin", b"x" * 2048, upload_policy(name, max_size=1024)
@@ -470,11 +561,13 @@ def test_post_object_larger_than_the_content_length_range_is_rejected(
 
     assert response.status_code == 400
     assert error_fields(response)["Code"] == "EntityTooLarge"
-    assert not bucket.object_exists("ota/a.bin")
+    assert not form_bucket.object_exists("ota/a.bin")
 
 
-def test_post_object_with_a_bad_signature_is_rejected(endpoint: str, bucket: oss2.Bucket) -> None:
-    name = bucket.bucket_name
+def test_post_object_with_a_bad_signature_is_rejected(
+    endpoint: str, form_bucket: oss2.Bucket
+) -> None:
+    name = form_bucket.bucket_name
 
     response = post_form(
         endpoint, name, "ota/a.bin", b"abc", upload_policy(name), secret="not-the-secret"
@@ -485,32 +578,36 @@ def test_post_object_with_a_bad_signature_is_rejected(endpoint: str, bucket: oss
 
 
 def test_post_object_for_another_bucket_condition_is_rejected(
-    endpoint: str, bucket: oss2.Bucket
+    endpoint: str, form_bucket: oss2.Bucket
 ) -> None:
     response = post_form(
-        endpoint, bucket.bucket_name, "ota/a.bin", b"abc", upload_policy("some-other-bucket")
+        endpoint, form_bucket.bucket_name, "ota/a.bin", b"abc", upload_policy("some-other-bucket")
     )
 
     assert response.status_code == 403
     assert "bucket" in error_fields(response)["Message"]
 
 
-def test_post_object_eq_condition_pins_the_exact_key(endpoint: str, bucket: oss2.Bucket) -> None:
+def test_post_object_eq_condition_pins_the_exact_key(
+    endpoint: str, form_bucket: oss2.Bucket
+) -> None:
     policy = make_policy([["eq", "$key", "ota/exact.bin"]])
 
-    accepted = post_form(endpoint, bucket.bucket_name, "ota/exact.bin", b"a", policy)
-    refused = post_form(endpoint, bucket.bucket_name, "ota/other.bin", b"a", policy)
+    accepted = post_form(endpoint, form_bucket.bucket_name, "ota/exact.bin", b"a", policy)
+    refused = post_form(endpoint, form_bucket.bucket_name, "ota/other.bin", b"a", policy)
 
     assert accepted.status_code == 201
     assert refused.status_code == 403
 
 
-def test_post_object_with_sts_token_field_is_accepted(endpoint: str, bucket: oss2.Bucket) -> None:
-    policy = upload_policy(bucket.bucket_name)
+def test_post_object_with_sts_token_field_is_accepted(
+    endpoint: str, form_bucket: oss2.Bucket
+) -> None:
+    policy = upload_policy(form_bucket.bucket_name)
 
     accepted = post_form(
         endpoint,
-        bucket.bucket_name,
+        form_bucket.bucket_name,
         "ota/sts.bin",
         b"abc",
         policy,
@@ -520,7 +617,7 @@ def test_post_object_with_sts_token_field_is_accepted(endpoint: str, bucket: oss
     )
     refused = post_form(
         endpoint,
-        bucket.bucket_name,
+        form_bucket.bucket_name,
         "ota/sts2.bin",
         b"abc",
         policy,
@@ -534,24 +631,26 @@ def test_post_object_with_sts_token_field_is_accepted(endpoint: str, bucket: oss
 
 
 def test_post_object_keeps_metadata_fields_and_substitutes_filename(
-    endpoint: str, bucket: oss2.Bucket
+    endpoint: str, form_bucket: oss2.Bucket
 ) -> None:
     response = post_form(
         endpoint,
-        bucket.bucket_name,
+        form_bucket.bucket_name,
         "ota/${filename}",
         b"abc",
-        upload_policy(bucket.bucket_name),
+        upload_policy(form_bucket.bucket_name),
         extra={"x-oss-meta-version": "2.0.0", "Content-Type": "application/x-firmware"},
     )
 
-    head = bucket.head_object("ota/cam-2.0.0.bin")
+    head = form_bucket.head_object("ota/cam-2.0.0.bin")
     assert response.status_code == 201
     assert head.headers["x-oss-meta-version"] == "2.0.0"
     assert head.content_type == "application/x-firmware"
 
 
-def test_post_object_raises_a_post_event(endpoint: str, bucket: oss2.Bucket, oss: LocalOss) -> None:
+def test_post_object_raises_a_post_event(
+    endpoint: str, form_bucket: oss2.Bucket, oss: LocalOss
+) -> None:
     received: list[dict[str, Any]] = []
 
     def collect(event: dict[str, object]) -> None:
@@ -560,7 +659,11 @@ def test_post_object_raises_a_post_event(endpoint: str, bucket: oss2.Bucket, oss
     unsubscribe = oss.subscribe(collect)
     try:
         response = post_form(
-            endpoint, bucket.bucket_name, "ota/evt.bin", b"abc", upload_policy(bucket.bucket_name)
+            endpoint,
+            form_bucket.bucket_name,
+            "ota/evt.bin",
+            b"abc",
+            upload_policy(form_bucket.bucket_name),
         )
         assert oss.drain()
     finally:
@@ -574,13 +677,243 @@ def test_post_object_raises_a_post_event(endpoint: str, bucket: oss2.Bucket, oss
 
 
 def test_rejected_post_leaves_no_temp_files(
-    endpoint: str, bucket: oss2.Bucket, oss: LocalOss
+    endpoint: str, form_bucket: oss2.Bucket, oss: LocalOss
 ) -> None:
     before = sorted(oss.store.tmp_dir.iterdir())
 
     response = post_form(
-        endpoint, bucket.bucket_name, "ota/a.bin", b"x" * 600_000, upload_policy(bucket.bucket_name)
+        endpoint,
+        form_bucket.bucket_name,
+        "ota/a.bin",
+        b"x" * 600_000,
+        upload_policy(form_bucket.bucket_name),
     )
 
     assert response.status_code == 400
     assert sorted(oss.store.tmp_dir.iterdir()) == before
+
+
+def test_v1_post_form_is_refused_on_a_bucket_created_today(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    # GIVEN an ordinary bucket (not the IoT platform's legacy upload bucket)
+    name = bucket.bucket_name
+
+    # WHEN the V1 form GenerateOTAUploadURL hands out is posted to it
+    response = post_form(endpoint, name, "ota/a.bin", b"abc", upload_policy(name))
+    fields = error_fields(response)
+
+    # THEN it is refused as OSS refuses V1 on new buckets, and nothing is stored
+    assert response.status_code == 403
+    assert (fields["Code"], fields["EC"]) == ("AccessDenied", "0002-00000080")
+    assert response.headers["x-oss-ec"] == "0002-00000080"
+    assert not bucket.object_exists("ota/a.bin")
+
+
+# -- addressing: Host first (virtual-hosted), then path ---------------------------------
+
+OSS_HOST = f"oss-{REGION}.aliyuncs.com"
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolve ``*.oss-<region>.aliyuncs.com`` to 127.0.0.1 and refuse every other name.
+
+    So the SDK can address buckets by virtual host exactly as in the cloud while nothing
+    leaves this machine. Proxies from the environment are dropped for the same reason.
+    """
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name == OSS_HOST or name.endswith("." + OSS_HOST):
+            return real("127.0.0.1", *args, **kwargs)
+        if name in ("127.0.0.1", "localhost", "::1"):
+            return real(name, *args, **kwargs)
+        raise socket.gaierror(f"test resolver: {name} is not a local name")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def virtual_endpoint(endpoint: str) -> str:
+    """``http://oss-<region>.aliyuncs.com:<port>``: the cloud's endpoint, on our port."""
+    return f"http://{OSS_HOST}:{urlsplit(endpoint).port}"
+
+
+def test_sdk_addressing_the_bucket_by_virtual_host_works(
+    fake_dns: None, endpoint: str, bucket_name: str, oss: LocalOss
+) -> None:
+    # GIVEN oss2 pointed at the regional endpoint name: it sends Host: <bucket>.oss-...
+    vhost = oss2.Bucket(oss2.AuthV4(AK, SK), virtual_endpoint(endpoint), bucket_name, region=REGION)
+    assert vhost._make_url(bucket_name, "k").startswith(f"http://{bucket_name}.{OSS_HOST}:")
+
+    # WHEN it writes, reads, lists and signs a URL
+    vhost.put_object("固件/v 2.0+%.bin", b"by host", headers={"x-oss-meta-v": "2"})
+    url = vhost.sign_url("GET", "固件/v 2.0+%.bin", 60)
+
+    # THEN the object landed in that bucket and every request was accepted
+    assert oss.read_object(bucket_name, "固件/v 2.0+%.bin") == b"by host"
+    assert vhost.get_object("固件/v 2.0+%.bin").read() == b"by host"
+    assert [o.key for o in oss2.ObjectIteratorV2(vhost)] == ["固件/v 2.0+%.bin"]
+    assert requests.get(url, timeout=10).content == b"by host"
+
+
+def test_virtual_host_with_a_wrong_secret_is_refused(
+    fake_dns: None, endpoint: str, bucket_name: str
+) -> None:
+    forged = oss2.Bucket(
+        oss2.AuthV4(AK, "wrong"), virtual_endpoint(endpoint), bucket_name, region=REGION
+    )
+
+    with pytest.raises(oss2.exceptions.SignatureDoesNotMatch) as caught:
+        forged.put_object("fw.bin", b"x")
+
+    # The canonical URI is /bucket/key in virtual-hosted style too.
+    assert caught.value.details["CanonicalRequest"].startswith(f"PUT\n/{bucket_name}/fw.bin\n")
+
+
+def test_node_sdk_style_request_to_an_ip_with_the_bucket_in_host_is_routed_by_host(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    """ali-oss given an IP endpoint requests ``http://IP:port/<key>`` and sets
+    ``Host: <bucket>.oss-<region>.aliyuncs.com`` (lib/common/client/_createRequest)."""
+    bucket.put_object("dir/fw.bin", b"node style")
+    name = bucket.bucket_name
+    cloud_url = f"http://{name}.{OSS_HOST}/dir/fw.bin"
+    req = oss2.http.Request("GET", cloud_url, region=REGION, product="oss")
+    oss2.AuthV4(AK, SK)._sign_request(req, name, "dir/fw.bin")
+    headers = dict(req.headers, Host=f"{name}.{OSS_HOST}")
+
+    response = requests.get(f"{endpoint}/dir/fw.bin", headers=headers, timeout=10)
+    presigned = bucket_at(OSS_HOST, name).sign_url("GET", "dir/fw.bin", 60)
+    by_url = requests.get(
+        endpoint + presigned.split(OSS_HOST, 1)[1],
+        headers={"Host": f"{name}.{OSS_HOST}"},
+        timeout=10,
+    )
+
+    assert (response.status_code, response.content) == (200, b"node style")
+    assert (by_url.status_code, by_url.content) == (200, b"node style")
+
+
+def bucket_at(host: str, name: str) -> oss2.Bucket:
+    """An SDK bucket for the cloud endpoint name, used only to sign (nothing is sent)."""
+    return oss2.Bucket(oss2.AuthV4(AK, SK), f"http://{host}", name, region=REGION)
+
+
+def test_bucket_name_in_host_on_an_ip_endpoint_is_routed_by_host(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    # GIVEN Host: <bucket>.127.0.0.1:<port> (the endpoint host with the bucket in front)
+    bucket.put_object("fw.bin", b"ip host")
+    name = bucket.bucket_name
+    netloc = urlsplit(endpoint).netloc
+    req = oss2.http.Request("GET", f"http://{name}.{netloc}/fw.bin", region=REGION, product="oss")
+    oss2.AuthV4(AK, SK)._sign_request(req, name, "fw.bin")
+
+    # WHEN it is sent to the IP with the key alone as path
+    response = requests.get(
+        f"{endpoint}/fw.bin", headers=dict(req.headers, Host=f"{name}.{netloc}"), timeout=10
+    )
+
+    # THEN the bucket came from the Host header
+    assert (response.status_code, response.content) == (200, b"ip host")
+
+
+def test_path_style_on_an_ip_endpoint_takes_the_bucket_from_the_path(
+    endpoint: str, bucket: oss2.Bucket, oss: LocalOss
+) -> None:
+    assert (
+        bucket._make_url(bucket.bucket_name, "fw.bin") == f"{endpoint}/{bucket.bucket_name}/fw.bin"
+    )
+    bucket.put_object("fw.bin", b"path style")
+
+    assert oss.read_object(bucket.bucket_name, "fw.bin") == b"path style"
+    assert oss.host_bucket(urlsplit(endpoint).netloc) is None
+    assert oss.host_bucket(OSS_HOST) is None
+    assert oss.host_bucket(f"b.{OSS_HOST}") == "b"
+    assert oss.host_bucket(f"b.oss-{REGION}-internal.aliyuncs.com:443") == "b"
+    assert oss.host_bucket("b.example.com") is None
+
+
+def test_virtual_host_for_a_missing_bucket_is_no_such_bucket(fake_dns: None, endpoint: str) -> None:
+    ghost = oss2.Bucket(
+        oss2.AuthV4(AK, SK), virtual_endpoint(endpoint), "no-such-bucket-here", region=REGION
+    )
+
+    with pytest.raises(oss2.exceptions.NoSuchBucket) as caught:
+        ghost.get_object("fw.bin")
+
+    assert caught.value.details["BucketName"] == "no-such-bucket-here"
+
+
+def v4_post_fields(
+    policy_conditions: list[Any], *, secret: str = SK, region: str = REGION
+) -> dict[str, str]:
+    """A V4 PostObject form as OSS's "POST V4 signature" document lays it out."""
+    now = datetime.now(timezone.utc)
+    date_time = now.strftime("%Y%m%dT%H%M%SZ")
+    credential = f"{AK}/{date_time[:8]}/{region}/oss/aliyun_v4_request"
+    policy = make_policy(
+        [
+            *policy_conditions,
+            {"x-oss-signature-version": "OSS4-HMAC-SHA256"},
+            {"x-oss-credential": credential},
+            {"x-oss-date": date_time},
+        ]
+    )
+    key = ("aliyun_v4" + secret).encode()
+    for part in (date_time[:8], region, "oss", "aliyun_v4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return {
+        "policy": policy,
+        "x-oss-signature-version": "OSS4-HMAC-SHA256",
+        "x-oss-credential": credential,
+        "x-oss-date": date_time,
+        "x-oss-signature": hmac.new(key, policy.encode(), hashlib.sha256).hexdigest(),
+    }
+
+
+def test_v4_post_form_is_accepted_on_a_bucket_created_today(
+    endpoint: str, bucket: oss2.Bucket
+) -> None:
+    name = bucket.bucket_name
+    conditions = [{"bucket": name}, ["starts-with", "$key", "ota/"]]
+    good = v4_post_fields(conditions)
+    forged = v4_post_fields(conditions, secret="not-the-secret")
+    elsewhere = v4_post_fields(conditions, region="cn-beijing")
+
+    def post(fields: dict[str, str], key: str) -> requests.Response:
+        return requests.post(
+            f"{endpoint}/{name}",
+            data={"key": key, "success_action_status": "201", **fields},
+            files={"file": ("a.bin", b"v4 form")},
+            timeout=10,
+        )
+
+    accepted = post(good, "ota/v4.bin")
+    refused = [post(forged, "ota/forged.bin"), post(elsewhere, "ota/elsewhere.bin")]
+
+    assert accepted.status_code == 201
+    assert bucket.get_object("ota/v4.bin").read() == b"v4 form"
+    assert [r.status_code for r in refused] == [403, 403]
+    assert [error_fields(r)["Code"] for r in refused] == ["SignatureDoesNotMatch"] * 2
+    assert not bucket.object_exists("ota/forged.bin")
+
+
+def test_path_style_on_the_oss_domain_is_refused(endpoint: str, bucket: oss2.Bucket) -> None:
+    # GIVEN a request for /<bucket>/<key> with Host oss-<region>.aliyuncs.com (no bucket)
+    bucket.put_object("fw.bin", b"x")
+    name = bucket.bucket_name
+    req = oss2.http.Request("GET", f"http://{OSS_HOST}/{name}/fw.bin", region=REGION, product="oss")
+    oss2.AuthV4(AK, SK)._sign_request(req, name, "fw.bin")
+
+    response = requests.get(
+        f"{endpoint}/{name}/fw.bin", headers=dict(req.headers, Host=OSS_HOST), timeout=10
+    )
+
+    # THEN it is refused as OSS refuses path style on its own domain
+    assert response.status_code == 403
+    assert error_fields(response)["Code"] == "SecondLevelDomainForbidden"

@@ -73,12 +73,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OssObjectS
     oss.create_bucket("perf-bucket")
     with LocalServer(oss) as server:
         bucket = oss2.Bucket(
-            oss2.Auth(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET), server.url, "perf-bucket"
+            oss2.AuthV4(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+            server.url,
+            "perf-bucket",
+            region=oss.region,
         )
         adapter = OssObjectStore(
             CloudCredentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
             server.url,
             server.url,
+            region=oss.region,
         )
         yield adapter, bucket
     oss.close()

@@ -17,7 +17,14 @@ import pytest
 
 from ota_release.adapters import CloudCredentials
 from ota_release.adapters.iot import IotOtaPlatform
-from ota_release.adapters.pacing import ActionPacer, PacerTicket, shared_pacer
+from ota_release.adapters.pacing import (
+    MAX_SLOWDOWN,
+    RECOVERY_STEPS,
+    ActionPacer,
+    PacerTicket,
+    is_throttled,
+    shared_pacer,
+)
 from ota_release.settings import Settings, SettingsError
 
 
@@ -170,9 +177,9 @@ def test_the_adapter_paces_every_call_and_reports_it_back() -> None:
             events.append(f"go {action}")
             return super().acquire(action)
 
-        def done(self, ticket: PacerTicket) -> None:
-            events.append(f"back {ticket.action}")
-            super().done(ticket)
+        def done(self, ticket: PacerTicket, *, throttled: bool = False) -> None:
+            events.append(f"back {ticket.action}" + (" throttled" if throttled else ""))
+            super().done(ticket, throttled=throttled)
 
     class Body:
         success = True
@@ -190,17 +197,104 @@ def test_the_adapter_paces_every_call_and_reports_it_back() -> None:
     def broken(client: Any, models: Any) -> Any:
         raise ConnectionError("reset")
 
+    class SdkError(Exception):  # what the Tea SDK raises for IoT's throttling answer
+        code = "Throttling.User"
+        status_code = 400
+
+    def throttled(client: Any, models: Any) -> Any:
+        raise SdkError("Request was denied due to user flow control.")
+
     platform._sdk = lambda: (object(), None)  # type: ignore[method-assign] # no SDK needed
     platform._invoke("CreateOTAFirmware", answer)
     with pytest.raises(Exception, match="reset"):
         platform._invoke("ListOTAFirmware", broken)
+    with pytest.raises(Exception, match="flow control"):
+        platform._invoke("ListOTAFirmware", throttled)
     assert events == [
         "go CreateOTAFirmware",
         "request",
         "back CreateOTAFirmware",
         "go ListOTAFirmware",
         "back ListOTAFirmware",
+        "go ListOTAFirmware",
+        "back ListOTAFirmware throttled",
     ]
+
+
+def _send(pacer: ActionPacer, clock: FakeClock, action: str, *, throttled: bool = False) -> float:
+    """One call of ``action`` that comes back at once; returns when it went out."""
+    ticket = pacer.acquire(action)
+    pacer.done(ticket, throttled=throttled)
+    return clock.now
+
+
+def test_a_throttled_answer_halves_the_rate_of_every_later_call_of_that_action() -> None:
+    # GIVEN 4 calls/s, and a call the platform refuses for rate (the account is full now)
+    pacer, clock = fake_pacer(4.0, 11, margin=0.0)
+    refused = _send(pacer, clock, "ListOTAFirmware", throttled=True)
+    assert pacer.current_rate("ListOTAFirmware") == 2.0
+    # WHEN further calls of that action go within the next window, from any invocation
+    sent = [_send(pacer, clock, "ListOTAFirmware") for _ in range(2)]
+    # THEN each leaves 1 / 2 s after the one before (the first, after the refusal)
+    gaps = [b - a for a, b in zip([refused, *sent], sent, strict=False)]
+    assert gaps == [pytest.approx(0.5)] * 2
+    # AND another action keeps its full rate
+    assert pacer.current_rate("CreateOTAFirmware") == 4.0
+
+
+def test_refusals_of_calls_sent_before_the_slowdown_do_not_halve_it_again() -> None:
+    # GIVEN three calls in flight together, all refused (one burst, one signal)
+    pacer, clock = fake_pacer(8.0, 12, margin=0.0)
+    tickets = [pacer.acquire("A") for _ in range(3)]
+    for ticket in tickets:
+        pacer.done(ticket, throttled=True)
+    # THEN the rate halved once
+    assert pacer.current_rate("A") == 4.0
+    # WHEN a call sent after the slowdown is refused too, THEN it halves again
+    _send(pacer, clock, "A", throttled=True)
+    assert pacer.current_rate("A") == 2.0
+
+
+def test_the_rate_never_drops_below_its_floor() -> None:
+    pacer, clock = fake_pacer(10.0, 13, margin=0.0)
+    for _ in range(20):
+        _send(pacer, clock, "A", throttled=True)
+    assert pacer.current_rate("A") == pytest.approx(10.0 / MAX_SLOWDOWN)
+
+
+def test_windows_without_a_refusal_give_the_rate_back_step_by_step() -> None:
+    pacer, clock = fake_pacer(10.0, 14, margin=0.0)
+    _send(pacer, clock, "A", throttled=True)
+    seen = [pacer.current_rate("A")]
+    while pacer.current_rate("A") < 10.0:
+        clock.sleep(1.0)  # a full window ...
+        _send(pacer, clock, "A")  # ... and an answer that was not refused
+        seen.append(pacer.current_rate("A"))
+    assert seen == pytest.approx([5.0 + i * 10.0 / RECOVERY_STEPS for i in range(len(seen))])
+    # AND at full rate the action is paced exactly as before any throttling
+    assert "A" not in pacer._slowdowns
+
+
+def test_an_action_idle_for_many_windows_comes_back_at_full_rate() -> None:
+    pacer, clock = fake_pacer(10.0, 15, margin=0.0)
+    _send(pacer, clock, "A", throttled=True)
+    clock.sleep(60.0)
+    _send(pacer, clock, "A")
+    assert pacer.current_rate("A") == 10.0
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (type("E", (Exception,), {"code": "Throttling.User"})(), True),
+        (type("E", (Exception,), {"code": "ServiceUnavailable", "status": 429})(), True),
+        (type("E", (Exception,), {"code": "Throttling", "throttled": False})(), False),
+        (ConnectionError("reset"), False),
+        (type("E", (Exception,), {"code": "InvalidParameter", "status": 400})(), False),
+    ],
+)
+def test_what_counts_as_a_throttled_answer(error: BaseException, expected: bool) -> None:
+    assert is_throttled(error) is expected
 
 
 BASE_ENV = {

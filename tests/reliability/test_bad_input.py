@@ -97,6 +97,10 @@ BAD_SIDECARS: dict[str, tuple[str, bytes]] = {
     "top level list": (".ota.json", b'["version", "1.0.0"]'),
     "utf-16": (".ota.json", '{"version": "1.0.0"}'.encode("utf-16")),
     "yaml python tag": (".ota.yaml", b"version: !!python/object/apply:os.system ['true']\n"),
+    # The SDK cannot UTF-8 encode a lone surrogate: refused up front, never retried.
+    "lone surrogate description": (".ota.json", b'{"version": "1.0.0", "description": "\\ud800"}'),
+    "lone surrogate udi": (".ota.json", b'{"version": "1.0.0", "udi": "a\\udfffb"}'),
+    "control character": (".ota.json", b'{"version": "1.0.0", "description": "a\\u0007b"}'),
 }
 
 #: Keys OSS accepts that a naive decoder mangles; each must register normally.
@@ -164,6 +168,12 @@ def test_broken_sidecars_are_each_rejected_with_their_problem(cloud: LocalCloud)
     for name, body in notes.items():
         assert body["outcome"] == "rejected", (name, body["summary"])
         assert body["errors"] and all(e["field"] for e in body["errors"]), name
+    for name, field in (
+        ("lone surrogate description", "description"),
+        ("lone surrogate udi", "udi"),
+        ("control character", "description"),
+    ):
+        assert [e["field"] for e in notes[name]["errors"]] == [field], notes[name]["summary"]
     assert not any(p.firmware_name.startswith("dev") for p in cloud.iot.firmwares())
     print(f"broken sidecars: {len(notes)} rejected")
 

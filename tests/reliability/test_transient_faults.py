@@ -105,11 +105,15 @@ def test_sustained_throttling_keeps_the_call_rate_near_the_limit() -> None:
         for action in ("ListOTAFirmware", "GenerateOTAUploadURL", "CreateOTAFirmware"):
             per_second = calls_per_second(plan.call_times("iot", action))
             rates[action] = sum(per_second) / len(per_second)
-    # THEN throttling really was sustained, and the releases still all went through once
-    assert throttled > 10
+    # THEN IoT really throttled (28 events at once, each instance allowing itself 10
+    # calls/s against a limit of 4), and the releases still all went through once. How
+    # many calls it refused is the client's to keep small (pacing.py slows down on the
+    # first refusal), so the count is not a measure of the scenario: any refusal is.
+    assert throttled > 0
     assert report.problems() == {}
-    # AND the calls IoT received, rejected ones included, stayed near the limit: each
-    # throttled instance adds at most ~0.7 rejected calls/s (docs/reliability.md), so 4
-    # instances stay within 2x of a limit of 4, where immediate retries would reach ~50x
+    # AND the calls IoT received, rejected ones included, stayed near the limit: a
+    # refusal halves the instance's rate for that action (adapters/pacing.py), so its
+    # many throttled invocations do not each keep retrying at the instance's full share;
+    # within 2x of a limit of 4, where immediate retries would reach ~50x
     for action, rate in rates.items():
         assert rate <= 2.0 * qps, f"{action}: {rate:.2f} calls/s against a limit of {qps}"

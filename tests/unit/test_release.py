@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from ota_release.errors import (
+    AuthError,
     DuplicateNameError,
+    InvalidRequestError,
     PermanentError,
     PlatformError,
     RetriesExhausted,
@@ -362,11 +364,24 @@ def test_ambiguous_releases_get_one_message_id_whichever_half_triggered() -> Non
 def test_platform_refusing_the_parameters_is_rejected(code: str) -> None:
     h = Harness()
     h.both()
-    h.platform.fail("create_firmware", permanent(code=code))
+    refused = InvalidRequestError(
+        "iot", "CreateOTAFirmware", code, "refused", request_id="REQ-P", status=400
+    )
+    h.platform.fail("create_firmware", refused)
     assert h.run().outcome.value == "rejected"
     message = h.message()
     assert message["errors"] == [{"field": "CreateOTAFirmware", "rule": code, "value": "refused"}]
     assert "REQ-P" in message["request_ids"]["iot"]
+
+
+@pytest.mark.parametrize(
+    "code", ["InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired", "Forbidden.RAM"]
+)
+def test_refused_keys_or_token_are_a_failed_deployment_not_a_rejected_upload(code: str) -> None:
+    h = Harness()
+    h.both()
+    h.platform.fail("create_firmware", AuthError("iot", "CreateOTAFirmware", code, "refused"))
+    assert h.run().outcome.value == "failed"
 
 
 def test_oversized_sidecar_is_rejected_without_parsing() -> None:
@@ -875,7 +890,10 @@ def test_any_refused_create_looks_the_name_up_before_judging(code: str) -> None:
 def test_a_refused_create_with_no_package_of_that_name_keeps_its_reason() -> None:
     h = Harness()
     h.both()
-    h.platform.fail("create_firmware", permanent(code="iot.system.IllegalRequest"))
+    refused = InvalidRequestError(
+        "iot", "CreateOTAFirmware", "iot.system.IllegalRequest", "refused", status=400
+    )
+    h.platform.fail("create_firmware", refused)
     assert h.run().outcome.value == "rejected"
     assert h.platform.count("find_firmware") == 2  # the narrow search, then the wide one
 

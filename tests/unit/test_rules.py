@@ -269,3 +269,19 @@ def test_parse_query_helpers_read_sdk_strings() -> None:
     assert rules.parse_query_bool("1") is None
     assert rules.parse_query_int("42") == 42
     assert rules.parse_query_int("-1") is None
+
+
+@pytest.mark.parametrize("name", ["FirmwareDesc", "Udi", "DestVersion", "ModuleName", "SrcVersion"])
+def test_every_string_parameter_must_be_encodable_as_the_api_sends_it(name: str) -> None:
+    params = {"DestVersion": "1.0.0", "FirmwareName": "cam", "FirmwareUrl": "https://a/b"}
+    violations = check_create_firmware({**params, name: "x\ud800"})
+    assert [(v.field, v.rule) for v in violations] == [(name, rules.ENCODABLE_RULE)]
+    assert violations[0].as_dict()["value"] == repr("x\ud800")
+
+
+@pytest.mark.parametrize("text", ["\x00", "tab\there", "del\x7f", "\x9b[31m"])
+def test_control_characters_are_refused_in_free_text(text: str) -> None:
+    params = {"DestVersion": "1.0.0", "FirmwareName": "cam", "FirmwareUrl": "https://a/b"}
+    for name in ("FirmwareDesc", "Udi"):
+        [violation] = check_create_firmware({**params, name: text})
+        assert (violation.field, violation.rule) == (name, rules.CONTROL_RULE)

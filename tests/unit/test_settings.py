@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ota_release.settings import (
@@ -169,3 +171,151 @@ def test_instance_id_and_product_key_follow_the_api_rules(name: str, value: str)
     (problem,) = caught.value.problems
     assert problem.startswith(f"{name}: must be 1 to 64 characters")
     assert repr(value) in problem
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("OTA_RETRY_BASE_SECONDS", "fast", "number of seconds, 0 or more"),
+        ("OTA_RETRY_BASE_SECONDS", "-1", "number of seconds, 0 or more"),
+        ("OTA_RETRY_CAP_SECONDS", "nan", "number of seconds, 0 or more"),
+        ("OTA_RETRY_THROTTLE_BASE_SECONDS", "1s", "number of seconds, 0 or more"),
+        ("OTA_RETRY_MAX_ATTEMPTS", "2.5", "whole number of attempts, 1 or more"),
+        ("OTA_RETRY_MAX_ATTEMPTS", "0", "whole number of attempts, 1 or more"),
+        ("OTA_IOT_QPS", "inf", "positive number of calls per second"),
+        ("OTA_REGION", "Shanghai", "region id such as cn-shanghai"),
+        ("OTA_NOTIFY_TOPIC", "ota_outcomes", "MNS topic name"),
+    ],
+)
+def test_malformed_tuning_values_are_reported_never_replaced(
+    variable: str, value: str, words: str
+) -> None:
+    # GIVEN a malformed value that used to fall back silently to its default
+    # WHEN the settings are read THEN it is an error naming the variable, rule and value
+    [problem] = problems({**MINIMAL, variable: value})
+    assert problem.startswith(variable + ":")
+    assert words in problem
+    assert repr(value) in problem
+
+
+def test_retry_settings_reach_the_retry_policy() -> None:
+    s = load(
+        OTA_RETRY_BASE_SECONDS="0.001",
+        OTA_RETRY_CAP_SECONDS="0.5",
+        OTA_RETRY_THROTTLE_BASE_SECONDS="0",
+        OTA_RETRY_MAX_ATTEMPTS="9",
+    )
+    policy = s.retry_policy()
+    assert (policy.base, policy.cap, policy.throttle_base, policy.max_attempts) == (
+        0.001,
+        0.5,
+        0.0,
+        9,
+    )
+    default = load().retry_policy()
+    assert (default.base, default.cap, default.throttle_base, default.max_attempts) == (
+        0.2,
+        5.0,
+        1.0,
+        6,
+    )
+
+
+def test_every_error_carries_field_rule_and_value() -> None:
+    env = {**MINIMAL, "OTA_LOG_LEVEL": "trace", "OTA_RETRY_MAX_ATTEMPTS": "many"}
+    env.pop("OTA_NOTIFY_TOPIC")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert caught.value.errors == [
+        {
+            "field": "OTA_NOTIFY_TOPIC",
+            "rule": "required (the MNS topic for outcomes)",
+            "value": None,
+        },
+        {
+            "field": "OTA_LOG_LEVEL",
+            "rule": "must be DEBUG, INFO, WARNING or ERROR",
+            "value": "trace",
+        },
+        {
+            "field": "OTA_RETRY_MAX_ATTEMPTS",
+            "rule": "must be a whole number of attempts, 1 or more",
+            "value": "many",
+        },
+    ]
+
+
+def test_a_bad_log_level_does_not_break_the_import_and_is_reported_with_the_rest() -> None:
+    # GIVEN OTA_LOG_LEVEL=trace and malformed retry settings in the function's environment
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OTA_LOG_LEVEL": "trace",
+        "OTA_RETRY_CAP_SECONDS": "soon",
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+    }
+    script = (
+        "import json, ota_release.function as f\n"
+        "from ota_release.settings import SettingsError\n"
+        "try:\n"
+        "    f.settings_for(__import__('os').environ, None)\n"
+        "except SettingsError as e:\n"
+        "    print(json.dumps([p.split(':')[0] for p in e.problems]))\n"
+    )
+    # WHEN the function module is imported (a cold start) and settings are read
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    # THEN the import survives and every problem is listed together
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        "OTA_REGION",
+        "OTA_NOTIFY_TOPIC",
+        "OTA_MNS_ENDPOINT",
+        "OTA_LOG_LEVEL",
+        "OTA_RETRY_CAP_SECONDS",
+    ]
+
+
+def test_docs_configuration_lists_every_setting_with_its_default() -> None:
+    from enum import Enum
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    rows = {
+        line.split(" | ")[0][3:-1]: line.split(" | ")
+        for line in doc.splitlines()
+        if line.startswith("| `OTA_")
+    }
+    for field in Settings.model_fields.values():
+        assert field.alias in rows, f"docs/configuration.md has no row for {field.alias}"
+        default = field.default
+        if default is None or field.is_required():
+            continue
+        cell = rows[field.alias][2].strip("`")
+        if default in ((), ""):
+            assert cell == "—", f"{field.alias}: an empty default is written as —"
+        elif isinstance(default, Enum):
+            assert cell == default.value, field.alias
+        elif isinstance(default, tuple):
+            assert cell == ",".join(default), field.alias
+        elif isinstance(default, (int, float)):
+            assert float(cell) == default, field.alias
+        else:
+            assert cell == str(default), field.alias
+    documented = {name for name in rows if name.startswith("OTA_")}
+    assert documented == {f.alias for f in Settings.model_fields.values()} | {"OTA_ACCOUNT_ID"}
+
+
+@pytest.mark.parametrize("region", ["oss-cn-shanghai", "CN-SHANGHAI", "shanghai", "cn_shanghai"])
+def test_a_region_that_oss_v4_cannot_sign_for_is_reported(region: str) -> None:
+    # GIVEN a region that is not a region id (it is signed into every OSS request)
+    env = {"OTA_REGION": region, "OTA_NOTIFY_TOPIC": "t", "OTA_MNS_ENDPOINT": "http://x"}
+    # WHEN the settings are read THEN the problem names the variable, the rule and the value
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    (problem,) = caught.value.problems
+    assert problem.startswith("OTA_REGION: must be a region id such as cn-shanghai")
+    assert repr(region) in problem

@@ -639,3 +639,41 @@ def test_arbitrary_bytes_give_a_spec_or_errors(raw: bytes, key: str) -> None:
 @settings(max_examples=300, deadline=None)
 def test_arbitrary_text_gives_a_spec_or_errors(text: str, key: str) -> None:
     assert_spec_xor_errors(from_text(text.encode("utf-8", "surrogatepass"), key=key))
+
+
+# Text the API cannot send, or would send invisibly ----------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["description", "udi"])
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (b'"\\ud800"', rules.ENCODABLE_RULE),
+        (b'"night \\udfff mode"', rules.ENCODABLE_RULE),
+        (b'"a\\u0007b"', rules.CONTROL_RULE),
+        (b'"line\\nbreak"', rules.CONTROL_RULE),
+        (b'"c1 \\u0085 char"', rules.CONTROL_RULE),
+    ],
+)
+def test_free_text_that_cannot_be_sent_is_refused_naming_field_rule_and_value(
+    key: str, text: bytes, rule: str
+) -> None:
+    # GIVEN a JSON sidecar whose description/udi holds a lone surrogate or a control char
+    raw = b'{"version": "2.0.0", "' + key.encode() + b'": ' + text + b"}"
+    # WHEN it is parsed THEN the one error names the field, the rule and the value
+    error = only_error(parse_sidecar(raw, sidecar_key=JSON_KEY, firmware_key=FIRMWARE))
+    assert (error.field, error.rule) == (key, rule)
+    assert error.as_dict()["value"] == repr(json.loads(text))
+
+
+def test_a_lone_surrogate_in_an_api_name_field_is_refused_once() -> None:
+    raw = b'{"DestVersion": "2.0.0", "FirmwareName": "cam\\ud800"}'
+    error = only_error(parse_sidecar(raw, sidecar_key=JSON_KEY, firmware_key=FIRMWARE))
+    assert error.field == "FirmwareName"
+
+
+def test_unicode_and_a_human_readable_udi_are_accepted() -> None:
+    spec = spec_of(
+        from_json({"version": "2.0.0", "description": "夜间模式 😀", "udi": "(01)00844588003288"})
+    )
+    assert spec.api_params("https://x/y", MD5_HEX, 1)["Udi"] == "(01)00844588003288"

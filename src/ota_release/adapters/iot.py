@@ -10,7 +10,9 @@ from ota_release.adapters.pacing import ActionPacer, shared_pacer
 
 __all__ = ["ActionPacer", "IotOtaPlatform", "classify_sdk_error", "shared_pacer"]
 from ota_release.errors import (
+    AuthError,
     DuplicateNameError,
+    InvalidRequestError,
     NotFoundError,
     PermanentError,
     PlatformError,
@@ -19,26 +21,78 @@ from ota_release.errors import (
 from ota_release.ports import CreatedFirmware, FirmwareRequest, ListedPackage, UploadTicket
 
 PAGE_SIZE = 100
-#: Codes worth a retry whatever HTTP status carried them.
-TRANSIENT_CODES = {
-    "iot.system.SystemException",
-    "iot.system.SystemBusy",
-    "Throttling",
-    "Throttling.User",
-    "Throttling.Api",
-    "Throttling.Concurrency",
-    "ServiceUnavailable",
-    "InternalError",
-    "RequestTimeout",
-}
-#: Codes that mean "a package with this FirmwareName exists" (the stand-in's and the
-#: documented spellings; the real code is unconfirmed, see docs/operations.md).
-DUPLICATE_NAME_CODES = {
-    "iot.ota.FirmwareNameExisted",
-    "iot.ota.FirmwareNameExists",
-    "iot.ota.RepeatedFirmwareName",
-}
-NOT_FOUND_CODES = {"iot.ota.FirmwareNotFound"}
+#: Codes worth a retry whatever HTTP status carried them: the public IoT error list's
+#: ``iot.system.SystemException`` ("retry later") and the gateway's throttling codes
+#: (``Throttling``, ``Throttling.User``, ``Throttling.Api``: HTTP 400, sometimes 429).
+TRANSIENT_CODES = frozenset(
+    {
+        "iot.system.SystemException",
+        "iot.system.SystemBusy",
+        "Throttling",
+        "Throttling.User",
+        "Throttling.Api",
+        "Throttling.Concurrency",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
+#: Keys, STS token, signature, clock or RAM permission refused: the deployment is at fault
+#: (``failed``), never the upload. Exact codes, then the families they belong to.
+AUTH_CODES = frozenset(
+    {
+        "iot.common.RamActionPermissionDeny",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "SignatureNonceUsed",
+        "Forbidden",
+        "NoPermission",
+    }
+)
+AUTH_CODE_PREFIXES = (
+    "InvalidAccessKeyId",  # .NotFound, .Inactive
+    "InvalidSecurityToken",  # .Expired, .Malformed, .MismatchWithAccessKey
+    "InvalidTimeStamp",  # .Expired, .Format: the clock, not the request
+    "Forbidden.",  # Forbidden.RAM, Forbidden.AccessKeyDisabled, ...
+    "SignatureDoesNotMatch",
+)
+#: Codes that blame the request's content (a ``rejected`` release, fixed by uploading
+#: again): the public IoT list's IllegalRequest, and the gateway's parameter codes.
+INVALID_REQUEST_CODES = frozenset(
+    {"iot.system.IllegalRequest", "InvalidParameter", "MissingParameter"}
+)
+INVALID_REQUEST_PREFIXES = ("InvalidParameter.", "MissingParameter.", "iot.system.IllegalRequest.")
+#: "A package with this FirmwareName exists": NOT in any public source (the stand-in's
+#: spelling and guesses). A hint only: after any refused CreateOTAFirmware the pipeline
+#: looks the name up, so nothing depends on the platform using one of these.
+DUPLICATE_NAME_CODES = frozenset(
+    {
+        "iot.ota.FirmwareNameExisted",
+        "iot.ota.FirmwareNameExists",
+        "iot.ota.RepeatedFirmwareName",
+    }
+)
+NOT_FOUND_CODES = frozenset({"iot.ota.FirmwareNotFound"})
+#: Known permanent codes that blame neither the upload nor the keys (``failed``), kept
+#: permanent even when an HTTP 5xx carries them.
+PERMANENT_CODES = frozenset({"iot.system.InstanceNotFound", "iot.common.InvalidPageParams"})
+#: Class names of errors raised before anything was sent: the request could not be built.
+LOCAL_ERROR_NAMES = frozenset({"ValidateException", "RequiredArgumentException"})
+
+
+def _permanent_class(code: str) -> type[PermanentError] | None:
+    """The permanent error a business or gateway code names, or None when it names none."""
+    if code in AUTH_CODES or code.startswith(AUTH_CODE_PREFIXES):
+        return AuthError
+    if code in INVALID_REQUEST_CODES or code.startswith(INVALID_REQUEST_PREFIXES):
+        return InvalidRequestError
+    if code in DUPLICATE_NAME_CODES:
+        return DuplicateNameError
+    if code in NOT_FOUND_CODES:
+        return NotFoundError
+    if code in PERMANENT_CODES:
+        return PermanentError
+    return None
 
 
 def _error_for(
@@ -49,12 +103,9 @@ def _error_for(
     status: int | None,
     retry_after_ms: int | None = None,
 ) -> PlatformError:
+    """Read the code first; only a code that names nothing lets the HTTP status decide."""
     retry_after = retry_after_ms / 1000.0 if retry_after_ms else None
-    if (
-        code in TRANSIENT_CODES
-        or code.startswith("Throttling")
-        or (status is not None and (status >= 500 or status == 429))
-    ):
+    if code in TRANSIENT_CODES or code.startswith("Throttling"):
         return TransientError(
             "iot",
             operation,
@@ -64,13 +115,35 @@ def _error_for(
             status=status,
             retry_after=retry_after,
         )
-    if code in DUPLICATE_NAME_CODES:
-        return DuplicateNameError(
-            "iot", operation, code, message, request_id=request_id, status=status
+    permanent = _permanent_class(code)
+    if permanent is not None:
+        return permanent("iot", operation, code, message, request_id=request_id, status=status)
+    if status is not None and (status >= 500 or status == 429):
+        return TransientError(
+            "iot",
+            operation,
+            code,
+            message,
+            request_id=request_id,
+            status=status,
+            retry_after=retry_after,
         )
-    if code in NOT_FOUND_CODES:
-        return NotFoundError("iot", operation, code, message, request_id=request_id, status=status)
     return PermanentError("iot", operation, code, message, request_id=request_id, status=status)
+
+
+def _local_cause(exc: BaseException) -> BaseException | None:
+    """The error behind ``exc`` when it was raised before the request left this process.
+
+    The Tea SDK wraps everything in UnretryableException, keeping the original as
+    ``inner_exception``: a UnicodeEncodeError (a value UTF-8 cannot encode) or the SDK's own
+    parameter validation mean no answer could ever change the outcome.
+    """
+    for candidate in (exc, getattr(exc, "inner_exception", None)):
+        if isinstance(candidate, (UnicodeEncodeError, TypeError)):
+            return candidate
+        if candidate is not None and type(candidate).__name__ in LOCAL_ERROR_NAMES:
+            return candidate
+    return None
 
 
 def classify_sdk_error(exc: Exception, operation: str) -> PlatformError:
@@ -91,6 +164,16 @@ def classify_sdk_error(exc: Exception, operation: str) -> PlatformError:
             int(status) if status else None,
             int(retry_after) if retry_after else None,
         )
+    local = _local_cause(exc)
+    if isinstance(local, UnicodeEncodeError):
+        return InvalidRequestError(
+            "iot",
+            operation,
+            "RequestEncodingError",
+            f"the request cannot be encoded as the API sends it (UTF-8): {local}",
+        )
+    if local is not None:
+        return PermanentError("iot", operation, type(local).__name__, str(local)[:300])
     # No code: the request never got an answer (connection refused/reset, timeout) or the
     # answer was not JSON. Either way nothing was decided server-side that we can read.
     return TransientError("iot", operation, type(exc).__name__, str(exc)[:300])

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from ota_release.adapters import CloudCredentials
-from ota_release.errors import PermanentError, TransientError
+from ota_release.errors import AuthError, PermanentError, PlatformError, TransientError
 from ota_release.ports import PublishReceipt
 
-#: MNS error types that no retry can fix.
-PERMANENT_TYPES = {
+#: MNS error types that no retry can fix: keys, token, signature or permission refused
+#: (a deployment problem) ...
+AUTH_TYPES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken"}
+)
+#: ... and the rest (a missing topic, a message MNS cannot take).
+PERMANENT_TYPES = AUTH_TYPES | {
     "TopicNotExist",
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
     "InvalidArgument",
     "MessageBodyTooLarge",
     "MalformedXML",
-    "InvalidSecurityToken",
 }
 
 
@@ -62,7 +63,11 @@ class MnsNotifier:
         try:
             result = self._get_topic().publish_message(TopicMessage(body, tag))
         except MNSServerException as exc:
-            cls = PermanentError if exc.type in PERMANENT_TYPES else TransientError
+            cls: type[PlatformError] = TransientError
+            if exc.type in AUTH_TYPES:
+                cls = AuthError
+            elif exc.type in PERMANENT_TYPES:
+                cls = PermanentError
             raise cls(
                 "mns", "PublishMessage", exc.type, exc.message, request_id=exc.req_id
             ) from exc

@@ -2,6 +2,12 @@
 
 oss2 (with requests) is imported on first use only, so an invocation that ends after the
 HEAD and sidecar GET ("waiting", "rejected") never loads it.
+
+Every OSS request the project signs is signed with V4 (``OSS4-HMAC-SHA256``, region in
+the credential scope): OSS refuses V1 for new accounts (since 2025-03-01) and new buckets
+(since 2025-09-01), per Alibaba's "Guidelines for upgrading V1 signatures to V4
+signatures". :func:`oss_auth` / :func:`oss_bucket` are the one place oss2's signer is
+chosen; the function and the CLI both build their buckets with them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ota_release.adapters import CloudCredentials
-from ota_release.adapters.oss_reads import OssReads, classify_status, is_ip_host, xml_error
+from ota_release.adapters.oss_reads import (
+    OssReads,
+    check_region,
+    classify_status,
+    is_ip_host,
+    xml_error,
+)
 from ota_release.digest import prefetched
 from ota_release.errors import PermanentError, PlatformError, TransientError
 from ota_release.ports import ObjectInfo, ObjectStream, UploadTicket
@@ -83,6 +95,49 @@ def _oss2() -> Any:
                 sys.meta_path.remove(finder)
             _oss2_module = oss2
         return _oss2_module
+
+
+def oss_auth(credentials: CloudCredentials) -> Any:
+    """The oss2 signer for ``credentials``: V4, with the STS token when there is one.
+
+    oss2 signs V4 only for a Bucket/Service that is given ``region=`` (see
+    :func:`oss_bucket`); V1 (``oss2.Auth``, ``StsAuth`` without ``auth_version``) is never
+    used.
+    """
+    oss2 = _oss2()
+    c = credentials
+    if c.security_token:
+        return oss2.StsAuth(
+            c.access_key_id,
+            c.access_key_secret,
+            c.security_token,
+            auth_version=oss2.AUTH_VERSION_4,
+        )
+    return oss2.AuthV4(c.access_key_id, c.access_key_secret)
+
+
+def oss_bucket(
+    credentials: CloudCredentials,
+    endpoint: str,
+    bucket: str,
+    *,
+    region: str,
+    connect_timeout: float = 10.0,
+    enable_crc: bool = False,
+) -> Any:
+    """An ``oss2.Bucket`` that signs every request and URL with V4 for ``region``.
+
+    ValueError naming the region when it is not a region id (``cn-shanghai``).
+    """
+    oss2 = _oss2()
+    return oss2.Bucket(
+        oss_auth(credentials),
+        endpoint,
+        bucket,
+        region=check_region(region),
+        connect_timeout=connect_timeout,
+        enable_crc=enable_crc,
+    )
 
 
 def classify_oss_error(exc: Exception, operation: str) -> PlatformError:
@@ -197,9 +252,11 @@ class OssObjectStore:
         endpoint: str,
         public_endpoint: str,
         *,
+        region: str,
         connect_timeout: float = 10.0,
     ) -> None:
         self._credentials = credentials
+        self._region = check_region(region)
         self._endpoint = endpoint
         self._public_endpoint = public_endpoint
         self._connect_timeout = connect_timeout
@@ -207,22 +264,15 @@ class OssObjectStore:
         self._small: OssReads | None = None
 
     def _bucket(self, name: str, endpoint: str | None = None) -> Any:
-        oss2 = _oss2()
-
         endpoint = endpoint or self._endpoint
         cached = self._buckets.get((endpoint, name))
         if cached is not None:
             return cached
-        c = self._credentials
-        auth = (
-            oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token)
-            if c.security_token
-            else oss2.Auth(c.access_key_id, c.access_key_secret)
-        )
-        bucket = oss2.Bucket(
-            auth,
+        bucket = oss_bucket(
+            self._credentials,
             endpoint,
             name,
+            region=self._region,
             connect_timeout=self._connect_timeout,
             # We verify integrity ourselves (size + CRC-64 with crcmod's C extension)
             # so oss2's pure-Python fallback never runs on the hot path.
@@ -233,7 +283,12 @@ class OssObjectStore:
 
     def _reads(self) -> OssReads:
         if self._small is None:
-            self._small = OssReads(self._credentials, self._endpoint, timeout=self._connect_timeout)
+            self._small = OssReads(
+                self._credentials,
+                self._endpoint,
+                region=self._region,
+                timeout=self._connect_timeout,
+            )
         return self._small
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:

@@ -17,6 +17,23 @@ So every call is anchored to facts, not plans. Call ``k`` goes out only when
 
 This costs one round trip per ``limit`` calls, a few milliseconds, instead of a
 throttled call's backoff of a second or more.
+
+**A throttled answer slows the whole instance down, not only the call that got it.** The
+platform's limit is the account's, shared with every other instance and client, so
+``rate`` is only this instance's share when everyone keeps to theirs. Once the platform
+says "throttled", the account is over its limit *now*: every call of that action from this
+instance, not just the refused one's retry, must slow down, or an instance serving many
+invocations (``InstanceConcurrency`` > 1) keeps sending at its full share while each
+invocation backs off on its own (measured: ListOTAFirmware arriving at 8-9 calls/s
+against a limit of 4, two instances of 20 invocations each). So, per action:
+
+- a throttled answer halves the instance's rate for that action (once per decrease:
+  answers to calls sent before the last decrease already reflect the old rate), down to
+  ``rate / MAX_SLOWDOWN``, and the next call leaves no sooner than ``1 / reduced rate``
+  after the refusal came back, then each call that long after the one before it;
+- every full window without a throttled answer gives back ``rate / RECOVERY_STEPS``
+  (counted when an unrefused answer comes back), until the full rate is reached and the
+  action is paced as before.
 """
 
 from __future__ import annotations
@@ -31,6 +48,10 @@ from dataclasses import dataclass
 
 #: How often a call waiting on another call's progress looks again (seconds).
 POLL = 0.002
+#: A throttled action's rate never drops below ``rate / MAX_SLOWDOWN``.
+MAX_SLOWDOWN = 32
+#: A throttled action regains ``rate / RECOVERY_STEPS`` per window without a refusal.
+RECOVERY_STEPS = 10
 
 
 @dataclass(eq=False)
@@ -43,6 +64,15 @@ class PacerTicket:
     anchor: PacerTicket | None  # the call ``limit`` places earlier (must have come back)
     sent: float | None = None
     ended: float | None = None
+
+
+@dataclass
+class _Slowdown:
+    """An action's reduced rate after the platform throttled it (see the module doc)."""
+
+    rate: float
+    changed: float  # when the rate last went down or up
+    last_sent: float  # the latest call sent, or throttled answer received
 
 
 class ActionPacer:
@@ -68,6 +98,7 @@ class ActionPacer:
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be positive, got {rate}")
+        self.rate = rate
         self.limit = max(1, int(rate))
         self.window = max(1.0, self.limit / rate) * (1.0 + margin)
         self._clock = clock
@@ -75,6 +106,7 @@ class ActionPacer:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._queues: dict[str, deque[PacerTicket]] = {}
+        self._slowdowns: dict[str, _Slowdown] = {}
 
     def plan(self, action: str) -> PacerTicket:
         """Queue a call of ``action``; its ``planned`` moment says when it may go at best."""
@@ -106,8 +138,13 @@ class ActionPacer:
                 wait = max(wait, POLL)
             else:
                 wait = max(wait, anchor.ended + self.window - now)
+        slow = self._slowdowns.get(ticket.action)
+        if slow is not None:
+            wait = max(wait, slow.last_sent + 1.0 / slow.rate - now)
         if wait <= 0:
             ticket.sent = now
+            if slow is not None:
+                slow.last_sent = now
             # Drop the links: a ticket only needs them until it goes out, and keeping
             # them would chain every ticket ever issued together.
             ticket.previous = ticket.anchor = None
@@ -132,18 +169,59 @@ class ActionPacer:
                 ticket.previous = ticket.anchor = None
             raise
 
-    def done(self, ticket: PacerTicket) -> None:
-        """The call's response (or failure) is back."""
+    def done(self, ticket: PacerTicket, *, throttled: bool = False) -> None:
+        """The call's response (or failure) is back; ``throttled``: the platform refused it
+        for rate (its limit is full now), which slows this action down (module doc)."""
         with self._lock:
-            ticket.ended = self._clock()
+            now = ticket.ended = self._clock()
+            slow = self._slowdowns.get(ticket.action)
+            if throttled:
+                sent = ticket.sent if ticket.sent is not None else now
+                if slow is None:
+                    slow = self._slowdowns[ticket.action] = _Slowdown(self.rate / 2, now, now)
+                elif sent > slow.changed:
+                    slow.rate = max(self.rate / MAX_SLOWDOWN, slow.rate / 2)
+                    slow.changed = now
+                slow.last_sent = max(slow.last_sent, now)
+            elif slow is not None and now - slow.changed >= self.window:
+                # One step per full window since the last change: an action idle for a
+                # while comes back at full rate on its first unrefused answer.
+                windows = int((now - slow.changed) / self.window)
+                slow.rate += windows * self.rate / RECOVERY_STEPS
+                slow.changed = now
+                if slow.rate >= self.rate:
+                    del self._slowdowns[ticket.action]
+
+    def current_rate(self, action: str) -> float:
+        """The rate ``action`` is paced at now: ``rate``, or less after throttling."""
+        with self._lock:
+            slow = self._slowdowns.get(action)
+            return self.rate if slow is None else slow.rate
 
     @contextmanager
     def call(self, action: str) -> Iterator[PacerTicket]:
+        """Pace one call; an exception marked ``throttled`` (see :func:`is_throttled`)
+        reports a throttled answer."""
         ticket = self.acquire(action)
+        throttled = False
         try:
             yield ticket
+        except BaseException as exc:
+            throttled = is_throttled(exc)
+            raise
         finally:
-            self.done(ticket)
+            self.done(ticket, throttled=throttled)
+
+
+def is_throttled(exc: BaseException) -> bool:
+    """Whether an error says the platform refused the call for rate (any exception type
+    with a ``throttled`` attribute, or a code like ``Throttling*`` / HTTP 429)."""
+    flag = getattr(exc, "throttled", None)
+    if isinstance(flag, bool):
+        return flag
+    code = str(getattr(exc, "code", "") or "")
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    return code.startswith("Throttling") or status == 429
 
 
 _shared_pacers: dict[float, ActionPacer] = {}

@@ -35,21 +35,35 @@ def normalise_prefix(prefix: str) -> str:
 
 
 def oss_bucket(target: CloudTarget, bucket: str, *, enable_crc: bool) -> Any:
-    """An oss2.Bucket for the target's credentials (STS when a token is present)."""
+    """An oss2.Bucket for the target's credentials, signing V4 for the target's region."""
     import oss2
 
-    c = target.credentials
-    auth = (
-        oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token)
-        if c.security_token
-        else oss2.Auth(c.access_key_id, c.access_key_secret)
-    )
+    from ota_release.adapters.oss import oss_bucket as v4_bucket
+    from ota_release.adapters.oss_reads import check_region
+
     if not oss2.utils.is_valid_bucket_name(bucket):
         raise UsageProblem(f"{bucket!r} is not a valid OSS bucket name")
     endpoint = target.oss()
     if not oss2.utils.is_valid_endpoint(endpoint):
         raise UsageProblem(f"{endpoint!r} is not a valid OSS endpoint")
-    return oss2.Bucket(auth, endpoint, bucket, connect_timeout=10, enable_crc=enable_crc)
+    if not target.region:
+        raise UsageProblem(
+            "no region for the OSS signature (V4 signs the region into every request, "
+            "even with --oss-endpoint): pass --region, set ALIBABA_CLOUD_REGION_ID or "
+            "region_id in the aliyun profile"
+        )
+    try:
+        region = check_region(target.region, "--region")
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+    return v4_bucket(
+        target.credentials,
+        endpoint,
+        bucket,
+        region=region,
+        connect_timeout=10,
+        enable_crc=enable_crc,
+    )
 
 
 def crc_is_fast() -> bool:

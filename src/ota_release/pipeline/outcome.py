@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ota_release.errors import DuplicateNameError, NotFoundError, PermanentError, PlatformError
+from ota_release.errors import (
+    DuplicateNameError,
+    InvalidRequestError,
+    NotFoundError,
+    PermanentError,
+    PlatformError,
+)
 from ota_release.notification import ErrorItem, FileRef, Notification, Outcome
 from ota_release.pipeline.context import ObjectChanged, Release, Stop
 from ota_release.pipeline.locate import missing
@@ -26,9 +32,9 @@ class Result:
 
 
 def is_invalid_input(error: PlatformError) -> bool:
-    """Platform errors that blame the request's content (a ``rejected`` outcome)."""
-    code = error.code.lower()
-    return any(word in code for word in ("invalid", "illegal", "parameter", "validate"))
+    """Platform errors that blame the request's content (a ``rejected`` outcome): the
+    adapters decide which codes those are, and raise InvalidRequestError for them."""
+    return isinstance(error, InvalidRequestError)
 
 
 def stop_for(r: Release, exc: Exception) -> Stop:
