@@ -8,6 +8,7 @@ Rules (stated in the document's introduction too):
 - the source either starts with "assumed" followed by why, or cites a document: a link
   (``https://...``), or an SDK source file (a backticked ``*.py``/``*.js``/``*.ts`` path)
   together with the SDK's version;
+- no source cites the team's internal notes (PLATFORM_NOTES), which readers cannot open;
 - the test cell names one or more tests as backticked ``tests/...py::test_name`` (an
   optional ``[param]`` suffix and a ``Class::`` part are allowed); each file exists and
   defines each named function.
@@ -35,6 +36,8 @@ _SDK_FILE = re.compile(r"`[^`\s]+\.(?:py|js|ts)`")
 _VERSION = re.compile(r"\b\d+\.\d+(?:\.\d+)?\b")
 _TEST_REF = re.compile(r"`(tests/[^`:\s]+\.py)((?:::[A-Za-z_][A-Za-z0-9_]*)+)(?:\[[^`\]]*\])?`")
 _ASSUMED_REASON_WORDS = 4
+#: Team-internal files outside the repository: never a source a reader can check.
+_INTERNAL_SOURCES = ("PLATFORM_NOTES",)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ def source_problem(source: str) -> str | None:
     plain = source.replace("*", "").strip()
     if not plain:
         return "the source is empty"
+    internal = [name for name in _INTERNAL_SOURCES if name in source]
+    if internal:
+        return f"the source cites {internal[0]}, a team-internal file; cite the public document"
     if plain.lower().startswith("assumed"):
         reason = re.sub(r"^assumed\W*", "", plain, flags=re.IGNORECASE)
         if len(reason.split()) < _ASSUMED_REASON_WORDS:
@@ -220,6 +226,7 @@ def test_checker_splits_cells_on_unescaped_pipes_outside_code() -> None:
         ("assumed: unknown", False),
         ("the docs", False),
         ("`mns/mns_tool.py`", False),
+        ("https://www.alibabacloud.com/help/doc-detail/27497.htm; PLATFORM_NOTES", False),
         ("", False),
     ],
 )

@@ -249,9 +249,13 @@ def test_a_bad_log_level_does_not_break_the_import_and_is_reported_with_the_rest
     # GIVEN OTA_LOG_LEVEL=trace and malformed retry settings in the function's environment
     import subprocess
     import sys
+    from pathlib import Path
 
     env = {
         "PATH": "/usr/bin:/bin",
+        # The library as the interpreter running the suite sees it (an editable install,
+        # or PYTHONPATH=src in the CPython 3.10 run).
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
         "OTA_LOG_LEVEL": "trace",
         "OTA_RETRY_CAP_SECONDS": "soon",
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
