@@ -68,6 +68,7 @@ from typing import IO, Any, Literal, Protocol
 
 from localcloud.contracts import FaultHook
 from localcloud.credentials import Credential, CredentialStore
+from localcloud.faults import CRASH_ENV
 from localcloud.fc_template import FunctionSpec, mns_topic_from_arn
 
 Flavour = Literal["fun", "s"]
@@ -84,6 +85,9 @@ UNHANDLED_ERROR = "UnhandledInvocationError"
 #: The executor is sized at start() for at least this many instances, so a cap raised
 #: later by set_max_instances() still gets a worker per slot (up to this many instances).
 EXECUTOR_MIN_INSTANCES = 8
+
+#: Run instead of the function's handler when crash points are configured (test only).
+CRASH_HANDLER = "localcloud.crash_handler.handler"
 
 # Only these host variables reach an instance: the function must see FC's environment,
 # not the developer's (which may hold real cloud keys).
@@ -666,6 +670,12 @@ class LocalFunctionCompute:
 
     # ------------------------------------------------------------------ instances
 
+    def handler(self) -> str:
+        """The handler an instance runs: the function's, or with crash points its wrapper."""
+        if {**self.spec.env, **self.env_overrides}.get(CRASH_ENV):
+            return CRASH_HANDLER
+        return self.spec.handler
+
     def instance_env(self) -> dict[str, str]:
         """The environment an instance process starts with (FC's, not the host's)."""
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
@@ -700,6 +710,9 @@ class LocalFunctionCompute:
                 ),
             }
         )
+        if self.handler() != self.spec.handler:
+            # The project's custom runtime (runtime_server.py) runs this handler instead.
+            env["OTA_RUNTIME_HANDLER"] = self.handler()
         return env
 
     def _argv(self) -> list[str]:
@@ -710,7 +723,7 @@ class LocalFunctionCompute:
                 "--code-dir",
                 str(self.code_dir),
                 "--handler",
-                self.spec.handler,
+                self.handler(),
             ]
             if self.spec.initializer:
                 argv += ["--initializer", self.spec.initializer]

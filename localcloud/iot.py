@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
@@ -666,8 +666,3 @@ def _json(status: int, request_id: str, payload: Mapping[str, Any]) -> Response:
         content_type="application/json;charset=utf-8",
         headers={"x-acs-request-id": request_id},
     )
-
-
-def firmware_as_dict(record: FirmwareRecord) -> dict[str, Any]:
-    """A plain-dict view of a stored package, for JSON dumps in the demo."""
-    return asdict(record)

@@ -34,15 +34,6 @@ class PlatformError(Exception):
         self.retry_after = retry_after
         super().__init__(f"{service} {operation} failed: {code}: {message}")
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "service": self.service,
-            "operation": self.operation,
-            "code": self.code,
-            "message": self.message,
-            "request_id": self.request_id,
-        }
-
 
 class TransientError(PlatformError):
     """Worth retrying: throttling, 5xx, timeouts, connection resets, SystemException."""

@@ -27,7 +27,14 @@ from ota_release.events import (
     parse_trigger_event,
     screen_records,
 )
-from ota_release.release import ReleaseConfig, ReleasePipeline, Result
+from ota_release.pipeline import (
+    Checkpoint,
+    ReleaseConfig,
+    ReleasePipeline,
+    Result,
+    no_checkpoint,
+)
+from ota_release.ports import Notifier, OtaPlatform, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import LOG_LEVELS, Settings, SettingsError
 
@@ -102,9 +109,9 @@ def credentials_from(context: Any, env: Mapping[str, str]) -> CloudCredentials:
 class Adapters:
     """The three ports, built for one invocation's credentials."""
 
-    store: Any
-    platform: Any
-    notifier: Any
+    store: Storage
+    platform: OtaPlatform
+    notifier: Notifier
 
 
 def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
@@ -145,6 +152,7 @@ def handle(
     env: Mapping[str, str] | None = None,
     adapters: Adapters | None = None,
     retry: RetryPolicy | None = None,
+    checkpoint: Checkpoint = no_checkpoint,
 ) -> dict[str, Any]:
     """Process one FC invocation; return the summary of outcomes.
 
@@ -179,7 +187,20 @@ def handle(
         return summary
     if adapters is None:
         adapters = build_adapters(settings, credentials_from(context, env))
-    pipeline = ReleasePipeline(
+    pipeline = _pipeline(settings, adapters, retry or settings.retry_policy(), request_id)
+    pipeline.checkpoint = checkpoint  # crash points of a fault-injection run, else a no-op
+    failures = _process_records(pipeline, batch, deadline, summary)
+    logger.thread_safe_clear_keys()
+    if failures:
+        raise _for_the_runtime(failures[0])
+    return summary
+
+
+def _pipeline(
+    settings: Settings, adapters: Adapters, retry: RetryPolicy, request_id: str | None
+) -> ReleasePipeline:
+    """The release pipeline these settings describe, over these adapters."""
+    return ReleasePipeline(
         adapters.store,
         adapters.platform,
         adapters.notifier,
@@ -189,12 +210,16 @@ def handle(
             sidecar_suffixes=settings.sidecar_suffixes,
             product_key=settings.product_key,
             iot_instance_id=settings.iot_instance_id,
-            # Length + TLS guard the download; CRC-64 would halve throughput (benchmarks.md).
-            verify_crc64=False,
         ),
-        retry=retry or settings.retry_policy(),
+        retry=retry,
         fc_request_id=request_id,
     )
+
+
+def _process_records(
+    pipeline: ReleasePipeline, batch: TriggerBatch, deadline: Deadline, summary: dict[str, Any]
+) -> list[BaseException]:
+    """Take every record to an outcome; the failures FC must retry the invocation for."""
     failures: list[BaseException] = []
     for record in batch.records:
         logger.thread_safe_append_keys(object_key=record.key, outcome="processing")
@@ -214,10 +239,7 @@ def handle(
         summary["results"].append(
             {"key": result.key, "outcome": result.outcome.value, "message_id": result.message_id}
         )
-    logger.thread_safe_clear_keys()
-    if failures:
-        raise _for_the_runtime(failures[0])
-    return summary
+    return failures
 
 
 #: Skipped records logged one line each per invocation; the rest are counted in one line.
@@ -267,6 +289,6 @@ def _for_the_runtime(exc: BaseException) -> BaseException:
     return exc
 
 
-def handle_json(event: Any, context: Any) -> str:
+def handle_json(event: Any, context: Any, checkpoint: Checkpoint = no_checkpoint) -> str:
     """``handle`` with the summary serialised, as FC returns it to async callers."""
-    return json.dumps(handle(event, context), ensure_ascii=False)
+    return json.dumps(handle(event, context, checkpoint=checkpoint), ensure_ascii=False)

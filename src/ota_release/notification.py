@@ -7,7 +7,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ota_release.digest import Digest
+
+if TYPE_CHECKING:
+    from ota_release.rules import Violation
+    from ota_release.sidecar import ReleaseSpec
 
 SCHEMA = "ota-release/notification/v1"
 #: MNS rejects message bodies over 64 KB; keep a margin for the XML envelope.
@@ -44,6 +50,91 @@ MESSAGE_TAGS = {"already_registered": "already_reg"}
 MAX_TAG_LENGTH = 16
 
 
+@dataclass(frozen=True)
+class FileRef:
+    """One of the release's two objects, by key and the ETag it had when it was read."""
+
+    key: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class PackageRef:
+    """The firmware package an outcome is about (body field ``firmware``)."""
+
+    id: str
+    name: str
+    utc_create: str | None
+    #: How the package's FirmwareUrl was made; only on ``created``.
+    url_mode: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "utc_create": self.utc_create}
+        if self.url_mode is not None:
+            out["url_mode"] = self.url_mode
+        return out
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    """One entry of ``errors``: the field, the rule, and the value as the subscriber sees it.
+
+    A broken API or sidecar rule arrives as a :class:`~ota_release.rules.Violation` and is
+    shown as it shows itself (:meth:`of`); a fact the pipeline describes in words (an ETag
+    that changed, the sidecars found) keeps its words.
+    """
+
+    field: str
+    rule: str
+    value: Any = None
+
+    @classmethod
+    def of(cls, violation: Violation) -> ErrorItem:
+        shown = violation.as_dict()
+        return cls(shown["field"], shown["rule"], shown["value"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "rule": self.rule, "value": self.value}
+
+
+#: Shorter "request ids" are not masked: they could match ordinary words by chance.
+MIN_MASKED_REQUEST_ID = 8
+
+
+@dataclass
+class RequestIds:
+    """The request ids of the calls behind one outcome, so an operator can ask the provider.
+
+    Published as ``{"fc": ..., "oss_event": ..., "oss": [...], "iot": [...]}``: FC's
+    invocation and OSS's event request id as strings, then each service's calls in the
+    order they were first made.
+    """
+
+    fc: str | None = None
+    oss_event: str | None = None
+    calls: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, service: str, request_id: str | None) -> None:
+        if request_id and request_id not in self.calls.setdefault(service, []):
+            self.calls[service].append(request_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.fc:
+            out["fc"] = self.fc
+        if self.oss_event:
+            out["oss_event"] = self.oss_event
+        out.update({service: list(ids) for service, ids in self.calls.items() if ids})
+        return out
+
+    def values(self) -> list[str]:
+        """Every id worth masking in text (long enough not to match a word), longest first."""
+        found = {self.fc, self.oss_event, *(i for ids in self.calls.values() for i in ids)}
+        return sorted(
+            {i for i in found if i and len(i) >= MIN_MASKED_REQUEST_ID}, key=len, reverse=True
+        )
+
+
 @dataclass
 class Notification:
     """Everything a subscriber needs to act on one outcome."""
@@ -56,14 +147,33 @@ class Notification:
     etag: str | None = None
     event_name: str | None = None
     event_time: str | None = None
-    firmware_key: str | None = None
-    sidecar_key: str | None = None
-    spec: dict[str, Any] | None = None
-    firmware: dict[str, Any] | None = None
-    digest: dict[str, Any] | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    request_ids: dict[str, Any] = field(default_factory=dict)
-    identity: tuple[str, ...] = ()
+    firmware_file: FileRef | None = None
+    sidecar_file: FileRef | None = None
+    spec: ReleaseSpec | None = None
+    package: PackageRef | None = None
+    digest: Digest | None = None
+    errors: list[ErrorItem] = field(default_factory=list)
+    request_ids: RequestIds = field(default_factory=RequestIds)
+
+    def __post_init__(self) -> None:
+        self.summary = scrub(self.summary)
+
+    @property
+    def about(self) -> list[str]:
+        """What the fact is about: the triggering object, or for a release both halves.
+
+        A release-level outcome (:data:`RELEASE_OUTCOMES`) that knows either half names
+        both objects' keys and ETags, so the firmware's and the sidecar's events agree.
+        """
+        fw, sc = self.firmware_file, self.sidecar_file
+        if (fw or sc) and self.outcome in RELEASE_OUTCOMES:
+            return [
+                fw.key if fw else "",
+                fw.etag if fw else "",
+                sc.key if sc else "",
+                sc.etag if sc else "",
+            ]
+        return [self.key, self.etag or ""]
 
     @property
     def message_id(self) -> str:
@@ -81,30 +191,26 @@ class Notification:
 
         Left out: ``message_id``, ``published_at``, ``request_ids`` (and any of them
         quoted in an error or the summary), ``errors_dropped`` (derived), the ``event``,
-        the object's ``size``, the digest's ``source`` and the package's ``utc_create``
-        (CreateOTAFirmware and ListOTAFirmware may spell it differently). ``identity``
-        names what the fact is about: for a release-level outcome, both objects' keys and
-        ETags instead of the triggering object, so both halves' events agree.
+        the object's ``size``, the package's ``utc_create`` (CreateOTAFirmware and
+        ListOTAFirmware may spell it differently) and the digest's ``source`` (a staged
+        copy hashes the stream, a later judgement of the same package may take the ETag).
+        ``about`` names what the fact is about (:attr:`about`).
         """
-        rids = _request_id_values(self.request_ids)
-        content: dict[str, Any] = {
+        rids = self.request_ids.values()
+        return {
             "schema": SCHEMA,
             "outcome": self.outcome.value,
             "bucket": self.bucket,
-            "about": list(self.identity) or [self.key, self.etag or ""],
+            "about": self.about,
             # SDK messages quote the request id of the refused call: mask them here.
             "summary": _mask_request_ids(self.summary, rids),
-            "firmware_key": self.firmware_key,
-            "sidecar_key": self.sidecar_key,
-            "spec": self.spec,
-            "firmware": _without(self.firmware, "utc_create"),
-            # How the digest was learnt (a stream, or an ETag) is not part of the fact: a
-            # crash-retry that finds its own package reads the ETag where the first try
-            # streamed, and must publish under the same id.
-            "digest": _without(self.digest, "source"),
-            "errors": _mask_request_ids(self.errors, rids),
+            "firmware_key": self.firmware_file.key if self.firmware_file else None,
+            "sidecar_key": self.sidecar_file.key if self.sidecar_file else None,
+            "spec": self._spec(),
+            "firmware": _without(self._package(), "utc_create"),
+            "digest": _without(self._digest(), "source"),
+            "errors": _mask_request_ids(self._errors(), rids),
         }
-        return content
 
     def to_body(self, now: datetime | None = None) -> str:
         """The JSON body, trimmed to fit MNS's size limit."""
@@ -121,35 +227,55 @@ class Notification:
                 "etag": self.etag,
             },
             "event": {"name": self.event_name, "time": self.event_time},
-            "firmware_key": self.firmware_key,
-            "sidecar_key": self.sidecar_key,
-            "spec": self.spec,
-            "firmware": self.firmware,
-            "digest": self.digest,
-            "errors": list(self.errors),
+            "firmware_key": self.firmware_file.key if self.firmware_file else None,
+            "sidecar_key": self.sidecar_file.key if self.sidecar_file else None,
+            "spec": self._spec(),
+            "firmware": self._package(),
+            "digest": self._digest(),
+            "errors": self._errors(),
             "errors_dropped": 0,
-            "request_ids": self.request_ids,
+            "request_ids": self.request_ids.as_dict(),
             "published_at": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         }
         return fit_message(message)
 
+    def _spec(self) -> dict[str, Any] | None:
+        if self.spec is None:
+            return None
+        shown: dict[str, Any] = scrub(self.spec.model_dump(exclude_none=True))
+        return shown
+
+    def _package(self) -> dict[str, Any] | None:
+        return self.package.as_dict() if self.package else None
+
+    def _digest(self) -> dict[str, Any] | None:
+        d = self.digest
+        if d is None:
+            return None
+        return {"sign_method": d.sign_method, "sign": d.sign, "size": d.size, "source": d.source}
+
+    def _errors(self) -> list[dict[str, Any]]:
+        shown: list[dict[str, Any]] = scrub([e.as_dict() for e in self.errors])
+        return shown
+
+
+def scrub(value: Any) -> Any:
+    """Replace lone surrogates in strings, recursively, so the message can be UTF-8.
+
+    A YAML sidecar may spell ``"\\ud800"``: the value (and the error quoting it) then holds
+    a character UTF-8 cannot encode, and the rejection could never be published.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
+
 
 def _without(value: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
     return None if value is None else {k: v for k, v in value.items() if k != name}
-
-
-#: Shorter "request ids" are not masked: they could match ordinary words by chance.
-MIN_MASKED_REQUEST_ID = 8
-
-
-def _request_id_values(request_ids: dict[str, Any]) -> list[str]:
-    """Every request id in ``request_ids`` (values are strings or lists of them)."""
-    found: list[str] = []
-    for value in request_ids.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and len(item) >= MIN_MASKED_REQUEST_ID:
-                found.append(item)
-    return sorted(set(found), key=len, reverse=True)
 
 
 def _mask_request_ids(value: Any, ids: list[str]) -> Any:

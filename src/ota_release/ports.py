@@ -6,10 +6,35 @@ with the cloud SDKs, and the unit tests with in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from ota_release.firmware_request import FirmwareRequest
+
+__all__ = [
+    "CreatedFirmware",
+    "FirmwareRequest",
+    "ListedPackage",
+    "Notifier",
+    "ObjectInfo",
+    "ObjectStream",
+    "ObjectTooLarge",
+    "OtaPlatform",
+    "PublishReceipt",
+    "Storage",
+    "UploadTicket",
+]
+
+
+class ObjectTooLarge(ValueError):
+    """An object holds more bytes than the reader asked to take (``Storage.read_small``)."""
+
+    def __init__(self, key: str, limit: int) -> None:
+        super().__init__(f"{key} is larger than {limit} bytes")
+        self.key = key
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -47,7 +72,7 @@ class UploadTicket:
     request_id: str | None = None
 
 
-class ObjectStore(Protocol):
+class Storage(Protocol):
     """The watched bucket (read only) and the staged upload target."""
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -55,7 +80,7 @@ class ObjectStore(Protocol):
         ...
 
     def read_small(self, bucket: str, key: str, limit: int) -> bytes:
-        """Read an object of at most ``limit`` bytes (more raises ValueError)."""
+        """Read an object of at most ``limit`` bytes (a larger one raises ObjectTooLarge)."""
         ...
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> ObjectStream:
@@ -89,8 +114,8 @@ class ObjectStore(Protocol):
 
 
 @dataclass(frozen=True)
-class FirmwareRecord:
-    """A firmware package as IoT Platform lists it."""
+class ListedPackage:
+    """A firmware package that already exists, as IoT Platform lists (and queries) it."""
 
     firmware_id: str
     name: str
@@ -119,6 +144,8 @@ class FirmwareRecord:
 
 @dataclass(frozen=True)
 class CreatedFirmware:
+    """CreateOTAFirmware's answer."""
+
     firmware_id: str
     utc_create: str | None
     request_id: str | None
@@ -133,15 +160,15 @@ class OtaPlatform(Protocol):
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> FirmwareRecord | None:
+    ) -> ListedPackage | None:
         """The existing package called ``name``, if any, searched through every page.
 
         ``dest_version``/``product_key`` narrow the listing; None searches all packages.
         """
         ...
 
-    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
-        """CreateOTAFirmware with API-named parameters."""
+    def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
+        """CreateOTAFirmware."""
         ...
 
     def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:

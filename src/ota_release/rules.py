@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ota_release.firmware_request import REQUEST_FIELDS
+
 # Documented limits -------------------------------------------------------------------------
 
 FIRMWARE_NAME_MAX = 40
@@ -48,7 +50,6 @@ MODULE_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 #: A lenient sanity rule that stops whitespace, slashes and the like.
 PRODUCT_KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
 IOT_INSTANCE_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-HEX_PATTERN = r"^[0-9a-f]+$"
 #: Free text (FirmwareDesc, Udi) may hold any character but these: C0 controls, DEL and C1
 #: controls. The API documents none of them; they are invisible in the console and in
 #: notifications, and a UDI is written in its human-readable form (GS1 application
@@ -64,22 +65,7 @@ _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 _FREE_TEXT_RE = re.compile(FREE_TEXT_PATTERN)
 
 #: API parameter names that CreateOTAFirmware accepts for a single-file package.
-API_PARAMETERS = (
-    "DestVersion",
-    "FirmwareName",
-    "FirmwareUrl",
-    "IotInstanceId",
-    "FirmwareSign",
-    "SignMethod",
-    "FirmwareSize",
-    "ProductKey",
-    "FirmwareDesc",
-    "Type",
-    "SrcVersion",
-    "ModuleName",
-    "NeedToVerify",
-    "Udi",
-)
+API_PARAMETERS = tuple(f.api for f in REQUEST_FIELDS)
 REQUIRED = ("DestVersion", "FirmwareName", "FirmwareUrl")
 
 

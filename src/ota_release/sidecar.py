@@ -22,26 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from ota_release import rules
+from ota_release.firmware_request import REQUEST_FIELDS, FirmwareRequest
 from ota_release.rules import Violation
 
 MAX_SIDECAR_BYTES = 64 * 1024
 MAX_NESTING = 16
 
-#: friendly key -> API parameter name
+#: friendly key -> API parameter name (from the one list of request fields)
 FRIENDLY_TO_API: dict[str, str] = {
-    "version": "DestVersion",
-    "name": "FirmwareName",
-    "module": "ModuleName",
-    "type": "Type",
-    "src_version": "SrcVersion",
-    "product_key": "ProductKey",
-    "description": "FirmwareDesc",
-    "sign_method": "SignMethod",
-    "sign": "FirmwareSign",
-    "size": "FirmwareSize",
-    "need_to_verify": "NeedToVerify",
-    "udi": "Udi",
-    "iot_instance_id": "IotInstanceId",
+    f.sidecar_key: f.api for f in REQUEST_FIELDS if f.sidecar_key is not None
 }
 API_TO_FRIENDLY = {api: friendly for friendly, api in FRIENDLY_TO_API.items()}
 SCHEMA_KEY = "$schema"
@@ -179,25 +168,28 @@ class ReleaseSpec(BaseModel):
     udi: str | None = None
     iot_instance_id: str | None = None
 
+    def firmware_request(self, firmware_url: str, sign: str, size: int) -> FirmwareRequest:
+        """The CreateOTAFirmware request for this spec and the measured object."""
+        return FirmwareRequest(
+            dest_version=self.version,
+            firmware_name=self.name,
+            firmware_url=firmware_url,
+            firmware_sign=sign,
+            firmware_size=size,
+            sign_method=self.sign_method,
+            iot_instance_id=self.iot_instance_id,
+            product_key=self.product_key,
+            firmware_desc=self.description,
+            type=self.type,
+            src_version=self.src_version,
+            module_name=self.module,
+            need_to_verify=self.need_to_verify,
+            udi=self.udi,
+        )
+
     def api_params(self, firmware_url: str, sign: str, size: int) -> dict[str, Any]:
-        """CreateOTAFirmware parameters for this spec and the measured object."""
-        params: dict[str, Any] = {
-            "DestVersion": self.version,
-            "FirmwareName": self.name,
-            "FirmwareUrl": firmware_url,
-            "SignMethod": self.sign_method,
-            "FirmwareSign": sign,
-            "FirmwareSize": size,
-            "Type": self.type,
-            "SrcVersion": self.src_version,
-            "ModuleName": self.module,
-            "ProductKey": self.product_key,
-            "FirmwareDesc": self.description,
-            "NeedToVerify": self.need_to_verify,
-            "Udi": self.udi,
-            "IotInstanceId": self.iot_instance_id,
-        }
-        return {k: v for k, v in params.items() if v is not None}
+        """CreateOTAFirmware parameters for this spec and the measured object, by API name."""
+        return self.firmware_request(firmware_url, sign, size).api_params()
 
 
 @dataclass(frozen=True)
@@ -326,32 +318,8 @@ def validate_document(
     """Validate an already-parsed sidecar mapping."""
     errors: list[Violation] = []
     fields, labels = _map_keys(doc, errors)
-
-    typed: dict[str, Any] = {}
-    try:
-        typed = SidecarDocument.model_validate(fields).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        bad: set[str] = set()
-        for err in exc.errors():
-            loc = str(err["loc"][0]) if err["loc"] else "sidecar"
-            bad.add(loc)
-            rule = _pydantic_rule(err)
-            # For a missing field pydantic's "input" is the whole document: show nothing.
-            seen = None if err.get("type") == "missing" else err.get("input")
-            errors.append(Violation(labels.get(loc, loc), rule, seen))
-        typed = {k: v for k, v in fields.items() if k not in bad}
-    typed.pop("schema_", None)
-    typed.pop(SCHEMA_KEY, None)
-
-    sign_method = _normalise_sign_method(typed.get("sign_method"))
-    if sign_method is not None:
-        typed["sign_method"] = sign_method
-    if "sign" in typed:
-        method = typed.get("sign_method", "MD5")
-        typed["sign"] = normalise_sign(typed["sign"], method)
-    if "type" in typed and isinstance(typed["type"], str):
-        typed["type"] = _TYPE_WORDS[typed["type"]]
-
+    typed = _typed(fields, labels, errors)
+    _normalise(typed)
     if "product_key" not in typed and default_product_key and "product_key" not in fields:
         typed["product_key"] = default_product_key
     if (
@@ -380,6 +348,40 @@ def validate_document(
         return SidecarResult(None, errors)
     spec = ReleaseSpec(name_derived=name_derived, **typed)
     return SidecarResult(spec, [])
+
+
+def _typed(
+    fields: dict[str, Any], labels: dict[str, str], errors: list[Violation]
+) -> dict[str, Any]:
+    """The fields the model accepts, typed; a violation for each one it refuses."""
+    typed: dict[str, Any] = {}
+    try:
+        typed = SidecarDocument.model_validate(fields).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        bad: set[str] = set()
+        for err in exc.errors():
+            loc = str(err["loc"][0]) if err["loc"] else "sidecar"
+            bad.add(loc)
+            rule = _pydantic_rule(err)
+            # For a missing field pydantic's "input" is the whole document: show nothing.
+            seen = None if err.get("type") == "missing" else err.get("input")
+            errors.append(Violation(labels.get(loc, loc), rule, seen))
+        typed = {k: v for k, v in fields.items() if k not in bad}
+    typed.pop("schema_", None)
+    typed.pop(SCHEMA_KEY, None)
+    return typed
+
+
+def _normalise(typed: dict[str, Any]) -> None:
+    """SignMethod upper-case, the sign as lowercase hex, a type word as its number."""
+    sign_method = _normalise_sign_method(typed.get("sign_method"))
+    if sign_method is not None:
+        typed["sign_method"] = sign_method
+    if "sign" in typed:
+        method = typed.get("sign_method", "MD5")
+        typed["sign"] = normalise_sign(typed["sign"], method)
+    if "type" in typed and isinstance(typed["type"], str):
+        typed["type"] = _TYPE_WORDS[typed["type"]]
 
 
 def _map_keys(

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from ota_release.ports import FirmwareRequest
+
 pytestmark = pytest.mark.integration
 
 BUCKET = "firmware-bucket"
@@ -379,12 +381,12 @@ def register(local_cloud: Any, name: str = "cam-2_0_0", version: str = "2.0.0") 
         protocol="http",
     )
     created = iot.create_firmware(
-        {
-            "FirmwareName": name,
-            "DestVersion": version,
-            "FirmwareUrl": local_cloud.oss.url_for(BUCKET, key),
-            "ProductKey": "a1Cam",
-        }
+        FirmwareRequest(
+            firmware_name=name,
+            dest_version=version,
+            firmware_url=local_cloud.oss.url_for(BUCKET, key),
+            product_key="a1Cam",
+        )
     )
     return created.firmware_id
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localcloud.cloud import LocalCloud
-from ota_release.release import ReleasePipeline
+from ota_release.pipeline import ReleasePipeline
 from ota_release.retry import Deadline, RetryPolicy
 from scripts import soak
 from tests.unit.fakes import Ports, object_created

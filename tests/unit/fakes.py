@@ -1,4 +1,4 @@
-"""In-memory fakes of the three ports (ObjectStore, OtaPlatform, Notifier), for unit tests.
+"""In-memory fakes of the three ports (Storage, OtaPlatform, Notifier), for unit tests.
 
 They behave like the services as far as the release logic can tell (ETag = uppercase MD5
 for Normal objects, FirmwareName unique per account, a package quota) and record every
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -26,8 +26,10 @@ from ota_release.errors import (
 from ota_release.events import ObjectCreated
 from ota_release.ports import (
     CreatedFirmware,
-    FirmwareRecord,
+    FirmwareRequest,
+    ListedPackage,
     ObjectInfo,
+    ObjectTooLarge,
     PublishReceipt,
     UploadTicket,
 )
@@ -114,11 +116,11 @@ class _Faults:
         return sum(1 for name, _ in self.calls if name == operation)
 
 
-# ObjectStore ---------------------------------------------------------------------------------
+# Storage -------------------------------------------------------------------------------------
 
 
 @dataclass
-class StoredObject:
+class FakeObject:
     data: bytes
     object_type: str = "Normal"
     last_modified: datetime = UPLOADED_AT
@@ -175,7 +177,7 @@ class StagedUpload:
     filename: str
 
 
-class FakeObjectStore(_Faults):
+class FakeStorage(_Faults):
     """The watched bucket plus the IoT staging host, in a dict.
 
     Operations for :meth:`fail`: ``head``, ``read_small``, ``open_stream``, ``object_url``,
@@ -184,7 +186,7 @@ class FakeObjectStore(_Faults):
 
     def __init__(self, clock: FakeClock | None = None) -> None:
         super().__init__()
-        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.objects: dict[tuple[str, str], FakeObject] = {}
         self.staged: dict[str, StagedUpload] = {}
         self.streams: list[FakeStream] = []
         #: buckets that do not exist: every call naming one raises NoSuchBucket
@@ -206,7 +208,7 @@ class FakeObjectStore(_Faults):
     ) -> ObjectInfo:
         """Store an object; ``crc64=True`` computes the CRC OSS would report."""
         crc = crc64_of(data) if crc64 is True else (crc64 or None)
-        stored = StoredObject(data, object_type, last_modified, etag, crc)
+        stored = FakeObject(data, object_type, last_modified, etag, crc)
         self.objects[(bucket, key)] = stored
         return stored.info(bucket, key)
 
@@ -235,7 +237,7 @@ class FakeObjectStore(_Faults):
         if stored is None:
             raise not_found()
         if len(stored.data) > limit:
-            raise ValueError(f"{key} is larger than {limit} bytes")
+            raise ObjectTooLarge(key, limit)
         return stored.data
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> FakeStream:
@@ -302,19 +304,19 @@ class FakeOtaPlatform(_Faults):
         self.clock = clock or FakeClock()
         #: called before each upload ticket is handed out (a test can race it)
         self.before_ticket: Any = None
-        self.firmware: list[FirmwareRecord] = []
+        self.firmware: list[ListedPackage] = []
         self.created_params: list[dict[str, Any]] = []
         self.tickets: list[UploadTicket] = []
         self.quota = quota
         self.now = now
         self._ids = itertools.count(1)
 
-    def add(self, **fields: Any) -> FirmwareRecord:
+    def add(self, **fields: Any) -> ListedPackage:
         """Register a package directly (as if created earlier by someone else)."""
         fields.setdefault("firmware_id", f"fw-existing-{next(self._ids)}")
         fields.setdefault("utc_create", "2025-01-01T00:00:00.000Z")
         fields.setdefault("udi", "")  # the platform adapter asks QueryOTAFirmware for it
-        record = FirmwareRecord(**fields)
+        record = ListedPackage(**fields)
         self.firmware.append(record)
         return record
 
@@ -324,7 +326,7 @@ class FakeOtaPlatform(_Faults):
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> FirmwareRecord | None:
+    ) -> ListedPackage | None:
         self._enter("find_firmware", name, dest_version, product_key, iot_instance_id)
         for record in self.firmware:
             if record.name != name:
@@ -336,9 +338,10 @@ class FakeOtaPlatform(_Faults):
             return record
         return None
 
-    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
-        self._enter("create_firmware", dict(params))
-        self.created_params.append(dict(params))
+    def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
+        params = request.api_params()  # recorded by API name, as the service would see it
+        self._enter("create_firmware", params)
+        self.created_params.append(params)
         if any(r.name == params["FirmwareName"] for r in self.firmware):
             raise DuplicateNameError(
                 "iot", "CreateOTAFirmware", "iot.ota.FirmwareNameExisted", "name taken"
@@ -349,7 +352,7 @@ class FakeOtaPlatform(_Faults):
             )
         number = next(self._ids)
         utc_create = self.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        record = FirmwareRecord(
+        record = ListedPackage(
             firmware_id=f"fw-{number:04d}",
             name=params["FirmwareName"],
             dest_version=params["DestVersion"],
@@ -412,12 +415,12 @@ class Ports:
     """The three fakes together, as a pipeline or ``function.handle`` takes them."""
 
     clock: FakeClock = field(default_factory=FakeClock)
-    store: FakeObjectStore = field(init=False)
+    store: FakeStorage = field(init=False)
     platform: FakeOtaPlatform = field(init=False)
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
 
     def __post_init__(self) -> None:
-        self.store = FakeObjectStore(self.clock)
+        self.store = FakeStorage(self.clock)
         self.platform = FakeOtaPlatform(clock=self.clock)
 
 

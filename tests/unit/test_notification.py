@@ -10,14 +10,21 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ota_release.digest import Digest
 from ota_release.notification import (
     MAX_MESSAGE_BYTES,
     MAX_TAG_LENGTH,
+    RELEASE_OUTCOMES,
     SCHEMA,
+    ErrorItem,
+    FileRef,
     Notification,
     Outcome,
+    PackageRef,
+    RequestIds,
     fit_message,
 )
+from ota_release.sidecar import ReleaseSpec
 
 NOW = datetime(2025, 11, 20, 3, 14, 7, 123456, tzinfo=timezone.utc)
 
@@ -28,14 +35,16 @@ def note(**kwargs: Any) -> Notification:
         "summary": "registered cam 2.0.0 as fw-1",
         "bucket": "firmware-bucket",
         "key": "fw/cam.bin",
-        "identity": ("fw/cam.bin", "ETAG", "fw-1"),
+        "firmware_file": FileRef("fw/cam.bin", "ETAG"),
     }
     base.update(kwargs)
     return Notification(**base)
 
 
 def test_body_has_every_documented_field() -> None:
-    body = json.loads(note(size=5, etag="E", spec={"version": "1"}).to_body(NOW))
+    body = json.loads(
+        note(size=5, etag="E", spec=ReleaseSpec(version="1", name="cam")).to_body(NOW)
+    )
     assert set(body) == {
         "schema",
         "message_id",
@@ -66,24 +75,27 @@ def test_body_has_every_documented_field() -> None:
 def test_message_id_is_deterministic_and_depends_on_outcome_and_identity() -> None:
     assert note().message_id == note().message_id
     assert note().message_id != note(outcome=Outcome.CONFLICT).message_id
-    assert note().message_id != note(identity=("fw/cam.bin", "ETAG", "fw-2")).message_id
+    assert note().message_id != note(firmware_file=FileRef("fw/cam.bin", "ETAG2")).message_id
     assert note().message_id != note(bucket="other").message_id
 
 
 def test_two_rejections_of_one_release_with_different_problems_get_different_ids() -> None:
     # GIVEN the same release rejected first for a too-large sidecar, then as ambiguous
-    about = ("fw/cam.bin", "E1", "fw/cam.bin.ota.json", "E2")
+    about: dict[str, Any] = {
+        "firmware_file": FileRef("fw/cam.bin", "E1"),
+        "sidecar_file": FileRef("fw/cam.bin.ota.json", "E2"),
+    }
     too_large = note(
         outcome=Outcome.REJECTED,
-        identity=about,
         summary="the sidecar is too large",
-        errors=[{"field": "sidecar", "rule": "must be at most 65536 bytes", "value": "1 MB"}],
+        errors=[ErrorItem("sidecar", "must be at most 65536 bytes", "1 MB")],
+        **about,
     )
     ambiguous = note(
         outcome=Outcome.REJECTED,
-        identity=about,
         summary="fw/cam.bin has more than one sidecar; keep exactly one",
-        errors=[{"field": "sidecar", "rule": "exactly one sidecar per firmware file"}],
+        errors=[ErrorItem("sidecar", "exactly one sidecar per firmware file")],
+        **about,
     )
     # THEN a subscriber that drops duplicates by id still sees both
     assert too_large.message_id != ambiguous.message_id
@@ -95,9 +107,9 @@ def test_request_ids_quoted_in_an_error_do_not_change_the_id() -> None:
         message = f"code: 403, denied request id: {request_id}"
         return note(
             outcome=Outcome.FAILED,
-            identity=(),
-            errors=[{"field": "ListOTAFirmware", "rule": "Forbidden.RAM", "value": message}],
-            request_ids={"fc": "fc-" + request_id, "iot": [request_id]},
+            firmware_file=None,
+            errors=[ErrorItem("ListOTAFirmware", "Forbidden.RAM", message)],
+            request_ids=RequestIds(fc="fc-" + request_id, calls={"iot": [request_id]}),
         )
 
     # THEN both publish under one id
@@ -107,10 +119,9 @@ def test_request_ids_quoted_in_an_error_do_not_change_the_id() -> None:
 # Message identity, as a property (docs/notifications.md, "Message identity") ------------
 
 _WORDS = st.sampled_from(["", "a", "b", "a\x1fb", "中", "E1", "<request-id>"])
-_ERRORS = st.lists(
-    st.fixed_dictionaries({"field": _WORDS, "rule": _WORDS, "value": _WORDS}), max_size=2
-)
-_ABOUT = st.sampled_from([(), ("fw", "E1", "fw.ota.json", "E2"), ("fw", "E1", "", "")])
+_ERRORS = st.lists(st.builds(ErrorItem, _WORDS, _WORDS, _WORDS), max_size=2)
+_FILES = st.none() | st.builds(FileRef, _WORDS, st.sampled_from(["E1", "E2"]))
+_SOURCES = st.sampled_from(["etag", "stream"])
 
 
 @st.composite
@@ -122,13 +133,12 @@ def notifications(draw: st.DrawFn) -> Notification:
         bucket=draw(st.sampled_from(["b1", "b2"])),
         key=draw(_WORDS),
         etag=draw(st.none() | _WORDS),
-        firmware_key=draw(st.none() | _WORDS),
-        sidecar_key=draw(st.none() | _WORDS),
-        spec=draw(st.none() | st.fixed_dictionaries({"version": _WORDS})),
-        firmware=draw(st.none() | st.fixed_dictionaries({"id": _WORDS, "name": _WORDS})),
-        digest=draw(st.none() | st.fixed_dictionaries({"sign": _WORDS})),
+        firmware_file=draw(_FILES),
+        sidecar_file=draw(_FILES),
+        spec=draw(st.none() | st.builds(ReleaseSpec, version=_WORDS, name=st.just("cam"))),
+        package=draw(st.none() | st.builds(PackageRef, _WORDS, _WORDS, st.none())),
+        digest=draw(st.none() | st.builds(Digest, st.just(1), st.just("MD5"), _WORDS, _SOURCES)),
         errors=draw(_ERRORS),
-        identity=draw(_ABOUT),
     )
 
 
@@ -136,18 +146,23 @@ def _content(n: Notification) -> str:
     """The documented identity, read from the published body (not from message_id's code).
 
     The body minus the delivery's facts; ``object`` stands for itself unless the
-    notification names both halves it reports on (``identity``).
+    notification reports on a release and knows either half: then both halves' keys and
+    ETags.
     """
     body = json.loads(n.to_body(NOW))
     for name in ("message_id", "published_at", "request_ids", "errors_dropped", "event"):
         del body[name]
     body["object"].pop("size")
-    if n.identity:
-        body["object"] = {"bucket": body["object"]["bucket"], "about": list(n.identity)}
+    fw, sc = n.firmware_file, n.sidecar_file
+    if (fw or sc) and n.outcome in RELEASE_OUTCOMES:
+        halves = [[f.key, f.etag] if f else ["", ""] for f in (fw, sc)]
+        body["object"] = {"bucket": body["object"]["bucket"], "about": halves}
     elif body["object"]["etag"] is None:
         body["object"]["etag"] = ""
     if body["firmware"] is not None:
         body["firmware"].pop("utc_create", None)
+    if body["digest"] is not None:
+        body["digest"].pop("source", None)
     return json.dumps(body, sort_keys=True)
 
 
@@ -172,17 +187,22 @@ def test_a_replay_with_other_delivery_facts_keeps_its_id(
 ) -> None:
     # GIVEN the same fact, published by another attempt: other request ids (quoted in an
     # error too), event time, object size as delivered and the package's creation stamp
+    # and the digest obtained another way (the ETag instead of the stream, say)
+    package, digest = n.package, n.digest
     replay = dataclasses.replace(
         n,
-        request_ids={"fc": "FC-" + request_id, "iot": [request_id]},
+        request_ids=RequestIds(fc="FC-" + request_id, calls={"iot": [request_id]}),
         event_name="ObjectCreated:PostObject",
         event_time=event_time,
         size=size,
-        firmware=None if n.firmware is None else {**n.firmware, "utc_create": utc_create},
-        errors=[*n.errors, {"field": "f", "rule": "r", "value": f"request id: {request_id}"}],
+        package=package and dataclasses.replace(package, utc_create=utc_create),
+        digest=digest and dataclasses.replace(digest, source="etag"),
+        errors=[*n.errors, ErrorItem("f", "r", f"request id: {request_id}")],
     )
     original = dataclasses.replace(
-        n, errors=[*n.errors, {"field": "f", "rule": "r", "value": "request id: <request-id>"}]
+        n,
+        digest=digest and dataclasses.replace(digest, source="stream"),
+        errors=[*n.errors, ErrorItem("f", "r", "request id: <request-id>")],
     )
     # THEN it is published under the same id
     assert replay.message_id == original.message_id
@@ -201,13 +221,13 @@ def test_chinese_text_is_kept_readable() -> None:
 
 
 def test_small_message_is_not_trimmed() -> None:
-    errors = [{"field": "f", "rule": "r", "value": "v"}] * 3
+    errors = [ErrorItem("f", "r", "v")] * 3
     body = json.loads(note(outcome=Outcome.REJECTED, errors=errors).to_body(NOW))
     assert (len(body["errors"]), body["errors_dropped"]) == (3, 0)
 
 
 def test_huge_error_list_is_cut_from_the_end_and_counted() -> None:
-    errors = [{"field": f"k{i}", "rule": "x" * 200, "value": "v"} for i in range(2000)]
+    errors = [ErrorItem(f"k{i}", "x" * 200, "v") for i in range(2000)]
     body = note(outcome=Outcome.REJECTED, errors=errors).to_body(NOW)
     message = json.loads(body)
     assert len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
@@ -225,7 +245,7 @@ def test_long_spec_strings_are_shortened_as_a_last_resort() -> None:
 
 
 def test_multibyte_text_is_measured_in_bytes_not_characters() -> None:
-    errors = [{"field": "description", "rule": "中" * 100, "value": "中"} for _ in range(300)]
+    errors = [ErrorItem("description", "中" * 100, "中") for _ in range(300)]
     body = note(outcome=Outcome.REJECTED, errors=errors).to_body(NOW)
     assert len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
     assert json.loads(body)["errors_dropped"] > 0
@@ -234,7 +254,7 @@ def test_multibyte_text_is_measured_in_bytes_not_characters() -> None:
 def test_fields_that_are_not_known_are_null_never_absent() -> None:
     # GIVEN a `waiting` for a firmware file whose sidecar has not arrived
     body = json.loads(
-        note(outcome=Outcome.WAITING, identity=(), firmware_key="fw/cam.bin").to_body(NOW)
+        note(outcome=Outcome.WAITING, firmware_file=FileRef("fw/cam.bin", "E")).to_body(NOW)
     )
     # THEN every documented field is present; what is not known is null
     for name in ("sidecar_key", "spec", "firmware", "digest"):

@@ -19,7 +19,8 @@ from ota_release.errors import (
     RetriesExhausted,
 )
 from ota_release.notification import MAX_MESSAGE_BYTES, MAX_TAG_LENGTH, SCHEMA, Outcome
-from ota_release.release import ReleaseConfig, ReleasePipeline, Result
+from ota_release.pipeline import ReleaseConfig, ReleasePipeline, Result
+from ota_release.ports import CreatedFirmware, FirmwareRequest
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import UrlMode
 from tests.unit.fakes import (
@@ -516,8 +517,9 @@ def test_exhausted_retries_raise_and_publish_nothing() -> None:
     assert h.notifier.attempts == []
 
 
-def test_corrupted_read_is_raised_for_fc_to_retry() -> None:
-    h = Harness()
+def test_with_crc64_verification_on_a_corrupted_read_is_raised_for_fc_to_retry() -> None:
+    # The deployed function leaves CRC-64 off (docs/benchmarks.md); this is the opt-in.
+    h = Harness(ReleaseConfig(verify_crc64=True))
     h.both(object_type="Multipart", crc64=crc64_of(FW) ^ 0xFF)
     with pytest.raises(PlatformError) as caught:
         h.run()
@@ -874,10 +876,10 @@ def test_any_refused_create_looks_the_name_up_before_judging(code: str) -> None:
     h.both()
     create = h.platform.create_firmware
 
-    def taken(params: Any) -> Any:
+    def taken(request: FirmwareRequest) -> CreatedFirmware:
         h.platform.add(name=NAME, dest_version="9.9.9", sign="0" * 32, size=1)
         h.platform.fail("create_firmware", permanent(code=code))
-        return create(params)
+        return create(request)
 
     h.platform.create_firmware = taken  # type: ignore[method-assign]
     # WHEN processed THEN the pipeline finds the package and reports a conflict, not rejected
@@ -989,7 +991,7 @@ def test_the_retry_window_is_fcs_max_event_age_in_both_templates() -> None:
     import re
     from pathlib import Path
 
-    from ota_release.release import FC_MAX_EVENT_AGE
+    from ota_release.pipeline import FC_MAX_EVENT_AGE
 
     root = Path(__file__).resolve().parents[2]
     template = (root / "template.yml").read_text(encoding="utf-8")
@@ -1035,3 +1037,42 @@ def test_a_refused_upload_ticket_is_reported_with_the_release_it_belongs_to() ->
     assert (message["firmware_key"], message["sidecar_key"]) == (FW_KEY, SC_KEY)
     assert message["spec"]["name"] == NAME
     assert h.platform.count("create_firmware") == 0
+
+
+# Checkpoints (crash points are injected from outside, docs/reliability.md) ---------------------
+
+
+def test_an_injected_checkpoint_is_called_at_each_named_point_in_order() -> None:
+    # GIVEN a pipeline given a checkpoint that records where it was called
+    h = Harness()
+    h.both()
+    reached: list[tuple[str, str]] = []
+    h.pipeline.checkpoint = lambda point, key: reached.append((point, key))
+    # WHEN a release is created
+    h.run()
+    # THEN every crash point was passed, in the order the release reaches them
+    assert reached == [
+        ("after_digest", FW_KEY),
+        ("after_create", FW_KEY),
+        ("before_notify", FW_KEY),
+        ("during_notify", FW_KEY),
+    ]
+
+
+def test_a_checkpoint_that_ends_the_process_after_create_leaves_no_notification() -> None:
+    # GIVEN a checkpoint that stops the invocation right after CreateOTAFirmware
+    class Crash(BaseException):
+        pass
+
+    def crash_after_create(point: str, key: str) -> None:
+        if point == "after_create":
+            raise Crash
+
+    h = Harness()
+    h.both()
+    h.pipeline.checkpoint = crash_after_create
+    # WHEN processed THEN the package exists but nothing was published
+    with pytest.raises(Crash):
+        h.run()
+    assert h.platform.count("create_firmware") == 1
+    assert h.notifier.attempts == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ota_release.adapters import CloudCredentials
@@ -18,7 +18,7 @@ from ota_release.errors import (
     PlatformError,
     TransientError,
 )
-from ota_release.ports import CreatedFirmware, FirmwareRecord, UploadTicket
+from ota_release.ports import CreatedFirmware, FirmwareRequest, ListedPackage, UploadTicket
 
 PAGE_SIZE = 100
 #: Codes worth a retry whatever HTTP status carried them: the public IoT error list's
@@ -78,24 +78,6 @@ NOT_FOUND_CODES = frozenset({"iot.ota.FirmwareNotFound"})
 PERMANENT_CODES = frozenset({"iot.system.InstanceNotFound", "iot.common.InvalidPageParams"})
 #: Class names of errors raised before anything was sent: the request could not be built.
 LOCAL_ERROR_NAMES = frozenset({"ValidateException", "RequiredArgumentException"})
-
-
-_PARAM_TO_ATTR = {
-    "DestVersion": "dest_version",
-    "FirmwareName": "firmware_name",
-    "FirmwareUrl": "firmware_url",
-    "IotInstanceId": "iot_instance_id",
-    "FirmwareSign": "firmware_sign",
-    "SignMethod": "sign_method",
-    "FirmwareSize": "firmware_size",
-    "ProductKey": "product_key",
-    "FirmwareDesc": "firmware_desc",
-    "Type": "type",
-    "SrcVersion": "src_version",
-    "ModuleName": "module_name",
-    "NeedToVerify": "need_to_verify",
-    "Udi": "udi",
-}
 
 
 def _permanent_class(code: str) -> type[PermanentError] | None:
@@ -276,7 +258,7 @@ class IotOtaPlatform:
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> FirmwareRecord | None:
+    ) -> ListedPackage | None:
         """Page through ListOTAFirmware (filtered by version/product when given) for ``name``.
 
         ListOTAFirmware cannot filter by name, so the pipeline narrows by DestVersion first
@@ -291,7 +273,7 @@ class IotOtaPlatform:
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> FirmwareRecord | None:
+    ) -> ListedPackage | None:
         page = 1
         while True:
 
@@ -310,7 +292,7 @@ class IotOtaPlatform:
             items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
             for item in items:
                 if item.firmware_name == name:
-                    return FirmwareRecord(
+                    return ListedPackage(
                         firmware_id=item.firmware_id,
                         name=item.firmware_name,
                         dest_version=item.dest_version,
@@ -348,8 +330,9 @@ class IotOtaPlatform:
         info = body.firmware_info
         return (info.udi or "") if info is not None else None
 
-    def create_firmware(self, params: Mapping[str, Any]) -> CreatedFirmware:
-        kwargs = {_PARAM_TO_ATTR[k]: v for k, v in params.items() if v is not None}
+    def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
+        # FirmwareRequest's attributes are the SDK request's field names.
+        kwargs = request.sent_attributes()
 
         def call(client: Any, models: Any) -> Any:
             return client.create_otafirmware(models.CreateOTAFirmwareRequest(**kwargs))

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 
 from ota_release.adapters import CloudCredentials
 from ota_release.errors import NotFoundError, PermanentError, PlatformError, TransientError
-from ota_release.ports import ObjectInfo
+from ota_release.ports import ObjectInfo, ObjectTooLarge
 from ota_release.settings import REGION_PATTERN
 
 #: OSS error codes that are worth retrying whatever the HTTP status.
@@ -230,7 +230,7 @@ class OssReads:
         )
 
     def read(self, bucket: str, key: str, limit: int) -> bytes:
-        """The whole object; ValueError when it is larger than ``limit`` bytes.
+        """The whole object; ObjectTooLarge when it is larger than ``limit`` bytes.
 
         Only the number of bytes received decides "larger": a body that ends by closing
         the connection (no Content-Length, legal HTTP/1.1) is read to its end.
@@ -238,7 +238,7 @@ class OssReads:
         resp = self._call("GET", "GetObject", bucket, key, limit=limit)
         self._raise_for(resp, "GetObject")
         if resp.too_large:
-            raise ValueError(f"{key} is larger than {limit} bytes")
+            raise ObjectTooLarge(key, limit)
         return resp.body
 
     def close(self) -> None:

@@ -150,31 +150,11 @@ def init(
     """Write the sidecar for FIRMWARE, with its size and digest measured."""
     from ota_release.cli.checks import compute_digest
     from ota_release.cli.common import escape, print_violations, stdout_console
-    from ota_release.cli.shared import listed, shared_settings, suffix_for_format
+    from ota_release.cli.shared import shared_settings
     from ota_release.sidecar import derive_firmware_name, parse_sidecar
 
     suffixes = shared_settings(sidecar_suffixes=sidecar_suffixes).sidecar_suffixes
-    suffix = suffix_for_format(suffixes, ".json" if fmt == "json" else ".yaml")
-    if suffix is None:
-        raise UsageProblem(
-            f"no sidecar suffix in OTA_SIDECAR_SUFFIXES ({listed(suffixes)}) fits a {fmt} "
-            f"sidecar: the function reads a name ending in .json as JSON, any other as YAML; "
-            f"use --format {'yaml' if fmt == 'json' else 'json'} or add a suffix"
-        )
-    target = firmware.with_name(firmware.name + suffix)
-    others = [
-        firmware.with_name(firmware.name + s)
-        for s in suffixes
-        if s != suffix and firmware.with_name(firmware.name + s).exists()
-    ]
-    if others:
-        raise CommandFailed(
-            f"{others[0]} already exists: two sidecars for one firmware file are ambiguous "
-            "and the function would refuse both; remove one first"
-        )
-    if target.exists() and not force:
-        raise CommandFailed(f"{target} already exists; pass --force to overwrite it")
-
+    target = _target(firmware, fmt, suffixes, force)
     sign_method = sign_method.upper()
     digest = compute_digest(firmware, sign_method)
     doc = build_document(
@@ -206,3 +186,30 @@ def init(
         f"wrote {escape(target)}: {escape(spec.name)} {escape(spec.version)}, "
         f"{digest.size} bytes, {digest.sign_method} {digest.sign}"
     )
+
+
+def _target(firmware: Path, fmt: str, suffixes: tuple[str, ...], force: bool) -> Path:
+    """The sidecar path to write: a suffix of ``fmt``, and no other sidecar next to it."""
+    from ota_release.cli.shared import listed, suffix_for_format
+
+    suffix = suffix_for_format(suffixes, ".json" if fmt == "json" else ".yaml")
+    if suffix is None:
+        raise UsageProblem(
+            f"no sidecar suffix in OTA_SIDECAR_SUFFIXES ({listed(suffixes)}) fits a {fmt} "
+            f"sidecar: the function reads a name ending in .json as JSON, any other as YAML; "
+            f"use --format {'yaml' if fmt == 'json' else 'json'} or add a suffix"
+        )
+    target = firmware.with_name(firmware.name + suffix)
+    others = [
+        firmware.with_name(firmware.name + s)
+        for s in suffixes
+        if s != suffix and firmware.with_name(firmware.name + s).exists()
+    ]
+    if others:
+        raise CommandFailed(
+            f"{others[0]} already exists: two sidecars for one firmware file are ambiguous "
+            "and the function would refuse both; remove one first"
+        )
+    if target.exists() and not force:
+        raise CommandFailed(f"{target} already exists; pass --force to overwrite it")
+    return target

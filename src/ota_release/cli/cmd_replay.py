@@ -254,9 +254,8 @@ def replay(
             "function) is required unless --dry-run"
         )
 
-    from ota_release.cli.cloud import failure, resolve_target
-    from ota_release.cli.cmd_upload import normalise_prefix, oss_bucket
-    from ota_release.cli.common import CommandFailed, emit_json
+    from ota_release.cli.cloud import resolve_target
+    from ota_release.cli.cmd_upload import normalise_prefix
     from ota_release.cli.shared import shared_settings
 
     suffixes = shared_settings(sidecar_suffixes=sidecar_suffixes).sidecar_suffixes
@@ -270,29 +269,42 @@ def replay(
     )
     prefix = normalise_prefix(prefix)
     fc_endpoint_url = None if dry_run else target.fc()  # usage problems before any call
-    oss = oss_bucket(target, bucket, enable_crc=False)
-    try:
-        listed = list(_list_objects(oss, prefix))
-    except Exception as exc:
-        from ota_release.adapters.oss import classify_oss_error
-
-        raise failure(
-            classify_oss_error(exc, "ListObjectsV2"), target, f"listing {bucket}", target.oss()
-        ) from exc
-
+    listed = _listing(target, bucket, prefix)
     plan = plan_replay(listed, suffixes, since=since, include_firmware=include_firmware)
     chosen = [d for d in plan if d.invoke]
-    skipped = [d for d in plan if not d.invoke]
-    event_region = target.sdk_region()
-    invoked: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    fatal: str | None = None
+    outcome: Invocations = ([], [], None)
     if not dry_run and chosen:
         assert fc_endpoint_url is not None and function
-        invoked, failed, fatal = _invoke_all(
-            target, fc_endpoint_url, service, function, qualifier, chosen, bucket, event_region
+        outcome = _invoke_all(
+            target,
+            fc_endpoint_url,
+            service,
+            function,
+            qualifier,
+            chosen,
+            bucket,
+            target.sdk_region(),
         )
+    _conclude(bucket, prefix, dry_run, plan, outcome, as_json)
 
+
+#: What invoking gave: the invocations accepted, those refused, and why it stopped early.
+Invocations = tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]
+
+
+def _conclude(
+    bucket: str,
+    prefix: str,
+    dry_run: bool,
+    plan: list[Decision],
+    outcome: Invocations,
+    as_json: bool,
+) -> None:
+    """Print the summary; exit non-zero when an invocation failed."""
+    from ota_release.cli.common import CommandFailed, emit_json
+
+    chosen = [d for d in plan if d.invoke]
+    invoked, failed, fatal = outcome
     summary = {
         "bucket": bucket,
         "prefix": prefix,
@@ -300,7 +312,7 @@ def replay(
         "planned": [{"key": d.obj.key, "reason": d.reason} for d in chosen],
         "invoked": invoked,
         "failed": failed,
-        "skipped": [{"key": d.obj.key, "reason": d.reason} for d in skipped],
+        "skipped": [{"key": d.obj.key, "reason": d.reason} for d in plan if not d.invoke],
     }
     if as_json:
         emit_json(summary)
@@ -308,8 +320,24 @@ def replay(
         _print_summary(summary, chosen, dry_run)
     if fatal:
         raise CommandFailed(fatal)
-    if failed:
+    if summary["failed"]:
         raise click.exceptions.Exit(1)
+
+
+def _listing(target: CloudTarget, bucket: str, prefix: str) -> list[Listed]:
+    """Every object under ``prefix`` (ListObjectsV2, all pages)."""
+    from ota_release.cli.cloud import failure
+    from ota_release.cli.cmd_upload import oss_bucket
+
+    oss = oss_bucket(target, bucket, enable_crc=False)
+    try:
+        return list(_list_objects(oss, prefix))
+    except Exception as exc:
+        from ota_release.adapters.oss import classify_oss_error
+
+        raise failure(
+            classify_oss_error(exc, "ListObjectsV2"), target, f"listing {bucket}", target.oss()
+        ) from exc
 
 
 def _list_objects(oss: Any, prefix: str) -> Iterable[Listed]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ota_release.cli.cloud import credential_options, iot_endpoint_option
+
+if TYPE_CHECKING:
+    from ota_release.cli.iot_query import FirmwareInspector
 
 #: Rows shown by the human output, in order (API field name, label).
 FIELDS = (
@@ -73,15 +76,33 @@ def status(
         raise click.UsageError("--version and --product-key narrow a --name search only")
 
     from ota_release.cli.cloud import failure, resolve_target
-    from ota_release.cli.common import CommandFailed, emit_json, escape, stdout_console
-    from ota_release.cli.iot_query import FirmwareInspector, status_words
-    from ota_release.errors import NotFoundError, PlatformError
+    from ota_release.cli.iot_query import FirmwareInspector
+    from ota_release.errors import PlatformError
 
     target = resolve_target(
         profile=profile, region=region, iot_endpoint=iot_endpoint, iot_protocol=iot_protocol
     )
     endpoint, protocol = target.iot()
     iot = FirmwareInspector(target.credentials, endpoint, target.sdk_region(), protocol=protocol)
+    try:
+        info = _query(iot, firmware_id, name, version, product_key, iot_instance_id)
+    except PlatformError as exc:
+        raise failure(exc, target, "querying IoT Platform", target.iot_url()) from exc
+    _show(info, as_json)
+
+
+def _query(
+    iot: FirmwareInspector,
+    firmware_id: str | None,
+    name: str | None,
+    version: str | None,
+    product_key: str | None,
+    iot_instance_id: str | None,
+) -> dict[str, Any]:
+    """QueryOTAFirmware for the id, or for the package a ListOTAFirmware finds by name."""
+    from ota_release.cli.common import CommandFailed
+    from ota_release.errors import NotFoundError
+
     try:
         if name:
             found = iot.find_firmware(name, version, product_key, iot_instance_id)
@@ -90,18 +111,20 @@ def status(
                 raise CommandFailed(f"IoT Platform has no firmware named {name!r}{narrowed}")
             firmware_id = found.firmware_id
         assert firmware_id is not None
-        info = iot.query_firmware(firmware_id, iot_instance_id)
+        return iot.query_firmware(firmware_id, iot_instance_id)
     except NotFoundError as exc:
         raise CommandFailed(f"IoT Platform has no firmware with id {firmware_id!r}") from exc
-    except PlatformError as exc:
-        raise failure(exc, target, "querying IoT Platform", target.iot_url()) from exc
 
-    code = info.get("Status")
+
+def _show(info: dict[str, Any], as_json: bool) -> None:
+    from ota_release.cli.common import emit_json, escape, stdout_console
+    from ota_release.cli.iot_query import status_words
+
     if as_json:
         emit_json(
             {
                 **info,
-                "StatusText": status_words(code),
+                "StatusText": status_words(info.get("Status")),
                 "TypeText": _type_words(info.get("Type")),
             }
         )

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ota_release.cli.cloud import CloudTarget, credential_options, oss_endpoint_option
 from ota_release.cli.common import ByteSize, UsageProblem
 from ota_release.cli.shared import shared_settings_options
+
+if TYPE_CHECKING:
+    from ota_release.digest import Digest
+    from ota_release.sidecar import ReleaseSpec
 
 DEFAULT_PREFIX = "firmware/"
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -166,90 +170,26 @@ def upload(
     oss_endpoint: str | None,
 ) -> None:
     """Validate FIRMWARE and its sidecar locally, then upload both (firmware first)."""
-    from ota_release.cli.checks import check_release
-    from ota_release.cli.cloud import failure, resolve_target
-    from ota_release.cli.common import (
-        EXIT_FAILED,
-        emit_json,
-        escape,
-        print_violations,
-        stdout_console,
-    )
-    from ota_release.cli.shared import listed, shared_settings, suffix_for_format
-    from ota_release.pairing import naming_problem, role_of
+    from ota_release.cli.cloud import resolve_target
+    from ota_release.cli.shared import shared_settings
 
     settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
     suffixes = settings.sidecar_suffixes
     sidecar = sidecar or find_sidecar(firmware, suffixes)
-    role = role_of(sidecar.name, suffixes)
-    if role.is_sidecar:
-        assert role.suffix is not None
-        suffix = role.suffix
-    elif sidecar.suffix.lower() in (".json", ".yaml", ".yml"):
-        fitting = suffix_for_format(suffixes, sidecar.suffix)
-        if fitting is None:
-            raise UsageProblem(
-                f"{sidecar}: no sidecar suffix in OTA_SIDECAR_SUFFIXES ({listed(suffixes)}) "
-                f"fits a {sidecar.suffix} file"
-            )
-        suffix = fitting
-    else:
-        raise UsageProblem(f"{sidecar}: a sidecar must be a .json, .yaml or .yml file")
-    prefix = normalise_prefix(prefix)
-    firmware_key = prefix + firmware.name
-    sidecar_key = firmware_key + suffix
-    if role_of(firmware_key, suffixes).is_sidecar:
-        raise UsageProblem(
-            f"{firmware.name}: a firmware file cannot be named like a sidecar ({listed(suffixes)})"
-        )
-    # The function judges names with pairing.naming_problem; refuse here what it would.
-    for key in (firmware_key, sidecar_key):
-        problem = naming_problem(key, suffixes)
-        if problem is not None:
-            raise UsageProblem(
-                f"{problem['field']} {key!r}: {problem['rule']} (got {problem['value']})"
-            )
-
-    console = stdout_console()
-    check = check_release(
-        sidecar,
-        firmware,
-        firmware_key=firmware_key,
-        default_product_key=settings.product_key,
-        suffixes=suffixes,
+    suffix = _sidecar_suffix(sidecar, suffixes)
+    firmware_key, sidecar_key = _keys(firmware, normalise_prefix(prefix), suffix, suffixes)
+    spec, digest = _checked(
+        sidecar, firmware, firmware_key, settings.product_key, suffixes, as_json
     )
-    if not check.ok:
-        if as_json:
-            emit_json({"uploaded": False, "check": check.as_dict()})
-        else:
-            console.print(f"[red]not uploaded[/red]: {escape(sidecar)} is invalid")
-            print_violations(console, check.errors)
-        raise click.exceptions.Exit(EXIT_FAILED)
-    spec, digest = check.spec, check.digest
-    assert spec is not None and digest is not None
-
     target = resolve_target(profile=profile, region=region, oss_endpoint=oss_endpoint)
-    oss = oss_bucket(target, bucket, enable_crc=crc_is_fast())
-    sidecar_bytes = sidecar.read_bytes()
-    try:
-        _upload_file(oss, firmware_key, firmware, digest.size, multipart_threshold, part_size)
-        oss.put_object(
-            sidecar_key,
-            sidecar_bytes,
-            headers={
-                "Content-Type": "application/json"
-                if suffix.endswith("json")
-                else "application/yaml"
-            },
-        )
-    except Exception as exc:
-        from ota_release.adapters.oss import classify_oss_error
-
-        raise failure(
-            classify_oss_error(exc, "upload"), target, f"uploading to {bucket}", target.oss()
-        ) from exc
-
-    topic_text = f"topic {topic}" if topic else "its outcome topic"
+    _put_both(
+        target,
+        bucket,
+        (firmware_key, firmware, digest.size),
+        (sidecar_key, sidecar, suffix),
+        multipart_threshold,
+        part_size,
+    )
     what = {
         "uploaded": True,
         "bucket": bucket,
@@ -264,18 +204,133 @@ def upload(
         "product_key": spec.product_key,
         "topic": topic,
     }
+    _report(what, as_json)
+
+
+def _sidecar_suffix(sidecar: Path, suffixes: tuple[str, ...]) -> str:
+    """The suffix the sidecar is stored under: its own, or one that fits its format."""
+    from ota_release.cli.shared import listed, suffix_for_format
+    from ota_release.pairing import role_of
+
+    role = role_of(sidecar.name, suffixes)
+    if role.is_sidecar:
+        assert role.suffix is not None
+        return role.suffix
+    if sidecar.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise UsageProblem(f"{sidecar}: a sidecar must be a .json, .yaml or .yml file")
+    fitting = suffix_for_format(suffixes, sidecar.suffix)
+    if fitting is None:
+        raise UsageProblem(
+            f"{sidecar}: no sidecar suffix in OTA_SIDECAR_SUFFIXES ({listed(suffixes)}) "
+            f"fits a {sidecar.suffix} file"
+        )
+    return fitting
+
+
+def _keys(firmware: Path, prefix: str, suffix: str, suffixes: tuple[str, ...]) -> tuple[str, str]:
+    """The two object keys, refused here when the function could never pair them."""
+    from ota_release.cli.shared import listed
+    from ota_release.pairing import naming_problem, role_of
+
+    firmware_key = prefix + firmware.name
+    sidecar_key = firmware_key + suffix
+    if role_of(firmware_key, suffixes).is_sidecar:
+        raise UsageProblem(
+            f"{firmware.name}: a firmware file cannot be named like a sidecar ({listed(suffixes)})"
+        )
+    # The function judges names with pairing.naming_problem; refuse here what it would.
+    for key in (firmware_key, sidecar_key):
+        problem = naming_problem(key, suffixes)
+        if problem is not None:
+            raise UsageProblem(
+                f"{problem['field']} {key!r}: {problem['rule']} (got {problem['value']})"
+            )
+    return firmware_key, sidecar_key
+
+
+def _checked(
+    sidecar: Path,
+    firmware: Path,
+    firmware_key: str,
+    product_key: str | None,
+    suffixes: tuple[str, ...],
+    as_json: bool,
+) -> tuple[ReleaseSpec, Digest]:
+    """The release's spec and digest, or exit with every problem the check found."""
+    from ota_release.cli.checks import check_release
+    from ota_release.cli.common import (
+        EXIT_FAILED,
+        emit_json,
+        escape,
+        print_violations,
+        stdout_console,
+    )
+
+    check = check_release(
+        sidecar,
+        firmware,
+        firmware_key=firmware_key,
+        default_product_key=product_key,
+        suffixes=suffixes,
+    )
+    if not check.ok:
+        if as_json:
+            emit_json({"uploaded": False, "check": check.as_dict()})
+        else:
+            console = stdout_console()
+            console.print(f"[red]not uploaded[/red]: {escape(sidecar)} is invalid")
+            print_violations(console, check.errors)
+        raise click.exceptions.Exit(EXIT_FAILED)
+    assert check.spec is not None and check.digest is not None
+    return check.spec, check.digest
+
+
+def _put_both(
+    target: CloudTarget,
+    bucket: str,
+    firmware: tuple[str, Path, int],
+    sidecar: tuple[str, Path, str],
+    multipart_threshold: int,
+    part_size: int,
+) -> None:
+    """Upload the firmware, then the sidecar (whose arrival completes the pair)."""
+    from ota_release.cli.cloud import failure
+
+    (firmware_key, firmware_path, size), (sidecar_key, sidecar_path, suffix) = firmware, sidecar
+    oss = oss_bucket(target, bucket, enable_crc=crc_is_fast())
+    sidecar_bytes = sidecar_path.read_bytes()
+    content_type = "application/json" if suffix.endswith("json") else "application/yaml"
+    try:
+        _upload_file(oss, firmware_key, firmware_path, size, multipart_threshold, part_size)
+        oss.put_object(sidecar_key, sidecar_bytes, headers={"Content-Type": content_type})
+    except Exception as exc:
+        from ota_release.adapters.oss import classify_oss_error
+
+        raise failure(
+            classify_oss_error(exc, "upload"), target, f"uploading to {bucket}", target.oss()
+        ) from exc
+
+
+def _report(what: dict[str, Any], as_json: bool) -> None:
+    from ota_release.cli.common import emit_json, escape, stdout_console
+
     if as_json:
         emit_json(what)
         return
-    console.print(f"uploaded oss://{escape(bucket)}/{escape(firmware_key)} ({digest.size} bytes)")
-    console.print(f"uploaded oss://{escape(bucket)}/{escape(sidecar_key)}")
+    console = stdout_console()
+    bucket, topic = what["bucket"], what["topic"]
+    topic_text = f"topic {topic}" if topic else "its outcome topic"
+    console.print(
+        f"uploaded oss://{escape(bucket)}/{escape(what['firmware_key'])} ({what['size']} bytes)"
+    )
+    console.print(f"uploaded oss://{escape(bucket)}/{escape(what['sidecar_key'])}")
     extras = ", ".join(
         f"{label} {value}"
-        for label, value in (("module", spec.module), ("product", spec.product_key))
+        for label, value in (("module", what["module"]), ("product", what["product_key"]))
         if value
     )
     console.print(
-        f"the function will register {escape(spec.name)} {escape(spec.version)}"
+        f"the function will register {escape(what['name'])} {escape(what['version'])}"
         f"{' (' + escape(extras) + ')' if extras else ''} and notify {escape(topic_text)}"
     )
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ota_release.cli.common import EXIT_FAILED, UsageProblem
 from ota_release.cli.shared import shared_settings_options
+
+if TYPE_CHECKING:
+    from ota_release.cli.checks import ReleaseCheck
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 
@@ -51,9 +55,9 @@ def validate(
 
     Every problem is listed at once, each with the field, the rule and the value seen.
     """
-    from ota_release.cli.checks import check_release, sidecar_suffix
-    from ota_release.cli.common import emit_json, escape, print_violations, stdout_console
-    from ota_release.cli.shared import listed, shared_settings
+    from ota_release.cli.checks import check_release
+    from ota_release.cli.common import emit_json
+    from ota_release.cli.shared import shared_settings
 
     if firmware is not None and len(sidecars) != 1:
         raise click.UsageError("--firmware goes with exactly one SIDECAR")
@@ -62,48 +66,63 @@ def validate(
 
     settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
     suffixes = settings.sidecar_suffixes
-    results = []
-    for sidecar in sidecars:
-        fw = firmware
-        if check_firmware:
-            suffix = sidecar_suffix(sidecar, suffixes)
-            if suffix is None:
-                raise UsageProblem(
-                    f"{sidecar}: --check-firmware needs a sidecar named <firmware> plus "
-                    f"{listed(suffixes)} (OTA_SIDECAR_SUFFIXES)"
-                )
-            fw = sidecar.with_name(sidecar.name[: -len(suffix)])
-            if not fw.is_file():
-                raise UsageProblem(f"{sidecar}: its firmware file {fw} does not exist")
-        results.append(
-            check_release(sidecar, fw, default_product_key=settings.product_key, suffixes=suffixes)
+    results = [
+        check_release(
+            sidecar,
+            _firmware_of(sidecar, suffixes) if check_firmware else firmware,
+            default_product_key=settings.product_key,
+            suffixes=suffixes,
         )
-
+        for sidecar in sidecars
+    ]
     valid = all(r.ok for r in results)
     if as_json:
         emit_json({"valid": valid, "results": [r.as_dict() for r in results]})
     else:
-        console = stdout_console()
-        for r in results:
-            if r.ok:
-                assert r.spec is not None
-                derived = " (name derived from the file name)" if r.spec.name_derived else ""
-                digest = (
-                    f", {r.digest.size} bytes, {r.digest.sign_method} {r.digest.sign}"
-                    if r.digest
-                    else ""
-                )
-                console.print(
-                    f"[green]valid[/green]   {escape(r.sidecar)}: "
-                    f"{escape(r.spec.name)} {escape(r.spec.version)}{escape(derived)}"
-                    f"{escape(digest)}"
-                )
-            else:
-                count = len(r.errors)
-                console.print(
-                    f"[red]invalid[/red] {escape(r.sidecar)}: "
-                    f"{count} problem{'s' if count != 1 else ''}"
-                )
-                print_violations(console, r.errors)
+        _print_results(results)
     if not valid:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _firmware_of(sidecar: Path, suffixes: tuple[str, ...]) -> Path:
+    """The firmware file a sidecar names (its path minus the sidecar suffix)."""
+    from ota_release.cli.checks import sidecar_suffix
+    from ota_release.cli.shared import listed
+
+    suffix = sidecar_suffix(sidecar, suffixes)
+    if suffix is None:
+        raise UsageProblem(
+            f"{sidecar}: --check-firmware needs a sidecar named <firmware> plus "
+            f"{listed(suffixes)} (OTA_SIDECAR_SUFFIXES)"
+        )
+    fw = sidecar.with_name(sidecar.name[: -len(suffix)])
+    if not fw.is_file():
+        raise UsageProblem(f"{sidecar}: its firmware file {fw} does not exist")
+    return fw
+
+
+def _print_results(results: list[ReleaseCheck]) -> None:
+    from ota_release.cli.common import escape, print_violations, stdout_console
+
+    console = stdout_console()
+    for r in results:
+        if r.ok:
+            assert r.spec is not None
+            derived = " (name derived from the file name)" if r.spec.name_derived else ""
+            digest = (
+                f", {r.digest.size} bytes, {r.digest.sign_method} {r.digest.sign}"
+                if r.digest
+                else ""
+            )
+            console.print(
+                f"[green]valid[/green]   {escape(r.sidecar)}: "
+                f"{escape(r.spec.name)} {escape(r.spec.version)}{escape(derived)}"
+                f"{escape(digest)}"
+            )
+        else:
+            count = len(r.errors)
+            console.print(
+                f"[red]invalid[/red] {escape(r.sidecar)}: "
+                f"{count} problem{'s' if count != 1 else ''}"
+            )
+            print_violations(console, r.errors)

@@ -150,13 +150,3 @@ class ByteSize(click.ParamType):
             self.fail(f"{value!r} is not a size such as 1048576, 512KiB or 32MiB", param, ctx)
         unit = (match.group(2) or "").upper()[:1]
         return int(match.group(1)) * _UNITS[unit]
-
-
-def human_size(size: int) -> str:
-    """``3145728`` -> ``3.0 MiB`` for messages (exact byte counts stay in JSON output)."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"

@@ -1,0 +1,112 @@
+"""Steps that find the release's two objects and read its sidecar."""
+
+from __future__ import annotations
+
+from ota_release.errors import NotFoundError
+from ota_release.notification import ErrorItem, Outcome
+from ota_release.pairing import Pairing, find_pair
+from ota_release.pipeline.context import Release, Stop
+from ota_release.ports import ObjectInfo, ObjectTooLarge
+from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec, parse_sidecar
+
+
+def find_trigger(r: Release) -> ObjectInfo:
+    """HEAD the object the event names (as delivered, then percent-decoded)."""
+    record = r.record
+    try:
+        for candidate in record.key_candidates:
+            trigger = r.head(record.bucket, candidate)
+            if trigger is not None:
+                r.key = candidate
+                return trigger
+    except NotFoundError as exc:  # the bucket itself is missing (NoSuchBucket)
+        raise Stop(
+            Outcome.FAILED,
+            missing(exc, record.bucket, record.key),
+            [ErrorItem("bucket", "must exist", record.bucket)],
+        ) from exc
+    raise Stop(
+        Outcome.FAILED,
+        f"{record.key} no longer exists; it was deleted before it could be processed",
+        [ErrorItem("object", "must exist when the function runs", record.key)],
+    )
+
+
+def pair(r: Release, trigger: ObjectInfo) -> Pairing:
+    """Find the other half; stop unless both halves, and only one sidecar, are there."""
+    bucket = r.record.bucket
+    r.pairing = found = find_pair(
+        lambda key: r.head(bucket, key), trigger, r.config.sidecar_suffixes
+    )
+    if found.refusal is not None:
+        raise Stop(
+            Outcome.REJECTED,
+            f"{r.key} can never be paired: {found.refusal['rule']}",
+            [ErrorItem(**found.refusal)],
+        )
+    if found.ambiguous:
+        firmware_key = found.firmware.key if found.firmware else r.key
+        raise Stop(
+            Outcome.REJECTED,
+            f"{firmware_key} has more than one sidecar; keep exactly one",
+            [ErrorItem("sidecar", "exactly one sidecar per firmware file", list(found.ambiguous))],
+        )
+    if not found.complete:
+        raise Stop(
+            Outcome.WAITING,
+            f"{r.key} is stored; waiting for {_describe_missing(found)} to complete the release",
+        )
+    return found
+
+
+def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
+    """The sidecar read and validated; a missing, oversized or invalid one stops here."""
+    bucket, firmware = sidecar.bucket, r.firmware
+    try:
+        raw = r.call(
+            f"GetObject {sidecar.key}",
+            lambda: r.ports.storage.read_small(bucket, sidecar.key, MAX_SIDECAR_BYTES),
+        )
+    except NotFoundError as exc:
+        raise Stop(Outcome.FAILED, missing(exc, bucket, f"the sidecar {sidecar.key}")) from exc
+    except ObjectTooLarge as exc:
+        rule = f"must be at most {MAX_SIDECAR_BYTES} bytes"
+        raise Stop(
+            Outcome.REJECTED,
+            "the sidecar is too large",
+            [ErrorItem("sidecar", rule, f"{sidecar.size} bytes")],
+        ) from exc
+    parsed = parse_sidecar(
+        raw,
+        sidecar_key=sidecar.key,
+        firmware_key=firmware.key,
+        default_product_key=r.config.product_key,
+        default_iot_instance_id=r.config.iot_instance_id,
+    )
+    if parsed.spec is None:
+        raise Stop(
+            Outcome.REJECTED,
+            f"the sidecar {sidecar.key} has {len(parsed.errors)} problem(s)",
+            [ErrorItem.of(v) for v in parsed.errors],
+        )
+    r.spec = parsed.spec
+    return parsed.spec
+
+
+def missing(exc: NotFoundError, bucket: str, what: str) -> str:
+    """What a 404 means, by its code: the bucket and the object are different stories."""
+    if exc.code == "NoSuchBucket":
+        return (
+            f"the bucket {bucket} does not exist (NoSuchBucket), so {what} cannot be read; "
+            "check the trigger's bucket and the function's OSS endpoint and region"
+        )
+    return f"{what} no longer exists; it was deleted before it could be processed"
+
+
+def _describe_missing(pairing: Pairing) -> str:
+    """``its sidecar p/cam.bin.ota.json (or .ota.yaml, .ota.yml)`` / ``its firmware p/cam.bin``."""
+    if pairing.firmware is None:
+        return f"its firmware {pairing.missing[0]}"
+    first, *rest = pairing.missing
+    others = [key[len(pairing.firmware.key) :] for key in rest]
+    return f"its sidecar {first}" + (f" (or {', '.join(others)})" if others else "")
