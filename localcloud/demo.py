@@ -131,7 +131,9 @@ def run(flavour: str = "fun") -> int:
                 str(f.firmware_size),
                 f.sign_method,
                 (f.firmware_sign or "")[:16] + "…",
-                str(f.status),
+                # ListOTAFirmware documents Status 0-3 only; a package that needs no
+                # verification (QueryOTAFirmware's -1) is listed without one.
+                "-" if f.status is None else str(f.status),
             )
         console.print(table)
 
