@@ -268,3 +268,45 @@ def test_the_same_bytes_with_another_package_field_are_a_conflict(
     assert note["outcome"] == "conflict"
     assert [e["field"] for e in note["errors"]] == [field]
     assert len(staging.packages(name)) == 1
+
+
+def test_a_late_event_for_an_overwritten_upload_registers_nothing_and_says_so(
+    staging: Staging,
+) -> None:
+    # GIVEN a sidecar, and a firmware uploaded twice with different bytes, where the first
+    # upload's event arrives only after the second upload replaced the object (OSS
+    # delivers events asynchronously)
+    cloud = staging.cloud
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    fw_key = staging.key("f.bin")
+    cloud.oss.put_object(
+        cloud.bucket,
+        fw_key + ".ota.json",
+        json.dumps({"version": "1.0.0", "name": name}).encode(),
+        notify=False,
+    )
+    first = cloud.oss.put_object(cloud.bucket, fw_key, _bytes(name + "-a"), notify=False)
+    staging.put(fw_key, _bytes(name + "-b"))  # the second upload and its own event
+    # WHEN the first upload's event is delivered late
+    record = {
+        "eventName": "ObjectCreated:PutObject",
+        "eventSource": "acs:oss",
+        "oss": {
+            "bucket": {"name": cloud.bucket},
+            "object": {"key": fw_key, "size": first.size, "eTag": first.etag},
+        },
+    }
+    assert cloud.fc is not None
+    cloud.fc.on_oss_event({"events": [record]})
+    assert cloud.wait_idle(90)
+    # THEN the second upload is registered once, with its own bytes, and the late event
+    # reports that its upload was overwritten: a message of its own, not a copy of the
+    # second upload's `created` under the first upload's ETag
+    (package,) = staging.packages(name)
+    assert staging.served_md5(package) == _md5(_bytes(name + "-b"))
+    notes = staging.notes(fw_key)
+    late = [n for n in notes if n["object"]["etag"].upper() == first.etag.upper()]
+    assert [n["outcome"] for n in late] == ["failed"]
+    assert "overwritten before this event was processed" in late[0]["summary"]
+    created = [n for n in notes if n["outcome"] == "created"]
+    assert created and all(n["object"]["etag"] != first.etag for n in created)

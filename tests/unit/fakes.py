@@ -453,9 +453,18 @@ def object_created(
 
 
 def oss_trigger_event(
-    keys: Iterable[str], *, bucket: str = BUCKET, event_name: str = "ObjectCreated:PutObject"
+    keys: Iterable[str],
+    *,
+    bucket: str = BUCKET,
+    event_name: str = "ObjectCreated:PutObject",
+    etags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A native OSS trigger event (``{"events": [...]}``) with one record per key."""
+    """A native OSS trigger event (``{"events": [...]}``) with one record per key.
+
+    ``etags`` gives a key's ``eTag``; without one the record has none (the function then
+    judges the object as it is when it runs).
+    """
+    etags = etags or {}
     return {
         "events": [
             {
@@ -465,7 +474,8 @@ def oss_trigger_event(
                 "region": "cn-shanghai",
                 "oss": {
                     "bucket": {"name": bucket, "arn": f"acs:oss:cn-shanghai:1:{bucket}"},
-                    "object": {"key": key, "size": 1, "eTag": "0" * 32},
+                    "object": {"key": key, "size": 1}
+                    | ({"eTag": etags[key]} if key in etags else {}),
                 },
                 "responseElements": {"requestId": "691E84B3A2F5C10D3E7B9A42"},
             }

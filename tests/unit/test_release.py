@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -934,6 +935,38 @@ def test_staged_mode_releases_keys_with_dot_segments() -> None:
 
 
 # Missing bucket (issue 11 item 4) ---------------------------------------------------------------
+
+
+def test_an_event_for_an_upload_that_was_overwritten_since_registers_nothing() -> None:
+    # GIVEN an upload's event that arrives after a newer upload replaced its object
+    h = Harness()
+    h.both()
+    old_etag = "9B2E61F04C7A3D58E1A06F2C4B8D7E35"  # not the stored bytes' MD5
+    record = replace(object_created(FW_KEY), etag=old_etag)
+    # WHEN that stale event is processed
+    result = h.pipeline.process(record, Deadline(600))
+    # THEN nothing is staged or registered for it, and the outcome says why, naming both
+    # ETags; the newer upload is left to its own event
+    assert result.outcome is Outcome.FAILED
+    assert h.platform.count("create_firmware") == 0
+    assert h.platform.count("generate_upload_url") == 0
+    message = h.message()
+    assert "overwritten before this event was processed" in message["summary"]
+    [error] = message["errors"]
+    assert error["field"] == "object" and old_etag in error["value"]
+    stored = h.store.head(BUCKET, FW_KEY)
+    assert stored is not None and stored.etag.upper() in error["value"]
+
+
+def test_an_event_whose_etag_matches_the_object_is_released_in_any_spelling() -> None:
+    # GIVEN the event's eTag in another spelling of the stored ETag (quotes, case)
+    h = Harness()
+    h.both()
+    stored = h.store.head(BUCKET, FW_KEY)
+    assert stored is not None
+    record = replace(object_created(FW_KEY), etag=f'"{stored.etag.lower()}"')
+    # WHEN processed THEN it is this upload: released as usual
+    assert h.pipeline.process(record, Deadline(600)).outcome is Outcome.CREATED
 
 
 def test_a_missing_bucket_is_not_reported_as_a_deleted_object() -> None:

@@ -18,6 +18,7 @@ def find_trigger(r: Release) -> ObjectInfo:
             trigger = r.head(record.bucket, candidate)
             if trigger is not None:
                 r.key = candidate
+                check_not_superseded(r, trigger)
                 return trigger
     except NotFoundError as exc:  # the bucket itself is missing (NoSuchBucket)
         raise Stop(
@@ -29,6 +30,35 @@ def find_trigger(r: Release) -> ObjectInfo:
         Outcome.FAILED,
         f"{record.key} no longer exists; it was deleted before it could be processed",
         [ErrorItem("object", "must exist when the function runs", record.key)],
+    )
+
+
+def _etag(value: str) -> str:
+    return value.strip().strip('"').upper()
+
+
+def check_not_superseded(r: Release, trigger: ObjectInfo) -> None:
+    """Stop when the object now holds another upload than the one this event reports.
+
+    OSS delivers events asynchronously: an event can arrive after its object was
+    overwritten. Releasing what is there now would report the newer bytes under the older
+    upload's event; instead the older upload ends here, said so, and the newer one is
+    released by its own event. An event without an ETag is judged as of now.
+    """
+    reported = r.record.etag
+    if not reported or not trigger.etag or _etag(reported) == _etag(trigger.etag):
+        return
+    raise Stop(
+        Outcome.FAILED,
+        f"{r.key} was overwritten before this event was processed; nothing was registered "
+        "for the upload it reports. The newer upload is released by its own event.",
+        [
+            ErrorItem(
+                "object",
+                "must still hold the upload the event reports",
+                f"ETag {_etag(reported)} in the event; {_etag(trigger.etag)} now",
+            )
+        ],
     )
 
 
