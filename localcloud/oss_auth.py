@@ -128,6 +128,10 @@ def _http_date(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
+#: The longest validity a V4 presigned URL may ask for (7 days, OSS error page 0002-00000232).
+V4_URL_MAX_EXPIRES = 604800
+
+
 class Authenticator:
     """Checks OSS request signatures against a :class:`CredentialStore`."""
 
@@ -364,6 +368,14 @@ class Authenticator:
         expires = req.params.get("x-oss-expires", "")
         if request_time is None or not expires.isdigit():
             raise access_denied("Invalid x-oss-date or x-oss-expires in the signed URL.")
+        if not 1 <= int(expires) <= V4_URL_MAX_EXPIRES:
+            # OSS error page 0002-00000232: x-oss-expires must be 1 to 604800 seconds.
+            raise OssError(
+                403,
+                "AccessDenied",
+                f"x-oss-expires must be between 1 and {V4_URL_MAX_EXPIRES} seconds.",
+                ec="0002-00000232",
+            )
         self._check_expiry(request_time + int(expires), expires)
         additional = [h for h in req.params.get("x-oss-additional-headers", "").split(";") if h]
         return self._v4_verify(

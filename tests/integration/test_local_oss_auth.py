@@ -268,6 +268,22 @@ def test_presigned_v4_url_allows_a_plain_http_get_for_awkward_keys(bucket: oss2.
     assert response.content == b"signed"
 
 
+def test_a_presigned_v4_url_may_ask_for_seven_days_and_not_one_second_more(
+    bucket: oss2.Bucket,
+) -> None:
+    # GIVEN V4 presigned URLs valid for exactly 7 days and for 7 days and a second
+    bucket.put_object("week.bin", b"week")
+    longest = bucket.sign_url("GET", "week.bin", 604800)
+    too_long = bucket.sign_url("GET", "week.bin", 604801)
+    # WHEN they are used THEN the first works and the second is refused as OSS refuses it
+    # (error page 0002-00000232: x-oss-expires is 1 to 604800 seconds)
+    assert requests.get(longest, timeout=10).content == b"week"
+    refused = requests.get(too_long, timeout=10)
+    assert refused.status_code == 403
+    assert refused.headers.get("x-oss-ec") == "0002-00000232"
+    assert b"604800" in refused.content
+
+
 def test_presigned_v4_url_for_put_uploads(bucket: oss2.Bucket) -> None:
     url = bucket.sign_url("PUT", "up.bin", 60, headers={"Content-Type": "application/x-fw"})
 
