@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from localcloud.iot import responses
+import localcloud.iot.responses as responses
 from localcloud.iot.backend import IotBackend
 
 API_VERSION = "2018-01-20"
