@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from localcloud.contracts import ObjectLookup
+from localcloud.contracts import ObjectFacts, ObjectLookup
 from localcloud.credentials import Credential
 from localcloud.iot.errors import BusinessError, IotCode
 from ota_release import rules
@@ -53,6 +53,19 @@ def utcnow() -> datetime:
 
 def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _firmware_sign(declared: str | None, sign_method: str, facts: ObjectFacts) -> str:
+    """FirmwareSign as given, else the documented default: the MD5 of the file in OSS."""
+    if declared is not None:
+        return declared
+    # With SHA256 and no sign the platform's behaviour is undocumented; the MD5 would be
+    # wrong, so refuse.
+    if sign_method != "MD5":
+        raise BusinessError(
+            IotCode.ILLEGAL_REQUEST, "FirmwareSign: is required when SignMethod is not MD5"
+        )
+    return facts.md5_hex
 
 
 def _random_id() -> str:
@@ -208,44 +221,17 @@ class IotBackend:
 
     def create_package(self, request: Mapping[str, str]) -> StoredPackage:
         """Store a package from CreateOTAFirmware parameters already checked by the rules."""
-        name = request["FirmwareName"]
-        url = request["FirmwareUrl"]
         with self._lock:
-            if any(p.firmware_name == name for p in self._packages.values()):
-                raise BusinessError(
-                    IotCode.FIRMWARE_NAME_EXISTED,
-                    f"FirmwareName: {name!r} already exists in this account.",
-                )
-            facts = self.objects.lookup_url(url)
-            if facts is None:
-                raise BusinessError(
-                    IotCode.FIRMWARE_URL_INVALID,
-                    f"FirmwareUrl: no package file found at {url!r}.",
-                )
-            if len(self._packages) >= self.package_quota:
-                raise BusinessError(
-                    IotCode.FIRMWARE_COUNT_EXCEED,
-                    f"The account already has {len(self._packages)} update packages; "
-                    f"the limit is {self.package_quota}.",
-                )
+            facts = self._admissible(request["FirmwareName"], request["FirmwareUrl"])
             sign_method = request.get("SignMethod", "MD5")
-            sign = request.get("FirmwareSign")
-            if sign is None:
-                # Documented default: the MD5 of the file in OSS. With SHA256 and no sign the
-                # platform's behaviour is undocumented; the MD5 would be wrong, so refuse.
-                if sign_method != "MD5":
-                    raise BusinessError(
-                        IotCode.ILLEGAL_REQUEST,
-                        "FirmwareSign: is required when SignMethod is not MD5",
-                    )
-                sign = facts.md5_hex
+            sign = _firmware_sign(request.get("FirmwareSign"), sign_method, facts)
             size = rules.parse_query_int(request.get("FirmwareSize"))
             need_to_verify = rules.parse_query_bool(request.get("NeedToVerify", "true"))
             created = iso_ms(self.now())
             self._sequence += 1
             package = StoredPackage(
                 firmware_id=self._new_firmware_id(),
-                firmware_name=name,
+                firmware_name=request["FirmwareName"],
                 dest_version=request["DestVersion"],
                 src_version=request.get("SrcVersion"),
                 module_name=request.get("ModuleName", "default"),
@@ -255,7 +241,7 @@ class IotBackend:
                 firmware_size=size if size is not None else facts.size,
                 firmware_desc=request.get("FirmwareDesc"),
                 product_key=request.get("ProductKey"),
-                firmware_url=url,
+                firmware_url=request["FirmwareUrl"],
                 status=STATUS_UNVERIFIED if need_to_verify else STATUS_NO_VERIFY,
                 udi=request.get("Udi"),
                 utc_create=created,
@@ -264,6 +250,26 @@ class IotBackend:
             )
             self._packages[package.firmware_id] = package
         return package
+
+    def _admissible(self, name: str, url: str) -> ObjectFacts:
+        """The object a new package names, once its name, URL and the quota allow it."""
+        if any(p.firmware_name == name for p in self._packages.values()):
+            raise BusinessError(
+                IotCode.FIRMWARE_NAME_EXISTED,
+                f"FirmwareName: {name!r} already exists in this account.",
+            )
+        facts = self.objects.lookup_url(url)
+        if facts is None:
+            raise BusinessError(
+                IotCode.FIRMWARE_URL_INVALID, f"FirmwareUrl: no package file found at {url!r}."
+            )
+        if len(self._packages) >= self.package_quota:
+            raise BusinessError(
+                IotCode.FIRMWARE_COUNT_EXCEED,
+                f"The account already has {len(self._packages)} update packages; "
+                f"the limit is {self.package_quota}.",
+            )
+        return facts
 
     def _new_firmware_id(self) -> str:
         while True:
