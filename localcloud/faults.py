@@ -300,9 +300,9 @@ def _error(
             headers={"x-acs-request-id": request_id},
         )
     if service == "mns":
-        from localcloud.mns import MnsError, _error
+        from localcloud.mns.errors import MnsError, error_response
 
-        return _error(MnsError(status, code, message), request_id)
+        return error_response(MnsError(status, code, message), request_id)
     if service == "fc":
         from localcloud.fc_api import fc_error
 

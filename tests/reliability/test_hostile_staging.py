@@ -9,7 +9,6 @@ acts *while* the named call is in flight (inside the service, before it answers)
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import threading
@@ -202,10 +201,10 @@ def test_a_replay_of_a_release_registered_days_ago_publishes_no_second_created(
     created = notes[1]
     (package,) = staging.packages("old")
     two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
-    with cloud.iot._lock:  # the package's UtcCreate as it would be two days later
-        cloud.iot._firmwares[package.firmware_id] = dataclasses.replace(
-            package, utc_create=two_days_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        )
+    # the package's UtcCreate as it would be two days later
+    cloud.iot.backend.update_package(
+        package.firmware_id, utc_create=two_days_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    )
     # WHEN the sidecar's event is replayed with its Last-Modified (before UtcCreate)
     uploaded = datetime.now(timezone.utc) - timedelta(days=3)
     assert cloud.fc is not None
