@@ -13,10 +13,10 @@ break is CRLF, LF or CR; the first boundary may lack its leading line break; a b
 line may carry trailing blanks; the last boundary may lack its final line break; a part
 with a ``filename`` parameter is a file (even an empty one), others are fields decoded
 with their ``charset`` if it is ASCII or ISO-8859-1, else UTF-8 (undecodable bytes
-replaced). Its limits raise
-werkzeug's ``RequestEntityTooLarge`` as werkzeug's would: a field over
-``max_form_memory_size`` bytes, part headers (or a preamble) that long without an end,
-more than ``max_form_parts`` parts. A malformed body raises ``ValueError``.
+replaced). Its limits raise werkzeug's ``RequestEntityTooLarge`` where werkzeug's would
+(give or take one 64 KiB read, where werkzeug counts whole reads): a field, part headers,
+a preamble or an epilogue over ``max_form_memory_size`` bytes, more than
+``max_form_parts`` parts. A malformed body raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -139,12 +139,22 @@ class MultipartParser:
                     buf, dash_boundary, _copy_into(chunks), self.max_form_memory_size
                 )
                 fields.append((name, b"".join(chunks).decode(_charset(headers), "replace")))
-        while buf.fill():  # the epilogue: read to the end, keep nothing
+        # The epilogue: read to the end, keep nothing, refuse one werkzeug would not hold.
+        epilogue = buf.end - buf.start
+        while True:
+            self._check_memory(epilogue)
             buf.start = buf.end
-        return fields, files
+            if not buf.fill():
+                return fields, files
+            epilogue += buf.end - buf.start
+
+    def _check_memory(self, size: int) -> None:
+        if self.max_form_memory_size is not None and size > self.max_form_memory_size:
+            raise RequestEntityTooLarge()
 
     def _preamble(self, buf: _Buffer, dash_boundary: bytes) -> bool:
         """Skip to the first boundary; True if it is the close delimiter (an empty form)."""
+        skipped = 0
         while True:
             at = buf.data.find(dash_boundary, buf.start, buf.end)
             while at != -1:
@@ -153,13 +163,14 @@ class MultipartParser:
                     break  # decide once more bytes are in
                 match = _AFTER_BOUNDARY.match(buf.data, after, buf.end)
                 if match is not None:
+                    self._check_memory(skipped + at - buf.start)
                     buf.start = match.end()
                     return match.group(1).startswith(b"--")
                 at = buf.data.find(dash_boundary, at + 1, buf.end)
-            if at == -1:
-                buf.start = max(buf.start, buf.end - len(dash_boundary) - 2)
-            else:
-                buf.start = at
+            start = max(buf.start, buf.end - len(dash_boundary) - 2) if at == -1 else at
+            skipped += start - buf.start
+            buf.start = start
+            self._check_memory(skipped)
             if not buf.fill():
                 raise ValueError("Invalid form-data: no boundary")
 
@@ -168,10 +179,7 @@ class MultipartParser:
             match = _BLANK_LINE.search(buf.data, buf.start, buf.end)
             if match is not None:
                 break
-            if self.max_form_memory_size is not None and (
-                buf.end - buf.start > self.max_form_memory_size
-            ):
-                raise RequestEntityTooLarge()
+            self._check_memory(buf.end - buf.start)
             if not buf.fill():
                 raise ValueError("Invalid form-data: part headers do not end")
         raw = bytes(buf.data[buf.start : match.start()])

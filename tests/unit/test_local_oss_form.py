@@ -85,6 +85,19 @@ def _werkzeug(body: bytes, max_memory: int | None, max_parts: int | None) -> Any
     )
 
 
+def _werkzeug_reads(body: bytes, max_memory: int, read_size: int) -> Any:
+    parser = MultiPartParser(
+        stream_factory=cast(Any, lambda **_: io.BytesIO()),
+        max_form_memory_size=max_memory,
+        buffer_size=read_size,
+    )
+    try:
+        parser.parse(io.BytesIO(body), BOUNDARY, len(body))
+    except (ValueError, RequestEntityTooLarge) as exc:
+        return type(exc).__name__
+    return "parsed"
+
+
 def _ours(body: bytes, step: int, max_memory: int | None, max_parts: int | None) -> Any:
     parser = MultipartParser(
         lambda headers, filename: io.BytesIO(),
@@ -153,6 +166,22 @@ def test_a_field_over_the_memory_limit_is_refused_as_werkzeug_refuses_it() -> No
     assert _ours(_form([("key", b"k" * 1000)], b"data"), 4096, 1000, None)[0] == [
         ("key", "k" * 1000)
     ]
+
+
+@pytest.mark.parametrize("where", ["preamble", "epilogue", "headers"])
+def test_a_preamble_epilogue_or_header_block_over_the_limit_is_refused(where: str) -> None:
+    filler = b"x" * 2000
+    body = _form([("key", b"k")], b"data")
+    if where == "preamble":
+        body = filler + b"\r\n" + body
+    elif where == "epilogue":
+        body += filler
+    else:
+        body = body.replace(b"\r\n\r\nk", b"\r\nX-Pad: " + filler + b"\r\n\r\nk", 1)
+    # werkzeug refuses each once its buffer would pass the limit (it counts whole reads)
+    assert _werkzeug_reads(body, 1000, 100) == "RequestEntityTooLarge"
+    assert _ours(body, 4096, 1000, None) == "RequestEntityTooLarge"
+    assert _ours(body, 4096, 4000, None) == _werkzeug(body, 4000, None)
 
 
 def test_more_parts_than_allowed_are_refused_as_werkzeug_refuses_them() -> None:
