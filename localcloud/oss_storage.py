@@ -41,7 +41,7 @@ CHUNK_SIZE = 1024 * 1024
 # carry-less multiplication, >10 GiB/s here; crcmod's C table loop (what oss2 uses) runs
 # at 270-440 MiB/s and holds the GIL, which made it the largest cost of every upload the
 # stand-in takes (docs/benchmarks.md, "Staged release"). Both take the previous value to
-# continue over more data and give the same results (tests/unit/test_local_oss_form.py).
+# continue over more data and give the same results (tests/integration/test_local_oss_form.py).
 _CRC64 = anycrc.Model("CRC64-XZ")
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
