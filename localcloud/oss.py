@@ -58,6 +58,7 @@ from localcloud.oss_events import (
     event_time,
     object_created_event,
 )
+from localcloud.oss_form import OssFormDataParser
 from localcloud.oss_post import authorize_form
 from localcloud.oss_storage import (
     BlobWriter,
@@ -140,7 +141,13 @@ def _child(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.El
 
 
 class _OssRequest(Request):
-    """A werkzeug request whose form-file parts stream into hashing temp files."""
+    """A werkzeug request whose form-file parts stream into hashing temp files.
+
+    Forms are parsed by ``oss_form`` (large reads, no copies of the file part), which
+    hands file parts to ``_get_file_stream`` as werkzeug's own parser would.
+    """
+
+    form_data_parser_class = OssFormDataParser
 
     def __init__(self, environ: dict[str, Any], spool_dir: Path) -> None:
         super().__init__(environ)
