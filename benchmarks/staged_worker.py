@@ -186,7 +186,7 @@ def _event(bucket: str, key: str) -> str:
         "eventSource": "acs:oss",
         "eventTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "region": "cn-shanghai",
-        "oss": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1, "eTag": "x"}},
+        "oss": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
     }
     return json.dumps({"events": [record]})
 
