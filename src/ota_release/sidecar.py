@@ -261,7 +261,7 @@ def load_document(raw: bytes, fmt: Literal["json", "yaml"]) -> tuple[Any, list[V
             # Imported here: PyYAML costs ~20 ms of a cold start, and most sidecars are JSON.
             from ota_release.sidecar_yaml import load_yaml
 
-            doc = load_yaml(text)
+            doc = load_yaml(text, max_nesting=MAX_NESTING)
     except RecursionError:
         return None, [Violation("sidecar", f"must not nest deeper than {MAX_NESTING}", "deeper")]
     except ValueError as exc:
