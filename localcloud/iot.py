@@ -53,14 +53,14 @@ from localcloud.contracts import FaultHook, ObjectLookup
 from localcloud.credentials import Credential, CredentialStore
 from localcloud.rpc_auth import AuthError, RpcVerifier
 from ota_release import rules
+from ota_release.timestamps import utc_millis
 
 API_VERSION = "2018-01-20"
 HOST_ID = "iot.cn-shanghai.aliyuncs.com"
 DEFAULT_OTA_BUCKET = "iotx-ota"
 #: GenerateOTAUploadURL's PostObject policy is valid this long.
 UPLOAD_POLICY_TTL = timedelta(seconds=60)
-#: FileSuffix values GenerateOTAUploadURL accepts (bin is the default).
-FILE_SUFFIXES = ("bin", "dav", "apk", "tar", "gz", "tar.gz", "zip", "gzip")
+FILE_SUFFIXES = rules.UPLOAD_FILE_SUFFIXES
 LIST_PAGE_SIZE_MAX = 100
 #: Documented QPS of each action relative to the 10-QPS ones (CreateOTAFirmware,
 #: GenerateOTAUploadURL, ListOTAFirmware, DeleteOTAFirmware, CreateOTAVerifyJob): the
@@ -203,7 +203,7 @@ def _utcnow() -> datetime:
 
 
 def _iso_ms(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return utc_millis(moment)
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -459,7 +459,7 @@ class LocalIot:
         now = self.now()
         key = f"ota/{uuid.uuid4().hex}/{uuid.uuid4().hex.upper()}.{suffix}"
         policy_doc = {
-            "expiration": (now + UPLOAD_POLICY_TTL).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "expiration": utc_millis((now + UPLOAD_POLICY_TTL).replace(microsecond=0)),
             "conditions": [
                 ["content-length-range", 0, rules.FIRMWARE_SIZE_MAX],
                 {"bucket": self.ota_bucket},

@@ -33,13 +33,13 @@ from localcloud.oss_errors import (
     no_such_key,
     no_such_upload,
 )
+from ota_release.digest import CRC64_ECMA
 
 CHUNK_SIZE = 1024 * 1024
 
-# CRC-64/ECMA-182 in the reflected form OSS reports in x-oss-hash-crc64ecma (also known as
-# CRC-64/XZ: check value 0x995DC9BBDF1939FA for b"123456789"). crcmod picks its C
-# extension when it is built, which keeps this at hundreds of MiB/s.
-_crc64_update = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+# CRC-64 as OSS reports it (ota_release.digest.CRC64_ECMA). crcmod picks its C extension
+# when it is built, which keeps this at hundreds of MiB/s.
+_crc64_update = crcmod.mkCrcFun(**CRC64_ECMA)
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 BUCKET_ACLS = ("private", "public-read", "public-read-write")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ota_release.digest import CRC64_ECMA
 from ota_release.errors import (
     DuplicateNameError,
     NotFoundError,
@@ -33,6 +34,7 @@ from ota_release.ports import (
     PublishReceipt,
     UploadTicket,
 )
+from ota_release.timestamps import utc_millis
 
 BUCKET = "firmware-bucket"
 #: When the fake objects were stored, unless a test says otherwise.
@@ -90,7 +92,7 @@ def crc64_of(data: bytes) -> int:
     """CRC-64/ECMA-182 as OSS reports it in x-oss-hash-crc64ecma."""
     import crcmod
 
-    crc = crcmod.Crc(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+    crc = crcmod.Crc(**CRC64_ECMA)
     crc.update(data)
     return int(crc.crcValue)
 
@@ -438,7 +440,7 @@ def object_created(
     event_time: datetime | None = UPLOADED_AT,
 ) -> ObjectCreated:
     """The record ``ota_release.events`` would produce for an upload of ``key``."""
-    when = event_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if event_time else None
+    when = utc_millis(event_time) if event_time else None
     return ObjectCreated(
         bucket=bucket,
         key=key,

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ota_release import rules
 from ota_release.digest import Digest, StreamHasher, etag_fast_path, prefetched
 from ota_release.errors import TransientError
 from ota_release.pipeline.context import ObjectChanged, Release
 from ota_release.ports import ObjectInfo, UploadTicket
 from ota_release.settings import UrlMode
 
-#: File suffixes GenerateOTAUploadURL accepts; anything else is staged as ``bin``.
-STAGED_SUFFIXES = ("tar.gz", "gzip", "bin", "dav", "apk", "tar", "gz", "zip")
+#: ``rules.UPLOAD_FILE_SUFFIXES``, longest first so ``tar.gz`` wins over ``gz``; a key
+#: ending in none of them is staged as ``bin``.
+STAGED_SUFFIXES = tuple(sorted(rules.UPLOAD_FILE_SUFFIXES, key=len, reverse=True))
 
 
 @dataclass(frozen=True)
