@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from ota_release.ports import ObjectInfo, ObjectStream
+from ota_release.ports import ByteSource, ObjectInfo
 
 CHUNK_SIZE = 1024 * 1024
 QUEUE_DEPTH = 4
@@ -133,7 +133,7 @@ class StreamHasher:
 
 
 def prefetched(
-    stream: ObjectStream, chunk_size: int = CHUNK_SIZE, queue_depth: int = QUEUE_DEPTH
+    stream: ByteSource, chunk_size: int = CHUNK_SIZE, queue_depth: int = QUEUE_DEPTH
 ) -> Generator[bytes, None, None]:
     """The stream's chunks, read ahead by a thread so the network overlaps the consumer.
 
@@ -175,7 +175,7 @@ def prefetched(
 
 
 def digest_stream(
-    stream: ObjectStream,
+    stream: ByteSource,
     sign_method: str,
     *,
     expected_size: int | None = None,

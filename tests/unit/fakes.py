@@ -28,10 +28,13 @@ from ota_release.events import ObjectCreated
 from ota_release.ports import (
     CreatedFirmware,
     FirmwareRequest,
+    FirmwareSearch,
     ListedPackage,
     ObjectInfo,
     ObjectTooLarge,
     PublishReceipt,
+    SmallObject,
+    StagedCopy,
     UploadTicket,
 )
 from ota_release.timestamps import utc_millis
@@ -149,12 +152,15 @@ class FakeObject:
 class FakeStream:
     """An object body that hands out ``chunk`` bytes at most per read and tracks closing."""
 
-    def __init__(self, data: bytes, chunk: int | None = None) -> None:
+    def __init__(
+        self, data: bytes, chunk: int | None = None, request_id: str | None = None
+    ) -> None:
         self._data = data
         self._pos = 0
         self._chunk = chunk
         self.closed = False
         self.reads = 0
+        self.request_id = request_id
 
     def read(self, size: int = -1) -> bytes:
         if self.closed:
@@ -232,7 +238,7 @@ class FakeStorage(_Faults):
         stored = self.objects.get((bucket, key))
         return stored.info(bucket, key) if stored else None
 
-    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+    def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         self._enter("read_small", bucket, key, limit)
         self._bucket_exists(bucket, "GetObject")
         stored = self.objects.get((bucket, key))
@@ -240,7 +246,7 @@ class FakeStorage(_Faults):
             raise not_found()
         if len(stored.data) > limit:
             raise ObjectTooLarge(key, limit)
-        return stored.data
+        return SmallObject(stored.data, f"OSS-GET-{key}")
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> FakeStream:
         self._enter("open_stream", bucket, key, if_match)
@@ -250,7 +256,7 @@ class FakeStorage(_Faults):
             raise not_found()
         if if_match is not None and stored.info(bucket, key).etag != if_match:
             raise precondition_failed()
-        stream = FakeStream(stored.data)
+        stream = FakeStream(stored.data, request_id=f"OSS-STREAM-{len(self.streams) + 1}")
         self.streams.append(stream)
         return stream
 
@@ -263,7 +269,7 @@ class FakeStorage(_Faults):
 
     def stage_copy(
         self, source: ObjectInfo, ticket: UploadTicket, filename: str, observe: Any
-    ) -> None:
+    ) -> StagedCopy:
         """GET pinned to ``source.etag``, each chunk observed, then a PostObject.
 
         A ticket older than its validity is refused as OSS refuses an expired policy.
@@ -283,6 +289,7 @@ class FakeStorage(_Faults):
         if len(data) != source.size:
             raise TransientError("oss", "PostObject", "IntegrityError", "short source")
         self.staged[ticket.key] = StagedUpload(ticket, data, len(data), filename)
+        return StagedCopy(body.request_id, f"OSS-POST-{len(self.staged)}")
 
 
 #: GenerateOTAUploadURL's form is valid this long (docs/fidelity.md, IoT section).
@@ -328,8 +335,11 @@ class FakeOtaPlatform(_Faults):
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> ListedPackage | None:
+    ) -> FirmwareSearch:
+        """One listing call (and a query of the package found), each with its request id."""
         self._enter("find_firmware", name, dest_version, product_key, iot_instance_id)
+        number = self.count("find_firmware")
+        listed = f"IOT-LIST-{number}"
         for record in self.firmware:
             if record.name != name:
                 continue
@@ -337,8 +347,8 @@ class FakeOtaPlatform(_Faults):
                 continue
             if product_key is not None and record.product_key != product_key:
                 continue
-            return record
-        return None
+            return FirmwareSearch(record, (listed, f"IOT-QUERY-{number}"))
+        return FirmwareSearch(None, (listed,))
 
     def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
         params = request.api_params()  # recorded by API name, as the service would see it

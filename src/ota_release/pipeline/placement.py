@@ -40,6 +40,7 @@ def read_digest(r: Release) -> Digest:
         hasher = _hasher(r, firmware, sign_method)
         storage = r.ports.storage
         body = storage.open_stream(firmware.bucket, firmware.key, if_match=firmware.etag)
+        r.request_ids.add("oss", body.request_id)
         try:
             for chunk in prefetched(body):
                 hasher.update(chunk)
@@ -85,7 +86,9 @@ def _stage(r: Release) -> Placed:
         ticket = r.ports.platform.generate_upload_url(suffix, spec.iot_instance_id)
         r.request_ids.add("iot", ticket.request_id)
         hasher = _hasher(r, firmware, spec.sign_method)
-        r.ports.storage.stage_copy(firmware, ticket, filename, hasher.update)
+        staged = r.ports.storage.stage_copy(firmware, ticket, filename, hasher.update)
+        r.request_ids.add("oss", staged.read_request_id)
+        r.request_ids.add("oss", staged.post_request_id)
         _raise_if_unlike(hasher, firmware, "PostObject")
         return ticket, hasher.result()
 
