@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import oss2
 import pytest
@@ -25,6 +25,9 @@ from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
 from localcloud.oss import DEFAULT_REGION, LocalOss
 from localcloud.oss_storage import crc64
 from localcloud.server import LocalServer
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import StartOss
 
 pytestmark = pytest.mark.integration
 
@@ -40,25 +43,19 @@ AWKWARD_KEYS = [
 # -- fixtures ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_metadata_service() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        yield
+@pytest.fixture(scope="module")
+def served(start_oss: StartOss) -> tuple[LocalOss, str]:
+    return start_oss("oss-data")
 
 
 @pytest.fixture(scope="module")
-def oss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOss]:
-    local = LocalOss(tmp_path_factory.mktemp("oss-data"))
-    yield local
-    local.close()
+def oss(served: tuple[LocalOss, str]) -> LocalOss:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
-def endpoint(oss: LocalOss) -> Iterator[str]:
-    with LocalServer(oss, name="oss") as server:
-        oss.base_url = server.url
-        yield server.url
+def endpoint(served: tuple[LocalOss, str]) -> str:
+    return served[1]
 
 
 _bucket_numbers = itertools.count()

@@ -16,8 +16,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import oss2
 import pytest
@@ -26,13 +25,14 @@ from werkzeug.wrappers import Response
 
 from localcloud.credentials import DEFAULT_ACCESS_KEY_ID as AK
 from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
-from localcloud.credentials import CredentialStore
 from localcloud.oss import LocalOss
-from localcloud.server import LocalServer
 from ota_release.adapters import CloudCredentials
 from ota_release.adapters.oss import OssObjectStore, oss_auth
 from ota_release.adapters.oss_reads import OssReads, check_region
 from ota_release.errors import NotFoundError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import StartOss
 
 pytestmark = pytest.mark.integration
 
@@ -184,18 +184,11 @@ def faults() -> Faults:
 
 
 @pytest.fixture(scope="module")
-def local(
-    tmp_path_factory: pytest.TempPathFactory, faults: Faults
-) -> Iterator[tuple[LocalOss, str]]:
-    store = CredentialStore()
-    store.add(AK, SK)
-    store.add("STS.reads", "sts-secret", TOKEN)
-    oss = LocalOss(Path(tmp_path_factory.mktemp("reads")), store, region=REGION, faults=faults)
+def local(start_oss: StartOss, faults: Faults) -> tuple[LocalOss, str]:
+    keys = [(AK, SK), ("STS.reads", "sts-secret", TOKEN)]
+    oss, url = start_oss("reads", keys=keys, region=REGION, faults=faults)
     oss.create_bucket(BUCKET)
-    with LocalServer(oss, name="oss") as server:
-        oss.base_url = server.url
-        yield oss, server.url
-    oss.close()
+    return oss, url
 
 
 def put(local: tuple[LocalOss, str], key: str, data: bytes) -> None:
