@@ -54,3 +54,21 @@ def start_oss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartOss]:
             return local, server.url
 
         yield start
+
+
+@pytest.fixture(scope="module")
+def served(start_oss: StartOss) -> tuple[LocalOss, str]:
+    """The module's local OSS with default credentials; a module overrides this fixture
+    for other keys or options, and ``oss`` / ``endpoint`` follow."""
+    return start_oss()
+
+
+@pytest.fixture(scope="module")
+def oss(served: tuple[LocalOss, str]) -> LocalOss:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def endpoint(served: tuple[LocalOss, str]) -> str:
+    """The module's local OSS URL (``http://127.0.0.1:<port>``)."""
+    return served[1]

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import oss2
 import pytest
@@ -25,9 +25,6 @@ from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
 from localcloud.oss import DEFAULT_REGION, LocalOss
 from localcloud.oss_storage import crc64
 from localcloud.server import LocalServer
-
-if TYPE_CHECKING:
-    from tests.integration.conftest import StartOss
 
 pytestmark = pytest.mark.integration
 
@@ -43,20 +40,7 @@ AWKWARD_KEYS = [
 # -- fixtures ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served(start_oss: StartOss) -> tuple[LocalOss, str]:
-    return start_oss("oss-data")
-
-
-@pytest.fixture(scope="module")
-def oss(served: tuple[LocalOss, str]) -> LocalOss:
-    return served[0]
-
-
-@pytest.fixture(scope="module")
-def endpoint(served: tuple[LocalOss, str]) -> str:
-    return served[1]
-
+# ``oss`` and ``endpoint``: one local OSS for the module (tests/integration/conftest.py).
 
 _bucket_numbers = itertools.count()
 

@@ -40,17 +40,8 @@ KEYS = [(AK, SK), (STS_AK, STS_SK, STS_TOKEN)]
 
 @pytest.fixture(scope="module")
 def served(start_oss: StartOss) -> tuple[LocalOss, str]:
+    """The module's ``oss`` and ``endpoint`` (tests/integration/conftest.py): our keys, region."""
     return start_oss("oss-auth", keys=KEYS, region=REGION)
-
-
-@pytest.fixture(scope="module")
-def oss(served: tuple[LocalOss, str]) -> LocalOss:
-    return served[0]
-
-
-@pytest.fixture(scope="module")
-def endpoint(served: tuple[LocalOss, str]) -> str:
-    return served[1]
 
 
 _names = itertools.count()
