@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ota_release.events import oss_trigger_record
 
 SERVICE = "ota-release"
 FUNCTION = "create-firmware"
@@ -173,27 +176,19 @@ def oss_record(
     region: str = "cn-shanghai",
     size: int = 4,
 ) -> dict[str, Any]:
-    """One native OSS trigger record, shaped as FC's "trigger event format" doc shows it."""
-    return {
-        "eventName": event_name,
-        "eventSource": "acs:oss",
-        "eventTime": "2024-05-01T00:00:00.000Z",
-        "eventVersion": "1.0",
-        "region": region,
-        "oss": {
-            "bucket": {
-                "name": bucket,
-                "arn": f"acs:oss:{region}:1234567890:{bucket}",
-                "ownerIdentity": "1234567890",
-            },
-            "object": {"key": key, "size": size, "eTag": "0" * 32, "deltaSize": size},
-            "ossSchemaVersion": "1.0",
-            "ruleId": "local",
-        },
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"requestId": "local-request"},
-        "userIdentity": {"principalId": "1234567890"},
-    }
+    """One native OSS trigger record, written by the function's own builder."""
+    return oss_trigger_record(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag="0" * 32,
+        event_time=datetime(2024, 5, 1, tzinfo=timezone.utc),
+        region=region,
+        account_id="1234567890",
+        request_id="local-request",
+        rule_id="local",
+        event_name=event_name,
+    )
 
 
 def oss_event(*keys: str, **kwargs: Any) -> dict[str, Any]:

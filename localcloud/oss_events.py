@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 
 from localcloud.contracts import OssEventSink
 from localcloud.oss_storage import StoredObject
+from ota_release.events import oss_trigger_record
+from ota_release.timestamps import utc_millis_from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,7 @@ COMPLETE_MULTIPART_UPLOAD = "ObjectCreated:CompleteMultipartUpload"
 
 def event_time(ts: float) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, as in ``2022-08-13T06:45:43.000Z``."""
-    moment = datetime.fromtimestamp(ts, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return utc_millis_from_epoch(ts)
 
 
 def object_created_event(
@@ -44,37 +45,24 @@ def object_created_event(
 ) -> dict[str, object]:
     """The ``{"events": [record]}`` payload a native OSS trigger hands to a function.
 
-    The key is given as stored, not URL-encoded, matching the FC documentation examples
-    (whether the cloud ever encodes keys here is unconfirmed; consumers should cope).
+    Written by the function's own builder (:func:`ota_release.events.oss_trigger_record`),
+    so what the local OSS sends and what the function parses are one definition.
     """
     return {
         "events": [
-            {
-                "eventName": event_name,
-                "eventSource": "acs:oss",
-                "eventTime": event_time(record.last_modified),
-                "eventVersion": "1.0",
-                "oss": {
-                    "bucket": {
-                        "arn": f"acs:oss:{region}:{account_id}:{record.bucket}",
-                        "name": record.bucket,
-                        "ownerIdentity": account_id,
-                        "virtualBucket": "",
-                    },
-                    "object": {
-                        "deltaSize": record.size,
-                        "eTag": record.etag,
-                        "key": record.key,
-                        "size": record.size,
-                    },
-                    "ossSchemaVersion": "1.0",
-                    "ruleId": rule_id,
-                },
-                "region": region,
-                "requestParameters": {"sourceIPAddress": source_ip},
-                "responseElements": {"requestId": request_id},
-                "userIdentity": {"principalId": account_id},
-            }
+            oss_trigger_record(
+                bucket=record.bucket,
+                key=record.key,
+                size=record.size,
+                etag=record.etag,
+                event_time=datetime.fromtimestamp(record.last_modified, timezone.utc),
+                region=region,
+                account_id=account_id,
+                request_id=request_id,
+                rule_id=rule_id,
+                event_name=event_name,
+                source_ip=source_ip,
+            )
         ]
     }
 

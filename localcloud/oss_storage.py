@@ -36,7 +36,8 @@ from localcloud.oss_errors import (
 
 CHUNK_SIZE = 1024 * 1024
 
-# CRC-64/ECMA-182 in the reflected form OSS reports in x-oss-hash-crc64ecma (also known as
+# CRC-64/ECMA-182 in the reflected form OSS reports in x-oss-hash-crc64ecma
+# (ota_release.digest.CRC64_ECMA, the one definition; also known as
 # CRC-64/XZ: check value 0x995DC9BBDF1939FA for b"123456789"). anycrc computes it with
 # carry-less multiplication, >10 GiB/s here; crcmod's C table loop (what oss2 uses) runs
 # at 270-440 MiB/s and holds the GIL, which made it the largest cost of every upload the

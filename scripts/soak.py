@@ -165,7 +165,8 @@ class Report:
         }
 
 
-def _content(seed: str, size: int) -> bytes:
+def content(seed: str, size: int) -> bytes:
+    """``size`` bytes determined by ``seed``: the same seed always gives the same firmware."""
     block = hashlib.sha256(seed.encode()).digest()
     return (block * (size // len(block) + 1))[:size]
 
@@ -177,7 +178,7 @@ def plan_releases(count: int, seed: int, prefix: str) -> list[Release]:
     for i in range(count):
         name = f"soak-{seed}-{i}"
         fw_key = f"{prefix}soak/{seed}/{i}/dev-{i}.bin"
-        firmware = _content(f"{seed}-{i}", rng.randint(1_000, 40_000))
+        firmware = content(f"{seed}-{i}", rng.randint(1_000, 40_000))
         if rng.random() < 0.125:
             sidecar = json.dumps({"version": "1.0.0", "name": name, "type": "diff"}).encode()
             out.append(Release(name, fw_key, firmware, fw_key + ".ota.json", sidecar, False))
@@ -280,7 +281,7 @@ class Workload:
             time.sleep(0.05)
 
 
-def _failure_records(cloud: LocalCloud) -> list[tuple[str, str, str]]:
+def failure_records(cloud: LocalCloud) -> list[tuple[str, str, str]]:
     """(key, etag, eventTime) of every event that reached the OnFailure topic."""
     out: list[tuple[str, str, str]] = []
     if cloud.failure_topic is None:
@@ -299,7 +300,7 @@ def account(cloud: LocalCloud, work: Workload, releases: list[Release], report: 
     packages: dict[str, list[Any]] = {}
     for package in cloud.iot.firmwares():
         packages.setdefault(package.firmware_name, []).append(package)
-    failed = set(_failure_records(cloud))
+    failed = set(failure_records(cloud))
     report.on_failure = len(failed)
     failed_releases = {u.release for u in work.uploads if (u.key, u.etag, u.time) in failed}
 

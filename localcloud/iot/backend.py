@@ -31,6 +31,7 @@ from localcloud.contracts import ObjectFacts, ObjectLookup
 from localcloud.credentials import Credential
 from localcloud.iot.errors import BusinessError, IotCode
 from ota_release import rules
+from ota_release.timestamps import utc_millis
 
 DEFAULT_OTA_BUCKET = "iotx-ota"
 #: GenerateOTAUploadURL's PostObject policy is valid this long.
@@ -52,7 +53,7 @@ def utcnow() -> datetime:
 
 
 def iso_ms(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return utc_millis(moment)
 
 
 def _firmware_sign(declared: str | None, sign_method: str, facts: ObjectFacts) -> str:
@@ -195,7 +196,7 @@ class IotBackend:
         now = self.now()
         key = f"ota/{uuid.uuid4().hex}/{uuid.uuid4().hex.upper()}.{suffix}"
         policy_doc = {
-            "expiration": (now + UPLOAD_POLICY_TTL).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "expiration": utc_millis((now + UPLOAD_POLICY_TTL).replace(microsecond=0)),
             "conditions": [
                 ["content-length-range", 0, rules.FIRMWARE_SIZE_MAX],
                 {"bucket": self.ota_bucket},

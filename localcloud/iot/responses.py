@@ -17,7 +17,7 @@ from localcloud.iot.errors import BusinessError, IotCode
 from ota_release import rules
 
 #: FileSuffix values GenerateOTAUploadURL accepts (bin is the default).
-FILE_SUFFIXES = ("bin", "dav", "apk", "tar", "gz", "tar.gz", "zip", "gzip")
+FILE_SUFFIXES = rules.UPLOAD_FILE_SUFFIXES
 LIST_PAGE_SIZE_MAX = 100
 VERIFY_DEVICES_MAX = 10
 VERIFY_TIMEOUT_RANGE = (1, 1440)

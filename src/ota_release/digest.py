@@ -15,12 +15,22 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from ota_release.ports import ObjectInfo, ObjectStream
+from ota_release.ports import ByteSource, ObjectInfo
 
 CHUNK_SIZE = 1024 * 1024
 QUEUE_DEPTH = 4
 _MD5_ETAG = re.compile(r"^[0-9A-Fa-f]{32}$")
 _ALGORITHMS = {"MD5": "md5", "SHA256": "sha256"}
+#: CRC-64/ECMA-182 in the reflected form OSS reports in ``x-oss-hash-crc64ecma`` (also
+#: known as CRC-64/XZ: check value 0x995DC9BBDF1939FA for ``b"123456789"``), as the
+#: keyword arguments of ``crcmod.Crc`` / ``crcmod.mkCrcFun``. The one definition: the
+#: local OSS and the test fakes compute theirs from it too.
+CRC64_ECMA: dict[str, Any] = {
+    "poly": 0x142F0E1EBA9EA3693,
+    "initCrc": 0,
+    "rev": True,
+    "xorOut": 0xFFFFFFFFFFFFFFFF,
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,7 @@ def _new_crc64() -> Any | None:
         import crcmod._crcfunext
     except ImportError:
         return None
-    return crcmod.Crc(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+    return crcmod.Crc(**CRC64_ECMA)
 
 
 class StreamHasher:
@@ -123,7 +133,7 @@ class StreamHasher:
 
 
 def prefetched(
-    stream: ObjectStream, chunk_size: int = CHUNK_SIZE, queue_depth: int = QUEUE_DEPTH
+    stream: ByteSource, chunk_size: int = CHUNK_SIZE, queue_depth: int = QUEUE_DEPTH
 ) -> Generator[bytes, None, None]:
     """The stream's chunks, read ahead by a thread so the network overlaps the consumer.
 
@@ -165,7 +175,7 @@ def prefetched(
 
 
 def digest_stream(
-    stream: ObjectStream,
+    stream: ByteSource,
     sign_method: str,
     *,
     expected_size: int | None = None,

@@ -67,6 +67,11 @@ function should process, in order:
   and then the OnFailure destination, never hundreds of notifications or a run into the
   function's timeout. An OSS trigger delivers one record per event and an EventBridge
   batch window's documented example is 100 events, so a real event stays within it.
+
+Building
+--------
+:func:`oss_trigger_record` writes the native record this module parses, the one place
+the shape is written: the CLI's ``replay``, the local OSS and the test kits use it.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ import re
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import unquote
 
@@ -92,6 +98,8 @@ from pydantic import (
     ValidationError,
 )
 
+from ota_release.timestamps import utc_millis
+
 _M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
@@ -106,6 +114,7 @@ __all__ = [
     "TooManyRecordsError",
     "TriggerBatch",
     "key_bytes",
+    "oss_trigger_record",
     "parse_trigger_event",
     "screen_records",
 ]
@@ -535,6 +544,49 @@ def parse_trigger_event(
         else:
             records.append(outcome)
     return TriggerBatch(records=records, skipped=skipped)
+
+
+def oss_trigger_record(
+    *,
+    bucket: str,
+    key: str,
+    size: int,
+    etag: str,
+    event_time: datetime,
+    region: str,
+    account_id: str,
+    request_id: str,
+    rule_id: str,
+    event_name: str = "ObjectCreated:PutObject",
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """One native OSS trigger record, as FC's OSS trigger event format documents it.
+
+    The key is written as stored, not URL-encoded, as in the documentation's examples; the
+    ETag without quotes; ``event_time`` in :func:`~ota_release.timestamps.utc_millis` form.
+    Wrap records as ``{"events": [record, ...]}`` for the native trigger payload.
+    """
+    return {
+        "eventName": event_name,
+        "eventSource": "acs:oss",
+        "eventTime": utc_millis(event_time),
+        "eventVersion": "1.0",
+        "oss": {
+            "bucket": {
+                "arn": f"acs:oss:{region}:{account_id}:{bucket}",
+                "name": bucket,
+                "ownerIdentity": account_id,
+                "virtualBucket": "",
+            },
+            "object": {"deltaSize": size, "eTag": etag.strip('"'), "key": key, "size": size},
+            "ossSchemaVersion": "1.0",
+            "ruleId": rule_id,
+        },
+        "region": region,
+        "requestParameters": {"sourceIPAddress": source_ip},
+        "responseElements": {"requestId": request_id},
+        "userIdentity": {"principalId": account_id},
+    }
 
 
 # -------------------------------------------------------------------------- helpers

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ota_release.digest import Digest
+from ota_release.timestamps import utc_millis
 
 if TYPE_CHECKING:
     from ota_release.rules import Violation
@@ -235,7 +236,7 @@ class Notification:
             "errors": self._errors(),
             "errors_dropped": 0,
             "request_ids": self.request_ids.as_dict(),
-            "published_at": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "published_at": utc_millis(now),
         }
         return fit_message(message)
 

@@ -14,8 +14,10 @@ from typing import Protocol
 from ota_release.firmware_request import FirmwareRequest
 
 __all__ = [
+    "ByteSource",
     "CreatedFirmware",
     "FirmwareRequest",
+    "FirmwareSearch",
     "ListedPackage",
     "Notifier",
     "ObjectInfo",
@@ -23,6 +25,8 @@ __all__ = [
     "ObjectTooLarge",
     "OtaPlatform",
     "PublishReceipt",
+    "SmallObject",
+    "StagedCopy",
     "Storage",
     "UploadTicket",
 ]
@@ -51,12 +55,35 @@ class ObjectInfo:
     request_id: str | None = None
 
 
-class ObjectStream(Protocol):
-    """A readable, closable object body."""
+@dataclass(frozen=True)
+class SmallObject:
+    """A small object's bytes (``Storage.read_small``) and the GetObject that read them."""
+
+    data: bytes
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StagedCopy:
+    """The request ids of ``Storage.stage_copy``'s pinned GetObject and its PostObject."""
+
+    read_request_id: str | None = None
+    post_request_id: str | None = None
+
+
+class ByteSource(Protocol):
+    """Anything readable and closable: an object body, a local file."""
 
     def read(self, size: int = -1) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+class ObjectStream(ByteSource, Protocol):
+    """An object body, and the id of the GetObject that opened it."""
+
+    @property
+    def request_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +106,7 @@ class Storage(Protocol):
         """The object's metadata, or None when it does not exist."""
         ...
 
-    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+    def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         """Read an object of at most ``limit`` bytes (a larger one raises ObjectTooLarge)."""
         ...
 
@@ -101,14 +128,15 @@ class Storage(Protocol):
         ticket: UploadTicket,
         filename: str,
         observe: Callable[[bytes], None],
-    ) -> None:
+    ) -> StagedCopy:
         """Copy ``source`` to ``ticket.host`` (PostObject) in one read, pinned to its ETag.
 
         The object is read once (GetObject with ``If-Match: source.etag``) and each chunk is
         handed to ``observe`` in order before it is sent, so the caller can hash exactly the
         bytes that were staged. An object changed since ``source`` was taken raises
         PermanentError ``PreconditionFailed``; fewer or more bytes than ``source.size`` raise
-        TransientError ``IntegrityError`` and nothing valid is staged.
+        TransientError ``IntegrityError`` and nothing valid is staged. Returns the two
+        calls' request ids.
         """
         ...
 
@@ -143,6 +171,14 @@ class ListedPackage:
 
 
 @dataclass(frozen=True)
+class FirmwareSearch:
+    """What ``find_firmware`` learnt, and the request ids of every call that told it."""
+
+    package: ListedPackage | None
+    request_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CreatedFirmware:
     """CreateOTAFirmware's answer."""
 
@@ -160,7 +196,7 @@ class OtaPlatform(Protocol):
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> ListedPackage | None:
+    ) -> FirmwareSearch:
         """The existing package called ``name``, if any, searched through every page.
 
         ``dest_version``/``product_key`` narrow the listing; None searches all packages.

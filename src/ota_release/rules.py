@@ -35,6 +35,9 @@ TYPE_DIFF = 1
 #: do not say whether MB means 10^6 or 2^20 bytes; we take the larger reading so that a
 #: package the platform accepts is never rejected here.
 FIRMWARE_SIZE_MAX = 1000 * 1024 * 1024
+#: FileSuffix values GenerateOTAUploadURL accepts, in the API reference's order (bin is
+#: the default).
+UPLOAD_FILE_SUFFIXES = ("bin", "dav", "apk", "tar", "gz", "tar.gz", "zip", "gzip")
 #: Packages per account (newer docs: per instance).
 PACKAGE_QUOTA = 500
 #: CreateOTAFirmware calls per second per account, shared by its RAM users.

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from ota_release import rules
 from ota_release.firmware_request import REQUEST_FIELDS, FirmwareRequest
 from ota_release.rules import Violation
+from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
 
 MAX_SIDECAR_BYTES = 64 * 1024
 MAX_NESTING = 16
@@ -57,7 +58,7 @@ class SidecarDocument(BaseModel):
         title="ota-release sidecar",
         json_schema_extra={
             "description": "Metadata for one firmware file, uploaded next to it as "
-            "<firmware file name>.ota.json / .ota.yaml / .ota.yml. Keys may also be "
+            f"<firmware file name>{' / '.join(DEFAULT_SIDECAR_SUFFIXES)}. Keys may also be "
             "given by their CreateOTAFirmware parameter names."
         },
     )
@@ -261,7 +262,7 @@ def load_document(raw: bytes, fmt: Literal["json", "yaml"]) -> tuple[Any, list[V
             # Imported here: PyYAML costs ~20 ms of a cold start, and most sidecars are JSON.
             from ota_release.sidecar_yaml import load_yaml
 
-            doc = load_yaml(text)
+            doc = load_yaml(text, max_nesting=MAX_NESTING)
     except RecursionError:
         return None, [Violation("sidecar", f"must not nest deeper than {MAX_NESTING}", "deeper")]
     except ValueError as exc:

@@ -1,6 +1,8 @@
 """YAML sidecars: a SafeLoader without aliases, duplicate keys or deep nesting.
 
-Kept apart from :mod:`ota_release.sidecar` so that JSON sidecars never import PyYAML.
+Kept apart from :mod:`ota_release.sidecar` so that JSON sidecars never import PyYAML. It
+imports nothing of the sidecar module (the nesting limit is passed in), so the two form
+no import cycle.
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from typing import Any
 
 import yaml
 
-from ota_release.sidecar import MAX_NESTING
-
 
 class _SidecarLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors/aliases and deep nesting.
@@ -18,6 +18,8 @@ class _SidecarLoader(yaml.SafeLoader):
     Aliases are what makes a 64 KiB "billion laughs" document expensive; a sidecar never
     needs them. Duplicate keys are refused too, since YAML would silently keep the last.
     """
+
+    max_nesting: int
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -33,9 +35,9 @@ class _SidecarLoader(yaml.SafeLoader):
             )
         self._depth = getattr(self, "_depth", 0) + 1
         try:
-            if self._depth > MAX_NESTING:
+            if self._depth > self.max_nesting:
                 raise yaml.composer.ComposerError(
-                    None, None, f"nested deeper than {MAX_NESTING} levels", event.start_mark
+                    None, None, f"nested deeper than {self.max_nesting} levels", event.start_mark
                 )
             return super().compose_node(parent, index)
         finally:
@@ -57,9 +59,14 @@ class _SidecarLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(text: str) -> Any:
-    """Parse one YAML document; every YAML error surfaces as ValueError."""
+def load_yaml(text: str, *, max_nesting: int) -> Any:
+    """Parse one YAML document nested at most ``max_nesting`` deep; YAML errors are ValueError."""
     try:
-        return yaml.load(text, Loader=_SidecarLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _SidecarLoader(text)  # reading the stream may already raise
+        loader.max_nesting = max_nesting
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ValueError(str(exc)) from exc

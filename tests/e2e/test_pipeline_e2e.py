@@ -119,7 +119,10 @@ def test_sidecar_then_firmware_registers_once_and_notifies_waiting_then_created(
     assert package.firmware_size == len(data)
     assert package.firmware_sign == hashlib.md5(data).hexdigest()  # noqa: S324
     assert package.dest_version == "2.0.0"
-    assert created["request_ids"]["iot"], "the IoT request ids are reported"
+    # AND every call's request id is reported: ListOTAFirmware, GenerateOTAUploadURL and
+    # CreateOTAFirmware; two HEADs, the sidecar's GetObject, the copy's GetObject and PostObject
+    assert len(created["request_ids"]["iot"]) == 3
+    assert len(created["request_ids"]["oss"]) == 5
 
 
 def test_firmware_then_yaml_sidecar_with_sha256_and_differential_type(harness: Harness) -> None:

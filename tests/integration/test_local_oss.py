@@ -40,26 +40,7 @@ AWKWARD_KEYS = [
 # -- fixtures ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_metadata_service() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        yield
-
-
-@pytest.fixture(scope="module")
-def oss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOss]:
-    local = LocalOss(tmp_path_factory.mktemp("oss-data"))
-    yield local
-    local.close()
-
-
-@pytest.fixture(scope="module")
-def endpoint(oss: LocalOss) -> Iterator[str]:
-    with LocalServer(oss, name="oss") as server:
-        oss.base_url = server.url
-        yield server.url
-
+# ``oss`` and ``endpoint``: one local OSS for the module (tests/integration/conftest.py).
 
 _bucket_numbers = itertools.count()
 

@@ -12,18 +12,18 @@ import itertools
 import json
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import oss2
 import pytest
 import requests
 
-from localcloud.credentials import CredentialStore
 from localcloud.oss import LocalOss
-from localcloud.server import LocalServer
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import StartOss
 
 pytestmark = pytest.mark.integration
 
@@ -35,28 +35,13 @@ REGION = "cn-shanghai"
 # -- fixtures ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_metadata_service() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        yield
+KEYS = [(AK, SK), (STS_AK, STS_SK, STS_TOKEN)]
 
 
 @pytest.fixture(scope="module")
-def oss(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOss]:
-    store = CredentialStore()
-    store.add(AK, SK)
-    store.add(STS_AK, STS_SK, STS_TOKEN)
-    local = LocalOss(tmp_path_factory.mktemp("oss-auth-data"), store, region=REGION)
-    yield local
-    local.close()
-
-
-@pytest.fixture(scope="module")
-def endpoint(oss: LocalOss) -> Iterator[str]:
-    with LocalServer(oss, name="oss-auth") as server:
-        oss.base_url = server.url
-        yield server.url
+def served(start_oss: StartOss) -> tuple[LocalOss, str]:
+    """The module's ``oss`` and ``endpoint`` (tests/integration/conftest.py): our keys, region."""
+    return start_oss("oss-auth", keys=KEYS, region=REGION)
 
 
 _names = itertools.count()
@@ -83,17 +68,11 @@ def form_bucket(oss: LocalOss, endpoint: str) -> oss2.Bucket:
 
 
 @pytest.fixture(scope="module")
-def legacy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalOss, str]]:
+def legacy(start_oss: StartOss) -> tuple[LocalOss, str]:
     """A second local OSS started with the legacy switch: V1 accepted everywhere."""
-    store = CredentialStore()
-    store.add(AK, SK)
-    store.add(STS_AK, STS_SK, STS_TOKEN)
-    local = LocalOss(tmp_path_factory.mktemp("oss-legacy"), store, region=REGION, allow_v1=True)
+    local, url = start_oss("oss-legacy", keys=KEYS, region=REGION, allow_v1=True)
     local.create_bucket("legacy-bucket")
-    with LocalServer(local, name="oss-legacy") as server:
-        local.base_url = server.url
-        yield local, server.url
-    local.close()
+    return local, url
 
 
 def freeze_v4_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:

@@ -16,8 +16,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import oss2
 import pytest
@@ -26,13 +25,14 @@ from werkzeug.wrappers import Response
 
 from localcloud.credentials import DEFAULT_ACCESS_KEY_ID as AK
 from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
-from localcloud.credentials import CredentialStore
 from localcloud.oss import LocalOss
-from localcloud.server import LocalServer
 from ota_release.adapters import CloudCredentials
 from ota_release.adapters.oss import OssObjectStore, oss_auth
 from ota_release.adapters.oss_reads import OssReads, check_region
 from ota_release.errors import NotFoundError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import StartOss
 
 pytestmark = pytest.mark.integration
 
@@ -184,18 +184,11 @@ def faults() -> Faults:
 
 
 @pytest.fixture(scope="module")
-def local(
-    tmp_path_factory: pytest.TempPathFactory, faults: Faults
-) -> Iterator[tuple[LocalOss, str]]:
-    store = CredentialStore()
-    store.add(AK, SK)
-    store.add("STS.reads", "sts-secret", TOKEN)
-    oss = LocalOss(Path(tmp_path_factory.mktemp("reads")), store, region=REGION, faults=faults)
+def local(start_oss: StartOss, faults: Faults) -> tuple[LocalOss, str]:
+    keys = [(AK, SK), ("STS.reads", "sts-secret", TOKEN)]
+    oss, url = start_oss("reads", keys=keys, region=REGION, faults=faults)
     oss.create_bucket(BUCKET)
-    with LocalServer(oss, name="oss") as server:
-        oss.base_url = server.url
-        yield oss, server.url
-    oss.close()
+    return oss, url
 
 
 def put(local: tuple[LocalOss, str], key: str, data: bytes) -> None:
@@ -223,7 +216,9 @@ def test_head_reports_what_oss2_reports(local: tuple[LocalOss, str], key: str) -
 def test_reads_with_sts_credentials_send_the_token(local: tuple[LocalOss, str]) -> None:
     put(local, "sts/fw.bin", b"firmware")
     reads = reads_for(local[1], CloudCredentials("STS.reads", "sts-secret", TOKEN))
-    assert reads.read(BUCKET, "sts/fw.bin", 100) == b"firmware"
+    read = reads.read(BUCKET, "sts/fw.bin", 100)
+    assert read.data == b"firmware"
+    assert read.request_id, "the GetObject's request id comes back with the bytes"
     # Without its token the same key is refused.
     bare = reads_for(local[1], CloudCredentials("STS.reads", "sts-secret", None))
     with pytest.raises(PermanentError) as caught:
@@ -261,7 +256,7 @@ def test_an_object_over_the_limit_is_refused_and_the_reader_goes_on(
     with pytest.raises(ValueError, match="larger than 1024 bytes"):
         reads.read(BUCKET, "limit/big.json", 1024)
     # THEN the unread bytes did not poison the next request
-    assert reads.read(BUCKET, "limit/ok.json", 1024) == b"y" * 1024
+    assert reads.read(BUCKET, "limit/ok.json", 1024).data == b"y" * 1024
     assert reads.head(BUCKET, "limit/ok.json") is not None
 
 
@@ -271,7 +266,7 @@ def test_many_reads_share_one_connection(local: tuple[LocalOss, str]) -> None:
     reads.head(BUCKET, "keepalive/a.json")
     first = reads._conn
     for _ in range(3):
-        assert reads.read(BUCKET, "keepalive/a.json", 10) == b"a"
+        assert reads.read(BUCKET, "keepalive/a.json", 10).data == b"a"
         reads.head(BUCKET, "keepalive/a.json")
     assert reads._conn is first
 
@@ -289,7 +284,7 @@ def test_a_503_is_transient_with_the_service_code(
     assert head_error.value.status == get_error.value.status == 503
     assert get_error.value.code == "ServiceUnavailable"
     # AND once the service recovers the same reader works
-    assert reads.read(BUCKET, "faults/fw.bin", 10) == b"x"
+    assert reads.read(BUCKET, "faults/fw.bin", 10).data == b"x"
 
 
 def test_an_unreachable_endpoint_is_transient() -> None:
@@ -310,7 +305,7 @@ def test_the_store_reads_small_objects_without_loading_oss2_state(
     store = OssObjectStore(CloudCredentials(AK, SK), local[1], local[1], region=REGION)
     # WHEN it takes the two reads every invocation starts with
     info = store.head(BUCKET, "store/fw.bin.ota.json")
-    body = store.read_small(BUCKET, "store/fw.bin.ota.json", 64 * 1024)
+    body = store.read_small(BUCKET, "store/fw.bin.ota.json", 64 * 1024).data
     # THEN they went through the small-read path: no oss2 Bucket was built
     assert info is not None and info.size == len(body)
     assert store._buckets == {}
@@ -419,7 +414,7 @@ def test_a_body_ended_by_closing_the_connection_is_read_to_its_end(raw_server: A
     reads = reads_for(server.url, CloudCredentials(AK, SK))
 
     # WHEN the adapter reads it with the sidecar limit
-    body = reads.read(BUCKET, "fw.bin.ota.json", 64 * 1024)
+    body = reads.read(BUCKET, "fw.bin.ota.json", 64 * 1024).data
 
     # THEN the whole body arrives: only the byte count decides "too large"
     assert body == SIDECAR
@@ -434,7 +429,10 @@ def test_a_close_delimited_body_over_the_limit_is_too_large(raw_server: Any) -> 
         reads.read(BUCKET, "big.json", 100)
     # exactly at the limit is fine
     exact = raw_server(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 100)
-    assert reads_for(exact.url, CloudCredentials(AK, SK)).read(BUCKET, "ok.json", 100) == b"x" * 100
+    assert (
+        reads_for(exact.url, CloudCredentials(AK, SK)).read(BUCKET, "ok.json", 100).data
+        == b"x" * 100
+    )
 
 
 @pytest.mark.parametrize("verb", ["GET", "HEAD"])

@@ -183,7 +183,7 @@ def test_awkward_keys_register_and_notify_under_their_exact_key(cloud: LocalClou
     try:
         for i, key in enumerate(AWKWARD_KEYS.values()):
             sidecar = json.dumps({"version": "1.0.0", "name": f"awkward-{i}"}).encode()
-            work.put(key, soak._content(key, 2_000), "release", f"awkward-{i}")
+            work.put(key, soak.content(key, 2_000), "release", f"awkward-{i}")
             work.put(key + ".ota.json", sidecar, "release", f"awkward-{i}")
         assert cloud.wait_idle(120)
     finally:

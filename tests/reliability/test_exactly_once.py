@@ -83,7 +83,7 @@ def _upload_both_halves_at_once(
             release,
             [p for p in cloud.iot.firmwares() if p.firmware_name == release.name],
             [json.loads(m.body) for m in cloud.mns.messages(cloud.notify_topic)],
-            soak._failure_records(cloud),
+            soak.failure_records(cloud),
             crashed,
             len(read_ledger(ledger)),
         )

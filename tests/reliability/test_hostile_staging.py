@@ -23,6 +23,8 @@ from werkzeug.wrappers import Response
 
 from localcloud.cloud import LocalCloud
 from localcloud.faults import FaultPlan, rule
+from ota_release.events import oss_trigger_record
+from ota_release.timestamps import utc_millis
 
 pytestmark = pytest.mark.reliability
 
@@ -173,17 +175,17 @@ def _replay_event(cloud: LocalCloud, key: str, event_time: datetime) -> bytes:
     """A replayed OSS record: the event time is the object's (old) Last-Modified."""
     stored = cloud.oss.head(cloud.bucket, key)
     assert stored is not None
-    record = {
-        "eventName": "ObjectCreated:PutObject",
-        "eventSource": "acs:oss",
-        "eventTime": event_time.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "region": "cn-shanghai",
-        "oss": {
-            "bucket": {"name": cloud.bucket},
-            "object": {"key": key, "size": stored.size, "eTag": stored.etag},
-        },
-        "responseElements": {"requestId": uuid.uuid4().hex.upper()[:24]},
-    }
+    record = oss_trigger_record(
+        bucket=cloud.bucket,
+        key=key,
+        size=stored.size,
+        etag=stored.etag,
+        event_time=event_time.replace(microsecond=0),
+        region="cn-shanghai",
+        account_id=cloud.oss.account_id,
+        request_id=uuid.uuid4().hex.upper()[:24],
+        rule_id="replay",
+    )
     return json.dumps({"events": [record]}).encode()
 
 
@@ -203,7 +205,7 @@ def test_a_replay_of_a_release_registered_days_ago_publishes_no_second_created(
     two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
     # the package's UtcCreate as it would be two days later
     cloud.iot.backend.update_package(
-        package.firmware_id, utc_create=two_days_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        package.firmware_id, utc_create=utc_millis(two_days_ago.replace(microsecond=0))
     )
     # WHEN the sidecar's event is replayed with its Last-Modified (before UtcCreate)
     uploaded = datetime.now(timezone.utc) - timedelta(days=3)

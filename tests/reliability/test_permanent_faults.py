@@ -27,7 +27,7 @@ class Refusals:
         fw_key = f"firmware/permanent/{name}/dev.bin"
         body = json.dumps({"version": "1.0.0", "name": name, **sidecar}).encode()
         release = soak.Release(
-            name, fw_key, soak._content(name, 3_000), fw_key + ".ota.json", body, True
+            name, fw_key, soak.content(name, 3_000), fw_key + ".ota.json", body, True
         )
         self.work.put(release.firmware_key, release.firmware, "release", name)
         assert self.cloud.wait_idle(60)

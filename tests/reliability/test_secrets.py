@@ -207,7 +207,7 @@ class Paths:
     def release(self, name: str) -> str:
         fw_key = f"firmware/secrets/{self.mode}/{name}/dev.bin"
         body = json.dumps({"version": "1.0.0", "name": f"sec-{self.mode}-{name}"}).encode()
-        self.work.put(fw_key, soak._content(name, 4_000), "release", name)
+        self.work.put(fw_key, soak.content(name, 4_000), "release", name)
         self.work.put(fw_key + ".ota.json", body, "release", name)
         assert self.cloud.wait_idle(90)
         return fw_key

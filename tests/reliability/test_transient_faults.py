@@ -24,7 +24,7 @@ def _valid_release(index: int, prefix: str, scenario: str) -> soak.Release:
     name = f"{prefix.strip('/').replace('/', '-')}-{index}"
     fw_key = f"firmware/{prefix}{index}/dev.bin"
     sidecar = json.dumps({"version": f"2.0.{index}", "name": name}).encode()
-    firmware = soak._content(name, 4_000 + index)
+    firmware = soak.content(name, 4_000 + index)
     return soak.Release(
         name, fw_key, firmware, fw_key + ".ota.json", sidecar, True, scenario=scenario
     )
@@ -41,7 +41,7 @@ def test_failure_that_outlives_every_retry_lands_on_the_failure_topic_and_nothin
         assert cloud.wait_idle(120)
         work.close()
         notes = [json.loads(m.body) for m in cloud.mns.messages(cloud.notify_topic)]
-        failures = soak._failure_records(cloud)
+        failures = soak.failure_records(cloud)
         creates = cloud.iot.calls["CreateOTAFirmware"]
         packages = cloud.iot.firmwares()
     # THEN the sidecar's event was tried 6 times in each of FC's 4 attempts, no more,

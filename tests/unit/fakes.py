@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ota_release.digest import CRC64_ECMA
 from ota_release.errors import (
     DuplicateNameError,
     NotFoundError,
@@ -27,12 +28,16 @@ from ota_release.events import ObjectCreated
 from ota_release.ports import (
     CreatedFirmware,
     FirmwareRequest,
+    FirmwareSearch,
     ListedPackage,
     ObjectInfo,
     ObjectTooLarge,
     PublishReceipt,
+    SmallObject,
+    StagedCopy,
     UploadTicket,
 )
+from ota_release.timestamps import utc_millis
 
 BUCKET = "firmware-bucket"
 #: When the fake objects were stored, unless a test says otherwise.
@@ -90,7 +95,7 @@ def crc64_of(data: bytes) -> int:
     """CRC-64/ECMA-182 as OSS reports it in x-oss-hash-crc64ecma."""
     import crcmod
 
-    crc = crcmod.Crc(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+    crc = crcmod.Crc(**CRC64_ECMA)
     crc.update(data)
     return int(crc.crcValue)
 
@@ -147,12 +152,15 @@ class FakeObject:
 class FakeStream:
     """An object body that hands out ``chunk`` bytes at most per read and tracks closing."""
 
-    def __init__(self, data: bytes, chunk: int | None = None) -> None:
+    def __init__(
+        self, data: bytes, chunk: int | None = None, request_id: str | None = None
+    ) -> None:
         self._data = data
         self._pos = 0
         self._chunk = chunk
         self.closed = False
         self.reads = 0
+        self.request_id = request_id
 
     def read(self, size: int = -1) -> bytes:
         if self.closed:
@@ -230,7 +238,7 @@ class FakeStorage(_Faults):
         stored = self.objects.get((bucket, key))
         return stored.info(bucket, key) if stored else None
 
-    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+    def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         self._enter("read_small", bucket, key, limit)
         self._bucket_exists(bucket, "GetObject")
         stored = self.objects.get((bucket, key))
@@ -238,7 +246,7 @@ class FakeStorage(_Faults):
             raise not_found()
         if len(stored.data) > limit:
             raise ObjectTooLarge(key, limit)
-        return stored.data
+        return SmallObject(stored.data, f"OSS-GET-{key}")
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> FakeStream:
         self._enter("open_stream", bucket, key, if_match)
@@ -248,7 +256,7 @@ class FakeStorage(_Faults):
             raise not_found()
         if if_match is not None and stored.info(bucket, key).etag != if_match:
             raise precondition_failed()
-        stream = FakeStream(stored.data)
+        stream = FakeStream(stored.data, request_id=f"OSS-STREAM-{len(self.streams) + 1}")
         self.streams.append(stream)
         return stream
 
@@ -261,7 +269,7 @@ class FakeStorage(_Faults):
 
     def stage_copy(
         self, source: ObjectInfo, ticket: UploadTicket, filename: str, observe: Any
-    ) -> None:
+    ) -> StagedCopy:
         """GET pinned to ``source.etag``, each chunk observed, then a PostObject.
 
         A ticket older than its validity is refused as OSS refuses an expired policy.
@@ -281,6 +289,7 @@ class FakeStorage(_Faults):
         if len(data) != source.size:
             raise TransientError("oss", "PostObject", "IntegrityError", "short source")
         self.staged[ticket.key] = StagedUpload(ticket, data, len(data), filename)
+        return StagedCopy(body.request_id, f"OSS-POST-{len(self.staged)}")
 
 
 #: GenerateOTAUploadURL's form is valid this long (docs/fidelity.md, IoT section).
@@ -326,8 +335,11 @@ class FakeOtaPlatform(_Faults):
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> ListedPackage | None:
+    ) -> FirmwareSearch:
+        """One listing call (and a query of the package found), each with its request id."""
         self._enter("find_firmware", name, dest_version, product_key, iot_instance_id)
+        number = self.count("find_firmware")
+        listed = f"IOT-LIST-{number}"
         for record in self.firmware:
             if record.name != name:
                 continue
@@ -335,8 +347,8 @@ class FakeOtaPlatform(_Faults):
                 continue
             if product_key is not None and record.product_key != product_key:
                 continue
-            return record
-        return None
+            return FirmwareSearch(record, (listed, f"IOT-QUERY-{number}"))
+        return FirmwareSearch(None, (listed,))
 
     def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
         params = request.api_params()  # recorded by API name, as the service would see it
@@ -438,7 +450,7 @@ def object_created(
     event_time: datetime | None = UPLOADED_AT,
 ) -> ObjectCreated:
     """The record ``ota_release.events`` would produce for an upload of ``key``."""
-    when = event_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if event_time else None
+    when = utc_millis(event_time) if event_time else None
     return ObjectCreated(
         bucket=bucket,
         key=key,

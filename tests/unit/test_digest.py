@@ -160,3 +160,32 @@ def test_etag_of_a_normal_object_is_its_md5() -> None:
 )
 def test_etag_is_not_trusted_without_proof(etag: str, object_type: str, method: str) -> None:
     assert etag_fast_path(info(etag, object_type), method) is None
+
+
+def test_the_one_crc64_definition_gives_the_check_value_oss_uses() -> None:
+    # CRC-64/XZ (the reflected ECMA-182 OSS reports) of b"123456789" is 0x995DC9BBDF1939FA.
+    assert crc64_of(b"123456789") == 0x995DC9BBDF1939FA
+
+
+def test_utc_millis_writes_utc_with_truncated_milliseconds() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from ota_release.timestamps import utc_millis, utc_millis_from_epoch
+
+    east = timezone(timedelta(hours=8))
+    assert utc_millis(datetime(2025, 1, 1, 8, 0, 0, 999_999, tzinfo=east)) == (
+        "2025-01-01T00:00:00.999Z"
+    )
+    assert utc_millis(datetime(2025, 1, 1)) == "2025-01-01T00:00:00.000Z"  # naive is UTC
+    assert utc_millis_from_epoch(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+def test_staged_suffixes_are_the_api_list_longest_first() -> None:
+    from ota_release import rules
+    from ota_release.pipeline.placement import STAGED_SUFFIXES, staged_suffix
+
+    assert sorted(STAGED_SUFFIXES) == sorted(rules.UPLOAD_FILE_SUFFIXES)
+    assert staged_suffix("p/a.TAR.GZ") == "tar.gz"
+    assert staged_suffix("p/a.gz") == "gz"
+    assert staged_suffix("p/a.gzip") == "gzip"
+    assert staged_suffix("p/a.img") == "bin"

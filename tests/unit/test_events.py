@@ -798,3 +798,39 @@ def test_the_outside_boundary_sample_is_skipped_whole_by_the_deployed_boundary()
     assert screened.records == []
     assert ["OTA_BUCKETS" in s.reason for s in screened.skipped] == [True, False]
     assert "OTA_PREFIX" in screened.skipped[1].reason
+
+
+def test_a_built_trigger_record_parses_back_to_what_was_built() -> None:
+    # GIVEN a record written by the one builder (replay, the local OSS and the kits use it)
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime(2025, 6, 1, 20, 30, 5, 250_999, tzinfo=timezone(timedelta(hours=8)))
+    record = events_module.oss_trigger_record(
+        bucket="fw",
+        key="p/cam 2%.bin",
+        size=12,
+        etag='"0123456789ABCDEF0123456789ABCDEF"',
+        event_time=moment,
+        region="cn-shanghai",
+        account_id="1234",
+        request_id="R-1",
+        rule_id="rule",
+        event_name="ObjectCreated:PostObject",
+    )
+    # WHEN the function parses it
+    batch = parse_trigger_event({"events": [record]})
+    # THEN every field survives, the time in UTC with milliseconds and the ETag unquoted
+    (parsed,) = batch.records
+    assert (parsed.bucket, parsed.key, parsed.size, parsed.etag) == (
+        "fw",
+        "p/cam 2%.bin",
+        12,
+        "0123456789ABCDEF0123456789ABCDEF",
+    )
+    assert (parsed.event_name, parsed.region, parsed.oss_request_id) == (
+        "ObjectCreated:PostObject",
+        "cn-shanghai",
+        "R-1",
+    )
+    assert parsed.event_time == "2025-06-01T12:30:05.250Z"
+    assert record["oss"]["bucket"]["arn"] == "acs:oss:cn-shanghai:1234:fw"

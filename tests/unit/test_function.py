@@ -6,7 +6,6 @@ import io
 import json
 import random
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,9 @@ from ota_release.function import Adapters, credentials_from, handle, handle_json
 from ota_release.retry import RetryPolicy
 from ota_release.settings import Settings, SettingsError
 from tests.unit.fakes import Ports, oss_trigger_event, transient
+
+#: the handler reads its settings afresh in every test
+pytestmark = pytest.mark.usefixtures("fresh_settings")
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 FW_KEY = "firmware/acme/cam-2.0.0.bin"
@@ -54,23 +56,6 @@ class FakeContext:
     region: str = "cn-shanghai"
     credentials: FakeCredentials | None = field(default_factory=FakeCredentials)
     function: FakeFunctionMeta = field(default_factory=FakeFunctionMeta)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    function.reset_settings_cache()
-    yield
-    function.reset_settings_cache()
-
-
-@pytest.fixture
-def log() -> Iterator[io.StringIO]:
-    """Everything the powertools Logger prints (JSON lines), as the FC log would show it."""
-    handler = function.logger.registered_handler
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
-    yield buffer
-    handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +15,9 @@ from ota_release.function import Adapters, handle
 from ota_release.retry import RetryPolicy
 from ota_release.settings import Settings, SettingsError
 from tests.unit.fakes import Ports, oss_trigger_event
+
+#: the handler reads its settings afresh in every test
+pytestmark = pytest.mark.usefixtures("fresh_settings")
 
 FW_KEY = "firmware/acme/cam-2.0.0.bin"
 SC_KEY = FW_KEY + ".ota.json"
@@ -32,22 +34,6 @@ class Context:
     request_id = "fc-req-1"
     account_id = "42"
     credentials = None
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    function.reset_settings_cache()
-    yield
-    function.reset_settings_cache()
-
-
-@pytest.fixture
-def log() -> Iterator[io.StringIO]:
-    handler = function.logger.registered_handler
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
-    yield buffer
-    handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 def _run(event: Any, ports: Ports, env: dict[str, str] | None = None) -> dict[str, Any]:

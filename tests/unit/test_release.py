@@ -601,8 +601,36 @@ def test_notification_carries_schema_object_spec_firmware_and_request_ids() -> N
     ids = message["request_ids"]
     assert ids["fc"] == "fc-request-1"
     assert ids["oss_event"] == "691E84B3A2F5C10D3E7B9A42"
-    assert f"OSS-{FW_KEY}" in ids["oss"]
-    assert ids["iot"] == ["IOT-UPLOAD-1", "IOT-CREATE-1"]
+    # every call's request id, in order: HEADs, the sidecar's GetObject, the staged copy's
+    # pinned GetObject and PostObject; ListOTAFirmware, the upload ticket, the create
+    assert ids["oss"] == [
+        f"OSS-{FW_KEY}",
+        f"OSS-{SC_KEY}",
+        f"OSS-GET-{SC_KEY}",
+        "OSS-STREAM-1",
+        "OSS-POST-1",
+    ]
+    assert ids["iot"] == ["IOT-LIST-1", "IOT-UPLOAD-1", "IOT-CREATE-1"]
+
+
+def test_the_listing_and_query_request_ids_reach_the_notification_but_not_its_identity() -> None:
+    # GIVEN a release already created
+    h = Harness()
+    h.both()
+    h.run()
+    # WHEN the same upload is delivered twice more
+    second = h.run()
+    second_ids = h.message()["request_ids"]
+    third = h.run()
+    third_ids = h.message()["request_ids"]
+    # THEN each notification names the ListOTAFirmware and QueryOTAFirmware that found
+    # the package
+    assert h.platform.count("create_firmware") == 1
+    assert second.outcome == third.outcome
+    assert second_ids["iot"] == ["IOT-LIST-2", "IOT-QUERY-2"]
+    assert third_ids["iot"] == ["IOT-LIST-3", "IOT-QUERY-3"]
+    # AND the differing request ids leave the message id as it was
+    assert second.message_id == third.message_id
 
 
 def test_huge_error_list_is_trimmed_to_fit_a_message_and_counted() -> None:

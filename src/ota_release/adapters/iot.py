@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ota_release.adapters import CloudCredentials
@@ -18,7 +19,13 @@ from ota_release.errors import (
     PlatformError,
     TransientError,
 )
-from ota_release.ports import CreatedFirmware, FirmwareRequest, ListedPackage, UploadTicket
+from ota_release.ports import (
+    CreatedFirmware,
+    FirmwareRequest,
+    FirmwareSearch,
+    ListedPackage,
+    UploadTicket,
+)
 
 PAGE_SIZE = 100
 #: Codes worth a retry whatever HTTP status carried them: the public IoT error list's
@@ -179,6 +186,39 @@ def classify_sdk_error(exc: Exception, operation: str) -> PlatformError:
     return TransientError("iot", operation, type(exc).__name__, str(exc)[:300])
 
 
+@dataclass(frozen=True)
+class QueriedFirmware:
+    """QueryOTAFirmware's FirmwareInfo (API field names) and the call's request id."""
+
+    fields: dict[str, Any]
+    request_id: str | None
+
+    @property
+    def udi(self) -> str | None:
+        """The Udi ("" for none); None when the answer held no FirmwareInfo."""
+        return str(self.fields.get("Udi") or "") if self.fields else None
+
+
+def _listed(item: Any, *, udi: str | None) -> ListedPackage:
+    """One ListOTAFirmware SimpleFirmwareInfo as a ListedPackage."""
+    return ListedPackage(
+        firmware_id=item.firmware_id,
+        name=item.firmware_name,
+        dest_version=item.dest_version,
+        sign_method=item.sign_method,
+        sign=item.firmware_sign,
+        size=int(item.firmware_size) if item.firmware_size is not None else None,
+        module=item.module_name,
+        product_key=item.product_key,
+        src_version=item.src_version,
+        type=item.type,
+        utc_create=item.utc_create,
+        status=item.status,
+        description=item.firmware_desc,
+        udi=udi,
+    )
+
+
 class IotOtaPlatform:
     """IoT Platform's OTA operations with errors classified for the retry policy."""
 
@@ -258,14 +298,17 @@ class IotOtaPlatform:
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
-    ) -> ListedPackage | None:
+    ) -> FirmwareSearch:
         """Page through ListOTAFirmware (filtered by version/product when given) for ``name``.
 
         ListOTAFirmware cannot filter by name, so the pipeline narrows by DestVersion first
         (usually one page) and scans everything only when CreateOTAFirmware says the name
-        is taken by some other package.
+        is taken by some other package. The request id of every page (and of the
+        QueryOTAFirmware that reads a found package's Udi) comes back with the answer.
         """
-        return self._scan(name, dest_version, product_key, iot_instance_id)
+        request_ids: list[str] = []
+        package = self._scan(name, dest_version, product_key, iot_instance_id, request_ids)
+        return FirmwareSearch(package, tuple(request_ids))
 
     def _scan(
         self,
@@ -273,6 +316,7 @@ class IotOtaPlatform:
         dest_version: str | None,
         product_key: str | None,
         iot_instance_id: str | None,
+        request_ids: list[str],
     ) -> ListedPackage | None:
         page = 1
         while True:
@@ -289,35 +333,27 @@ class IotOtaPlatform:
                 )
 
             body = self._invoke("ListOTAFirmware", call)
+            if body.request_id:
+                request_ids.append(body.request_id)
             items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
             for item in items:
                 if item.firmware_name == name:
-                    return ListedPackage(
-                        firmware_id=item.firmware_id,
-                        name=item.firmware_name,
-                        dest_version=item.dest_version,
-                        sign_method=item.sign_method,
-                        sign=item.firmware_sign,
-                        size=int(item.firmware_size) if item.firmware_size is not None else None,
-                        module=item.module_name,
-                        product_key=item.product_key,
-                        src_version=item.src_version,
-                        type=item.type,
-                        utc_create=item.utc_create,
-                        status=item.status,
-                        description=item.firmware_desc,
-                        udi=self._udi(item.firmware_id, iot_instance_id),
-                    )
+                    queried = self.query_firmware(item.firmware_id, iot_instance_id)
+                    if queried.request_id:
+                        request_ids.append(queried.request_id)
+                    return _listed(item, udi=queried.udi)
             page_count = int(body.page_count or 0)
             if not items or page >= page_count:
                 return None
             page += 1
 
-    def _udi(self, firmware_id: str, iot_instance_id: str | None) -> str | None:
-        """The package's Udi: only QueryOTAFirmware reports it (ListOTAFirmware does not).
+    def query_firmware(self, firmware_id: str, iot_instance_id: str | None) -> QueriedFirmware:
+        """QueryOTAFirmware: the package's FirmwareInfo, keyed by the API's field names.
 
-        Asked only for a package that already holds a release's name, so that idempotency
-        compares Udi too; a package without one has ``""``.
+        The pipeline asks it only for the Udi of a package that already holds a release's
+        name (ListOTAFirmware does not report Udi), so that idempotency compares Udi too;
+        the CLI's ``status`` shows all of it. Raises
+        :class:`~ota_release.errors.NotFoundError` for an unknown id.
         """
         body = self._invoke(
             "QueryOTAFirmware",
@@ -328,7 +364,7 @@ class IotOtaPlatform:
             ),
         )
         info = body.firmware_info
-        return (info.udi or "") if info is not None else None
+        return QueriedFirmware(dict(info.to_map()) if info is not None else {}, body.request_id)
 
     def create_firmware(self, request: FirmwareRequest) -> CreatedFirmware:
         # FirmwareRequest's attributes are the SDK request's field names.

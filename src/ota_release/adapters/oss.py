@@ -34,7 +34,7 @@ from ota_release.adapters.oss_reads import (
 )
 from ota_release.digest import prefetched
 from ota_release.errors import PermanentError, PlatformError, TransientError
-from ota_release.ports import ObjectInfo, ObjectStream, UploadTicket
+from ota_release.ports import ObjectInfo, ObjectStream, SmallObject, StagedCopy, UploadTicket
 
 POST_CHUNK = 1024 * 1024
 
@@ -161,6 +161,7 @@ class _Body:
 
     def __init__(self, result: Any) -> None:
         self._result = result
+        self.request_id: str | None = getattr(result, "request_id", None) or None
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -294,7 +295,7 @@ class OssObjectStore:
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         return self._reads().head(bucket, key)
 
-    def read_small(self, bucket: str, key: str, limit: int) -> bytes:
+    def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         return self._reads().read(bucket, key, limit)
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> ObjectStream:
@@ -323,12 +324,12 @@ class OssObjectStore:
         ticket: UploadTicket,
         filename: str,
         observe: Callable[[bytes], None],
-    ) -> None:
+    ) -> StagedCopy:
         body = self.open_stream(source.bucket, source.key, if_match=source.etag)
         try:
             chunks = prefetched(body, POST_CHUNK)
             try:
-                self._post(
+                posted = self._post(
                     ticket,
                     _MultipartForm(_form_fields(ticket), filename, chunks, source.size, observe),
                 )
@@ -336,8 +337,10 @@ class OssObjectStore:
                 chunks.close()
         finally:
             body.close()
+        return StagedCopy(body.request_id, posted)
 
-    def _post(self, ticket: UploadTicket, form: _MultipartForm) -> None:
+    def _post(self, ticket: UploadTicket, form: _MultipartForm) -> str | None:
+        """PostObject the form; the request id OSS answered with."""
         import requests
 
         try:
@@ -355,6 +358,8 @@ class OssObjectStore:
             raise TransientError("oss", "PostObject", type(exc).__name__, str(exc)) from exc
         if response.status_code >= 300:
             raise _post_error(response)
+        request_id: str | None = response.headers.get("x-oss-request-id")
+        return request_id
 
 
 def _form_fields(ticket: UploadTicket) -> dict[str, str]:

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 
 from ota_release.adapters import CloudCredentials
 from ota_release.errors import NotFoundError, PermanentError, PlatformError, TransientError
-from ota_release.ports import ObjectInfo, ObjectTooLarge
+from ota_release.ports import ObjectInfo, ObjectTooLarge, SmallObject
 from ota_release.settings import REGION_PATTERN
 
 #: OSS error codes that are worth retrying whatever the HTTP status.
@@ -229,8 +229,8 @@ class OssReads:
             request_id=h.get("x-oss-request-id"),
         )
 
-    def read(self, bucket: str, key: str, limit: int) -> bytes:
-        """The whole object; ObjectTooLarge when it is larger than ``limit`` bytes.
+    def read(self, bucket: str, key: str, limit: int) -> SmallObject:
+        """The whole object and the request id; ObjectTooLarge when over ``limit`` bytes.
 
         Only the number of bytes received decides "larger": a body that ends by closing
         the connection (no Content-Length, legal HTTP/1.1) is read to its end.
@@ -239,7 +239,7 @@ class OssReads:
         self._raise_for(resp, "GetObject")
         if resp.too_large:
             raise ObjectTooLarge(key, limit)
-        return resp.body
+        return SmallObject(resp.body, resp.headers.get("x-oss-request-id"))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -110,39 +110,20 @@ def replay_event(
     obj: Listed, *, bucket: str, region: str, account_id: str | None
 ) -> dict[str, Any]:
     """A native OSS trigger payload for ``obj``, as OSS would have sent it for a PutObject."""
-    owner = account_id or ""
-    stamp = obj.last_modified.astimezone(timezone.utc)
-    return {
-        "events": [
-            {
-                "eventName": "ObjectCreated:PutObject",
-                "eventSource": "acs:oss",
-                "eventTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.")
-                + f"{stamp.microsecond // 1000:03d}Z",
-                "eventVersion": "1.0",
-                "oss": {
-                    "bucket": {
-                        "arn": f"acs:oss:{region}:{owner}:{bucket}",
-                        "name": bucket,
-                        "ownerIdentity": owner,
-                        "virtualBucket": "",
-                    },
-                    "object": {
-                        "deltaSize": obj.size,
-                        "eTag": obj.etag.strip('"'),
-                        "key": obj.key,
-                        "size": obj.size,
-                    },
-                    "ossSchemaVersion": "1.0",
-                    "ruleId": REPLAY_RULE_ID,
-                },
-                "region": region,
-                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"requestId": f"replay-{uuid.uuid4().hex}"},
-                "userIdentity": {"principalId": owner},
-            }
-        ]
-    }
+    from ota_release.events import oss_trigger_record
+
+    record = oss_trigger_record(
+        bucket=bucket,
+        key=obj.key,
+        size=obj.size,
+        etag=obj.etag,
+        event_time=obj.last_modified,
+        region=region,
+        account_id=account_id or "",
+        request_id=f"replay-{uuid.uuid4().hex}",
+        rule_id=REPLAY_RULE_ID,
+    )
+    return {"events": [record]}
 
 
 def parse_since(value: str) -> datetime:

@@ -9,7 +9,7 @@ import click
 from ota_release.cli.cloud import credential_options, iot_endpoint_option
 
 if TYPE_CHECKING:
-    from ota_release.cli.iot_query import FirmwareInspector
+    from ota_release.adapters.iot import IotOtaPlatform
 
 #: Rows shown by the human output, in order (API field name, label).
 FIELDS = (
@@ -75,15 +75,15 @@ def status(
     if firmware_id and (version or product_key):
         raise click.UsageError("--version and --product-key narrow a --name search only")
 
+    from ota_release.adapters.iot import IotOtaPlatform
     from ota_release.cli.cloud import failure, resolve_target
-    from ota_release.cli.iot_query import FirmwareInspector
     from ota_release.errors import PlatformError
 
     target = resolve_target(
         profile=profile, region=region, iot_endpoint=iot_endpoint, iot_protocol=iot_protocol
     )
     endpoint, protocol = target.iot()
-    iot = FirmwareInspector(target.credentials, endpoint, target.sdk_region(), protocol=protocol)
+    iot = IotOtaPlatform(target.credentials, endpoint, target.sdk_region(), protocol=protocol)
     try:
         info = _query(iot, firmware_id, name, version, product_key, iot_instance_id)
     except PlatformError as exc:
@@ -92,7 +92,7 @@ def status(
 
 
 def _query(
-    iot: FirmwareInspector,
+    iot: IotOtaPlatform,
     firmware_id: str | None,
     name: str | None,
     version: str | None,
@@ -105,13 +105,13 @@ def _query(
 
     try:
         if name:
-            found = iot.find_firmware(name, version, product_key, iot_instance_id)
+            found = iot.find_firmware(name, version, product_key, iot_instance_id).package
             if found is None:
                 narrowed = f" version {version}" if version else ""
                 raise CommandFailed(f"IoT Platform has no firmware named {name!r}{narrowed}")
             firmware_id = found.firmware_id
         assert firmware_id is not None
-        return iot.query_firmware(firmware_id, iot_instance_id)
+        return iot.query_firmware(firmware_id, iot_instance_id).fields
     except NotFoundError as exc:
         raise CommandFailed(f"IoT Platform has no firmware with id {firmware_id!r}") from exc
 

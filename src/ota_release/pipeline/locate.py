@@ -93,7 +93,7 @@ def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
     """The sidecar read and validated; a missing, oversized or invalid one stops here."""
     bucket, firmware = sidecar.bucket, r.firmware
     try:
-        raw = r.call(
+        read = r.call(
             f"GetObject {sidecar.key}",
             lambda: r.ports.storage.read_small(bucket, sidecar.key, MAX_SIDECAR_BYTES),
         )
@@ -106,8 +106,9 @@ def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
             "the sidecar is too large",
             [ErrorItem("sidecar", rule, f"{sidecar.size} bytes")],
         ) from exc
+    r.request_ids.add("oss", read.request_id)
     parsed = parse_sidecar(
-        raw,
+        read.data,
         sidecar_key=sidecar.key,
         firmware_key=firmware.key,
         default_product_key=r.config.product_key,

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ota_release import rules
 from ota_release.digest import Digest, StreamHasher, etag_fast_path, prefetched
 from ota_release.errors import TransientError
 from ota_release.pipeline.context import ObjectChanged, Release
 from ota_release.ports import ObjectInfo, UploadTicket
 from ota_release.settings import UrlMode
 
-#: File suffixes GenerateOTAUploadURL accepts; anything else is staged as ``bin``.
-STAGED_SUFFIXES = ("tar.gz", "gzip", "bin", "dav", "apk", "tar", "gz", "zip")
+#: ``rules.UPLOAD_FILE_SUFFIXES``, longest first so ``tar.gz`` wins over ``gz``; a key
+#: ending in none of them is staged as ``bin``.
+STAGED_SUFFIXES = tuple(sorted(rules.UPLOAD_FILE_SUFFIXES, key=len, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ def read_digest(r: Release) -> Digest:
         hasher = _hasher(r, firmware, sign_method)
         storage = r.ports.storage
         body = storage.open_stream(firmware.bucket, firmware.key, if_match=firmware.etag)
+        r.request_ids.add("oss", body.request_id)
         try:
             for chunk in prefetched(body):
                 hasher.update(chunk)
@@ -83,7 +86,9 @@ def _stage(r: Release) -> Placed:
         ticket = r.ports.platform.generate_upload_url(suffix, spec.iot_instance_id)
         r.request_ids.add("iot", ticket.request_id)
         hasher = _hasher(r, firmware, spec.sign_method)
-        r.ports.storage.stage_copy(firmware, ticket, filename, hasher.update)
+        staged = r.ports.storage.stage_copy(firmware, ticket, filename, hasher.update)
+        r.request_ids.add("oss", staged.read_request_id)
+        r.request_ids.add("oss", staged.post_request_id)
         _raise_if_unlike(hasher, firmware, "PostObject")
         return ticket, hasher.result()
 

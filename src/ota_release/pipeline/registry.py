@@ -26,7 +26,7 @@ from ota_release.sidecar import ReleaseSpec
 def find_existing(r: Release, *, narrow: bool = True) -> ListedPackage | None:
     """The package already holding the release's name; ``narrow`` lists only its version."""
     spec = r.release_spec
-    return r.call(
+    search = r.call(
         f"ListOTAFirmware {spec.name}",
         lambda: r.ports.platform.find_firmware(
             spec.name,
@@ -35,6 +35,9 @@ def find_existing(r: Release, *, narrow: bool = True) -> ListedPackage | None:
             spec.iot_instance_id,
         ),
     )
+    for request_id in search.request_ids:
+        r.request_ids.add("iot", request_id)
+    return search.package
 
 
 def settle_existing(r: Release) -> None:
