@@ -101,7 +101,7 @@ INVOKE_ONCE = (
     "record = {'eventName': 'ObjectCreated:PutObject', 'eventSource': 'acs:oss',\n"
     "          'eventTime': '2024-01-01T00:00:00.000Z', 'region': 'cn-shanghai',\n"
     "          'oss': {'bucket': {'name': sys.argv[1]},\n"
-    "                  'object': {'key': sys.argv[2], 'size': 1, 'eTag': 'x'}}}\n"
+    "                  'object': {'key': sys.argv[2], 'size': 1}}}\n"
     "ctx = types.SimpleNamespace(request_id='r1', account_id=None, credentials=None,\n"
     "                            function=types.SimpleNamespace(timeout=60))\n"
     "out = json.loads(index.handler(json.dumps({'events': [record]}).encode(), ctx))\n"
