@@ -24,14 +24,14 @@ import pytest
 from localcloud.cloud import LocalCloud
 from localcloud.credentials import CredentialStore
 from localcloud.fc import InvocationRecord, LocalFunctionCompute
-from localcloud.fc_template import (
+from localcloud.fc.template import (
     OssTriggerSpec,
     TemplateError,
     event_name_matches,
     load_function_spec,
     mns_topic_from_arn,
 )
-from localcloud.fc_testkit import (
+from localcloud.fc.testkit import (
     oss_event,
     oss_record,
     process_group_gone,
@@ -625,7 +625,7 @@ def test_real_function_code_serves_the_runtime_protocol(
         # WHEN it is invoked with an event that holds no records
         record = fc.invoke_sync(b'{"events": []}')
         logs = fc.logs()
-        bound = {listen_address(inst.port) for inst in fc._in_flight}
+        bound = {listen_address(inst.port) for inst in fc.pool.instances()}
     finally:
         fc.stop()
     # THEN the protocol round trip completed: a result or a reported function error, not a

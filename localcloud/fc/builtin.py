@@ -9,7 +9,7 @@ Requests are served on threads, so one instance runs several invocations at once
 function's InstanceConcurrency allows it (the local FC decides how many it sends).
 
 Run as ``python localcloud/fc_builtin.py --code-dir DIR --handler index.handler`` (or
-``python -m localcloud.fc_builtin``). It imports nothing from ``localcloud`` on purpose:
+``python -m localcloud.fc.builtin``). It imports nothing from ``localcloud`` on purpose:
 the function's import path must hold only its code dir and its layer, as on FC.
 """
 
