@@ -1,255 +1,83 @@
 """An instance of FC's built-in Python runtime, as one local process.
 
 The local FC starts this file as the instance process for functions that use a built-in
-runtime (``python3.9``/``python3.10``, the Serverless Devs flavour). It serves the same
-HTTP contract as a custom-runtime ``bootstrap`` (``POST /initialize``, ``POST /invoke``
-with ``x-fc-*`` headers) and calls ``handler(event: bytes, context)`` the way FC's
-python3.10 runtime does, so the handler under test never knows which flavour ran it.
-Requests are served on threads, so one instance runs several invocations at once when the
-function's InstanceConcurrency allows it (the local FC decides how many it sends).
+runtime (``python3.9``/``python3.10``, the Serverless Devs flavour "s"). It does not
+implement the runtime itself: it runs ``runtime_server.py``, the stdlib-only runtime the
+project ships in its code package for FC's custom runtime, with the handler and
+initializer it is given. So both flavours answer the same way: the same ``context``
+(``runtime_server.FCContext``), the same result encoding, and a failed invocation
+reported as FC documents it (HTTP 404 with ``x-fc-status: 404`` and
+``{"errorMessage", "errorType", "stackTrace"}``). Requests are served on threads, so one
+instance runs several invocations at once when InstanceConcurrency allows it.
 
-Run as ``python localcloud/fc_builtin.py --code-dir DIR --handler index.handler`` (or
-``python -m localcloud.fc.builtin``). It imports nothing from ``localcloud`` on purpose:
-the function's import path must hold only its code dir and its layer, as on FC.
+The runtime module is the code dir's own ``runtime_server.py`` when the code ships one
+(as ``dist/code.zip`` does), else the project's ``functions/create_firmware`` copy (code
+dirs that tests write hold only a handler).
+
+Run as ``python localcloud/fc/builtin.py --code-dir DIR --handler index.handler``. It
+imports nothing from ``localcloud`` on purpose: the function's import path must hold only
+its code dir and its layer, as on FC.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
+import importlib.util
 import os
-import platform
 import sys
-import threading
-import traceback
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-# Started by file path, Python puts this folder (localcloud/) first on sys.path, where
-# localcloud/mns.py would shadow the MNS SDK's `mns` package for the function.
+# Started by file path, Python puts this folder (localcloud/fc/) first on sys.path, where
+# the stand-in's modules would shadow the function's imports.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key_id: str
-    access_key_secret: str
-    security_token: str
-
-
-@dataclass(frozen=True)
-class FunctionMeta:
-    name: str
-    handler: str
-    memory: int
-    timeout: int
-    initializer: str
-    initialization_timeout: int
+RUNTIME_FILE = "runtime_server.py"
+#: The runtime the project ships, used when the code dir holds none.
+PROJECT_RUNTIME = (
+    Path(__file__).resolve().parents[2] / "functions" / "create_firmware" / RUNTIME_FILE
+)
+#: The name the runtime module is loaded under (never ``runtime_server``, so a function
+#: that ships its own module of that name still imports its own).
+MODULE_NAME = "_fc_builtin_runtime"
 
 
-@dataclass(frozen=True)
-class ServiceMeta:
-    name: str
-    log_project: str
-    log_store: str
-    qualifier: str
-    version_id: str
+def runtime_path(code_dir: Path) -> Path:
+    """The runtime module this code dir runs on (see the module docstring)."""
+    shipped = code_dir / RUNTIME_FILE
+    return shipped if shipped.is_file() else PROJECT_RUNTIME
 
 
-@dataclass(frozen=True)
-class FCContext:
-    """The ``context`` argument of FC's python3.9/3.10 runtime (attribute names match)."""
-
-    request_id: str
-    credentials: Credentials
-    function: FunctionMeta
-    service: ServiceMeta
-    region: str
-    account_id: str
-
-
-def _int_header(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
+def load_runtime(path: Path) -> ModuleType:
+    """Import ``runtime_server.py`` from ``path`` without putting its folder on sys.path."""
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the runtime from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
-def context_from_headers(headers: Any) -> FCContext:
-    """Build the handler context from the ``x-fc-*`` request headers."""
-
-    def h(name: str) -> str:
-        return str(headers.get(name) or "")
-
-    return FCContext(
-        request_id=h("x-fc-request-id"),
-        credentials=Credentials(
-            h("x-fc-access-key-id"), h("x-fc-access-key-secret"), h("x-fc-security-token")
-        ),
-        function=FunctionMeta(
-            name=h("x-fc-function-name"),
-            handler=h("x-fc-function-handler"),
-            memory=_int_header(headers.get("x-fc-function-memory")),
-            timeout=_int_header(headers.get("x-fc-function-timeout")),
-            initializer=h("x-fc-function-initializer"),
-            initialization_timeout=_int_header(headers.get("x-fc-initialization-timeout")),
-        ),
-        service=ServiceMeta(
-            name=h("x-fc-service-name"),
-            log_project=h("x-fc-service-logproject"),
-            log_store=h("x-fc-service-logstore"),
-            qualifier=h("x-fc-qualifier"),
-            version_id=h("x-fc-version-id"),
-        ),
-        region=h("x-fc-region"),
-        account_id=h("x-fc-account-id"),
-    )
-
-
-class _Runtime:
-    """Imports the handler module on first use, like FC's cold start does."""
-
-    def __init__(self, code_dir: str, handler: str, initializer: str | None) -> None:
-        self.code_dir = code_dir
-        self.handler = handler
-        self.initializer = initializer
-        self._modules: dict[str, ModuleType] = {}
-        # Concurrent first invocations must not race to import and cache the module.
-        self._lock = threading.Lock()
-        if code_dir not in sys.path:
-            sys.path.insert(0, code_dir)
-
-    def resolve(self, spec: str) -> Any:
-        module_name, _, attr = spec.rpartition(".")
-        if not module_name:
-            raise ValueError(f"handler {spec!r} must look like 'module.function'")
-        with self._lock:
-            if module_name not in self._modules:
-                self._modules[module_name] = importlib.import_module(module_name)
-            module = self._modules[module_name]
-        return getattr(module, attr)
-
-
-_print_lock = threading.Lock()
-
-
-def _log(line: str) -> None:
-    """Print one whole line at a time.
-
-    print() writes the text and the newline separately, so the lines of invocations running
-    at once could otherwise interleave in the instance log.
-    """
-    with _print_lock:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-
-def _encode_result(result: Any) -> bytes:
-    if result is None:
-        return b""
-    if isinstance(result, bytes):
-        return result
-    if isinstance(result, str):
-        return result.encode("utf-8")
-    return json.dumps(result).encode("utf-8")
-
-
-def _error_body(exc: BaseException) -> bytes:
-    return json.dumps(
-        {
-            "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
-            "stackTrace": traceback.format_exception(exc),
-        }
-    ).encode("utf-8")
-
-
-def make_handler_class(runtime: _Runtime) -> type[BaseHTTPRequestHandler]:
-    class InvokeHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # FC's own log lines are printed around each invocation instead
-
-        def _reply(self, status: int, fc_status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("x-fc-status", str(fc_status))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            context = context_from_headers(self.headers)
-            rid = context.request_id
-            if self.path.startswith("/initialize"):
-                spec = runtime.initializer or context.function.initializer
-                _log(f"FC Initialize Start RequestId: {rid}")
-                try:
-                    if spec:
-                        runtime.resolve(spec)(context)
-                except Exception as exc:
-                    _log(f"FC Initialize End RequestId: {rid}, Error: Unhandled")
-                    self._reply(404, 404, _error_body(exc))
-                    return
-                _log(f"FC Initialize End RequestId: {rid}")
-                self._reply(200, 200, b"")
-                return
-            if not self.path.startswith("/invoke"):
-                self._reply(404, 404, b'{"errorMessage":"unknown path"}')
-                return
-            _log(f"FC Invoke Start RequestId: {rid}")
-            try:
-                result = runtime.resolve(runtime.handler)(body, context)
-                payload = _encode_result(result)
-            except Exception as exc:
-                traceback.print_exc()
-                _log(f"FC Invoke End RequestId: {rid}, Error: Unhandled")
-                self._reply(200, 404, _error_body(exc))
-                return
-            _log(f"FC Invoke End RequestId: {rid}")
-            self._reply(200, 200, payload)
-
-    return InvokeHandler
-
-
-class _InstanceServer(ThreadingHTTPServer):
-    """One thread per request, so invocations on this instance run concurrently."""
-
-    # The local FC stops an instance by killing it; threads still serving an invocation
-    # must not keep the process alive (nor be waited for) once serve_forever() ends.
-    daemon_threads = True
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--code-dir", required=True)
     parser.add_argument("--handler", required=True)
     parser.add_argument("--initializer", default=None)
     parser.add_argument("--host", default=os.environ.get("FC_SERVER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("FC_SERVER_PORT", "9000")))
     args = parser.parse_args(argv)
-    os.chdir(args.code_dir)
-    runtime = _Runtime(str(Path(args.code_dir).resolve()), args.handler, args.initializer)
-    server = _InstanceServer((args.host, args.port), make_handler_class(runtime))
-    # Which interpreter runs the function, for the instance log (FC's python3.10 runtime
-    # runs CPython 3.10; the local FC may be given any).
-    _log(
-        f"fc_builtin: {platform.python_implementation()} {platform.python_version()} "
-        f"({sys.executable})"
-    )
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    code_dir = Path(args.code_dir).resolve()
+    os.chdir(code_dir)
+    if str(code_dir) not in sys.path:
+        sys.path.insert(0, str(code_dir))
+    runtime = load_runtime(runtime_path(code_dir))
+    function = runtime.FunctionRuntime(handler=args.handler, initializer=args.initializer)
+    server = runtime.make_server(args.host, args.port, function)
+    print(f"fc builtin runtime: {runtime.__file__}", flush=True)
+    return int(runtime.serve(server))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

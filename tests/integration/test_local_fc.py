@@ -322,6 +322,44 @@ def test_trigger_event_reaches_handler_with_fc_context_and_env(
     assert out["pythonpath"].split(os.pathsep) == [str(fc.code_dir), str(tmp_path / "src")]
 
 
+RAISE_OR_DESCRIBE_CONTEXT = """
+if event == b"boom":
+    raise ValueError("boom from the handler")
+cls = type(context)
+return json.dumps({"context": cls.__qualname__, "runtime": sys.modules[cls.__module__].__file__})
+"""
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_both_flavours_run_the_shipped_runtime_and_report_failure_as_fc_documents(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute]
+) -> None:
+    # GIVEN a function on the built-in runtime ("s") or on the project's custom runtime
+    fc = make_fc(RAISE_OR_DESCRIBE_CONTEXT, flavour=flavour, bootstrap="project")
+
+    # WHEN it is invoked once successfully and once with a handler that raises
+    ok = fc.invoke_sync(b"{}")
+    failed = fc.invoke_sync(b"boom")
+
+    # THEN the handler's context is runtime_server.py's FCContext: one runtime for both
+    assert ok.status == "succeeded", (ok, fc.logs())
+    described = ok.result_json()
+    assert described["context"] == "FCContext"
+    assert Path(described["runtime"]).name == "runtime_server.py"
+    # AND the failure carries the runtime's error JSON, its stack as frames
+    assert failed.status == "failed", (failed, fc.logs())
+    assert failed.error_message == "boom from the handler"
+    error = failed.result_json()
+    assert error["errorType"] == "ValueError"
+    assert any(frame[2] == "handler" for frame in error["stackTrace"]), error
+    # AND the instance itself answers a failed invocation with HTTP 404 and x-fc-status 404
+    (instance,) = fc.pool.instances()
+    status, headers, _ = instance.post(
+        "/invoke", b"boom", {"x-fc-request-id": "raw", "x-fc-control-path": "/invoke"}, 30.0
+    )
+    assert (status, headers["x-fc-status"]) == (404, "404")
+
+
 INTERPRETER_ECHO = """
 import platform
 return json.dumps({"version": platform.python_version(), "prefix": sys.prefix})
