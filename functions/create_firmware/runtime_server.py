@@ -178,10 +178,17 @@ def load_callable(spec: str) -> Callable[..., Any]:
 
 
 def error_body(exc: BaseException) -> bytes:
-    """The error JSON of FC's Python runtime: message, type and a list of stack frames."""
+    """The error JSON of FC's Python runtime: message, type and a list of stack frames.
+
+    As FC's "Error handling" page for the Python runtime shows it: each frame is
+    ``["File \"<path>\"", "line <n>", "in <function>", "<source line>"]``, and only the
+    function's own frames are listed (this runtime's are left out).
+    """
+    own = Path(__file__).resolve()
     frames = [
-        [frame.filename, frame.lineno, frame.name, frame.line]
+        [f'File "{frame.filename}"', f"line {frame.lineno}", f"in {frame.name}", frame.line or ""]
         for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).resolve() != own
     ]
     payload = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": frames}
     return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")

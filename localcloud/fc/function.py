@@ -13,10 +13,11 @@ together the parts that each reproduce one behaviour the pipeline depends on:
   retried up to MaxAsyncRetryAttempts, then go to the OnFailure destination.
 - **The FC API** (:mod:`localcloud.fc.api`): the FC 2.0 calls the aliyun-fc2 SDK makes
   and FC 3.0 InvokeFunction, served on a loopback port.
-- **Instances are processes** (here): each instance is a long-lived child process speaking
-  the custom-runtime HTTP protocol, started either from the code's ``bootstrap`` ("fun":
-  custom runtime) or from :mod:`localcloud.fc.builtin` ("s": built-in python runtime, which
-  runs the same ``runtime_server.py`` the custom runtime ships).
+- **Instances are processes** (:mod:`localcloud.fc.launcher`): each instance is a
+  long-lived child process speaking the custom-runtime HTTP protocol, started either from
+  the code's ``bootstrap`` ("fun": custom runtime) or from :mod:`localcloud.fc.builtin`
+  ("s": built-in python runtime, which runs the same ``runtime_server.py`` the custom
+  runtime ships).
 - **The runtime's Python**: instances run on ``python`` / ``$OTA_FUNCTION_PYTHON`` when
   given (FC runs the function on CPython 3.10; ``make test`` runs the function's suites
   a second time with a 3.10 venv holding the layer's pinned packages), else on the
@@ -33,7 +34,6 @@ instance freezing between invocations.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import secrets
@@ -44,9 +44,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from localcloud.contracts import CRASH_ENV, FaultHook
+from localcloud.contracts import FaultHook
 from localcloud.credentials import Credential, CredentialStore
 from localcloud.fc.api import FcApiApp
 from localcloud.fc.invoker import (
@@ -56,33 +56,17 @@ from localcloud.fc.invoker import (
     InvocationRecord,
     InvocationSource,
 )
-from localcloud.fc.pool import (
-    LOOPBACK,
-    Instance,
-    InstancePool,
-    InstanceStartError,
-    error_message,
-    failed_reply,
-)
+from localcloud.fc.launcher import Flavour, InstanceLauncher
+from localcloud.fc.pool import InstancePool
 from localcloud.fc.template import FunctionSpec
 from localcloud.server import LocalServer
 
-Flavour = Literal["fun", "s"]
-
-BUILTIN_RUNTIME = Path(__file__).with_name("builtin.py")
 #: Names the interpreter instances run on when the constructor is not given one.
 FUNCTION_PYTHON_ENV = "OTA_FUNCTION_PYTHON"
 
 #: The executor is sized at start() for at least this many instances, so a cap raised
 #: later by set_max_instances() still gets a worker per slot (up to this many instances).
 EXECUTOR_MIN_INSTANCES = 8
-
-#: Run instead of the function's handler when crash points are configured (test only).
-CRASH_HANDLER = "localcloud.crash_handler.handler"
-
-# Only these host variables reach an instance: the function must see FC's environment,
-# not the developer's (which may hold real cloud keys).
-_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
 class LocalFunctionCompute:
@@ -147,13 +131,23 @@ class LocalFunctionCompute:
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="localfc-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
-        self.role_credential: Credential | None = None
         self.invocations: list[InvocationRecord] = []
         self.dropped_events = 0
-        self.instance_pids: list[int] = []  # every instance ever started, for leak checks
 
+        self.launcher = InstanceLauncher(
+            spec,
+            code_dir=self.code_dir,
+            flavour=flavour,
+            python=self.python,
+            env_overrides=self.env_overrides,
+            extra_pythonpath=self.extra_pythonpath,
+            region=region,
+            account_id=account_id,
+            startup_timeout=startup_timeout,
+            log_dir=self.log_dir,
+        )
         self.pool = InstancePool(
-            self._start_instance, max_instances=max_instances, concurrency=concurrency
+            self.launcher.start, max_instances=max_instances, concurrency=concurrency
         )
         self.invoker = AsyncInvoker(
             spec,
@@ -170,6 +164,16 @@ class LocalFunctionCompute:
         self._executor: ThreadPoolExecutor | None = None
         self._api_server: LocalServer | None = None
         self.api_app: FcApiApp | None = None
+
+    @property
+    def role_credential(self) -> Credential | None:
+        """The service role's temporary key instances get (minted by :meth:`start`)."""
+        return self.launcher.credential
+
+    @property
+    def instance_pids(self) -> list[int]:
+        """Every instance process ever started, for leak checks."""
+        return self.launcher.instance_pids
 
     @property
     def max_instances(self) -> int:
@@ -196,7 +200,7 @@ class LocalFunctionCompute:
         """Mint the function's credential, start the dispatcher and the FC API server."""
         if self._running:
             return self
-        self.role_credential = self.credentials.add(
+        self.launcher.credential = self.credentials.add(
             "STS.local" + secrets.token_hex(8),
             secrets.token_urlsafe(24),
             secrets.token_urlsafe(48),
@@ -357,7 +361,7 @@ class LocalFunctionCompute:
         outcome = self.pool.invoke(
             "/invoke",
             request.payload,
-            lambda: self._headers(request, "/invoke"),
+            lambda: self.launcher.headers(request.request_id, request.qualifier, "/invoke"),
             float(self.spec.timeout),
         )
         record = InvocationRecord(
@@ -380,117 +384,11 @@ class LocalFunctionCompute:
 
     def handler(self) -> str:
         """The handler an instance runs: the function's, or with crash points its wrapper."""
-        if {**self.spec.env, **self.env_overrides}.get(CRASH_ENV):
-            return CRASH_HANDLER
-        return self.spec.handler
+        return self.launcher.handler()
 
     def instance_env(self) -> dict[str, str]:
         """The environment an instance process starts with (FC's, not the host's)."""
-        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-        env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
-        env.update(self.spec.env)
-        env.update(self.env_overrides)
-        cred = self.role_credential
-        assert cred is not None, "start() mints the credential"
-        env.update(
-            {
-                "ALIBABA_CLOUD_ACCESS_KEY_ID": cred.access_key_id,
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cred.access_key_secret,
-                "ALIBABA_CLOUD_SECURITY_TOKEN": cred.security_token or "",
-                "FC_FUNCTION_NAME": self.spec.name,
-                "FC_SERVICE_NAME": self.spec.service,
-                "FC_FUNCTION_HANDLER": self.spec.handler,
-                "FC_FUNCTION_MEMORY_SIZE": str(self.spec.memory),
-                "FC_FUNC_CODE_PATH": str(self.code_dir),
-                "FC_REGION": self.region,
-                "FC_ACCOUNT_ID": self.account_id,
-                "FC_QUALIFIER": "LATEST",
-                "FC_RUNTIME": self.spec.runtime,
-                # Not FC variables: ask the runtimes to bind loopback instead of 0.0.0.0
-                # (FC_SERVER_HOST for the stand-in's own runtimes, OTA_RUNTIME_HOST for
-                # the project's runtime_server.py).
-                "FC_SERVER_HOST": LOOPBACK,
-                "OTA_RUNTIME_HOST": LOOPBACK,
-                "OTA_RUNTIME_PYTHON": self.python,
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": os.pathsep.join(
-                    [str(self.code_dir), *(str(p) for p in self.extra_pythonpath)]
-                ),
-            }
-        )
-        if self.handler() != self.spec.handler:
-            # The project's custom runtime (runtime_server.py) runs this handler instead.
-            env["OTA_RUNTIME_HANDLER"] = self.handler()
-        return env
-
-    def _argv(self) -> list[str]:
-        if self.flavour == "s":
-            argv = [
-                self.python,
-                str(BUILTIN_RUNTIME),
-                "--code-dir",
-                str(self.code_dir),
-                "--handler",
-                self.handler(),
-            ]
-            if self.spec.initializer:
-                argv += ["--initializer", self.spec.initializer]
-            return argv
-        bootstrap = self.code_dir / "bootstrap"
-        if not bootstrap.is_file():
-            raise InstanceStartError(f"custom runtime needs {bootstrap}")
-        if os.access(bootstrap, os.X_OK):
-            return [str(bootstrap)]
-        return ["/bin/sh", str(bootstrap)]
-
-    def _start_instance(self) -> Instance:
-        """Start one instance process and run the initializer on it (the pool calls this)."""
-        argv = self._argv()
-        log = self.log_dir / f"instance-{len(self.instance_pids) + 1}.log"
-        inst = Instance(argv, self.instance_env(), self.code_dir, log, self.startup_timeout)
-        with self._lock:
-            self.instance_pids.append(inst.pid)
-        if self.spec.initializer:
-            request = Invocation(b"", "sync")
-            try:
-                status, headers, body = inst.post(
-                    "/initialize",
-                    b"",
-                    self._headers(request, "/initialize"),
-                    float(self.spec.initialization_timeout or 3),
-                )
-            except (OSError, http.client.HTTPException) as exc:
-                inst.stop(grace=0.5)
-                raise InstanceStartError(f"initializer failed: {exc}") from exc
-            if failed_reply(status, headers):
-                inst.stop(grace=0.5)
-                raise InstanceStartError(f"initializer failed: {error_message(body)}")
-        return inst
-
-    def _headers(self, request: Invocation, control_path: str) -> dict[str, str]:
-        cred = self.role_credential
-        assert cred is not None
-        return {
-            "Content-Type": "application/octet-stream",
-            "x-fc-request-id": request.request_id,
-            "x-fc-access-key-id": cred.access_key_id,
-            "x-fc-access-key-secret": cred.access_key_secret,
-            "x-fc-security-token": cred.security_token or "",
-            "x-fc-function-name": self.spec.name,
-            "x-fc-function-handler": self.spec.handler,
-            "x-fc-function-memory": str(self.spec.memory),
-            "x-fc-function-timeout": str(self.spec.timeout),
-            "x-fc-function-initializer": self.spec.initializer or "",
-            "x-fc-initialization-timeout": str(self.spec.initialization_timeout or 0),
-            "x-fc-service-name": self.spec.service,
-            "x-fc-service-logproject": self.spec.log_project,
-            "x-fc-service-logstore": self.spec.log_store,
-            "x-fc-region": self.region,
-            "x-fc-account-id": self.account_id,
-            "x-fc-qualifier": request.qualifier,
-            "x-fc-version-id": "",
-            "x-fc-control-path": control_path,
-        }
+        return self.launcher.environment()
 
     # ------------------------------------------------------------------ destinations
 

@@ -351,7 +351,11 @@ def test_both_flavours_run_the_shipped_runtime_and_report_failure_as_fc_document
     assert failed.error_message == "boom from the handler"
     error = failed.result_json()
     assert error["errorType"] == "ValueError"
-    assert any(frame[2] == "handler" for frame in error["stackTrace"]), error
+    # (as FC's Python "Error handling" page shows: the function's own frames only)
+    ((file, line, function, source),) = error["stackTrace"]
+    assert file == f'File "{fc.code_dir / "index.py"}"'
+    assert (line[: len("line ")], function) == ("line ", "in handler"), error
+    assert source == 'raise ValueError("boom from the handler")'
     # AND the instance itself answers a failed invocation with HTTP 404 and x-fc-status 404
     (instance,) = fc.pool.instances()
     status, headers, _ = instance.post(
