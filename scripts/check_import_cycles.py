@@ -26,7 +26,8 @@ def module_name(path: Path, root: Path) -> str:
 
 
 def imported(tree: ast.AST, name: str, is_package: bool) -> set[str]:
-    """Modules ``tree`` imports (absolute names; relative imports resolved)."""
+    """Names ``tree`` imports (absolute; relative imports resolved): ``a.b`` for
+    ``import a.b``, ``a.b`` and ``a.b.x`` for ``from a.b import x``."""
     package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -35,7 +36,8 @@ def imported(tree: ast.AST, name: str, is_package: bool) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                parts = package.split(".")
+                anchor = parts[: len(parts) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
@@ -43,6 +45,13 @@ def imported(tree: ast.AST, name: str, is_package: bool) -> set[str]:
 
 
 def graph(roots: list[Path]) -> dict[str, set[str]]:
+    """Module -> the project modules importing it runs.
+
+    The module an import names counts, even when it is the importer's own package
+    (``from pkg import x`` inside ``pkg.mod`` runs ``pkg/__init__.py``). The packages above
+    it count too, except the importer's own ancestors: a package is always initialized
+    before its submodules, so reaching a sibling through it is no cycle.
+    """
     modules: dict[str, tuple[Path, bool]] = {}
     for root in roots:
         for path in root.rglob("*.py"):
@@ -52,11 +61,14 @@ def graph(roots: list[Path]) -> dict[str, set[str]]:
         targets: set[str] = set()
         for target in imported(ast.parse(path.read_text(encoding="utf-8")), name, is_package):
             parts = target.split(".")
-            # a.b.c runs a, a.b and a.b.c; keep those that are project modules.
-            for i in range(1, len(parts) + 1):
-                prefix = ".".join(parts[:i])
-                if prefix in modules and prefix != name and not name.startswith(prefix + "."):
-                    targets.add(prefix)
+            prefixes = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            known = [p for p in prefixes if p in modules]
+            if not known:
+                continue
+            named = known[-1]  # the module the import names (``x`` may be an attribute)
+            targets.add(named)
+            targets.update(p for p in known[:-1] if not name.startswith(p + "."))
+        targets.discard(name)
         edges[name] = targets
     return edges
 
