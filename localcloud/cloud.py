@@ -22,7 +22,7 @@ from localcloud.credentials import (
     default_store,
 )
 from localcloud.fc import Flavour, LocalFunctionCompute
-from localcloud.fc_template import FunctionSpec, load_function_spec, mns_topic_from_arn
+from localcloud.fc.template import FunctionSpec, load_function_spec, mns_topic_from_arn
 from localcloud.iot import LocalIot
 from localcloud.mns import LocalMns
 from localcloud.oss import LocalOss

@@ -7,6 +7,11 @@ from typing import Protocol
 
 from werkzeug.wrappers import Response
 
+#: The instance variable naming the function's crash points (docs/reliability.md). Read by
+#: the fault machinery (localcloud.faults) and by the local FC, which runs the crash
+#: handler instead of the function's own when it is set.
+CRASH_ENV = "OTA_FAULT_CRASH_AT"
+
 
 @dataclass(frozen=True)
 class ObjectFacts:

@@ -43,6 +43,8 @@ from typing import Any, Literal
 
 from werkzeug.wrappers import Response
 
+from localcloud.contracts import CRASH_ENV
+
 FaultKind = Literal["error500", "error503", "throttle", "latency", "drop", "timeout", "deny"]
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "error500",
@@ -56,7 +58,6 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
 #: Kinds that answer (or kill) the call; ``latency`` only delays it.
 _ANSWERING: frozenset[str] = frozenset(FAULT_KINDS) - {"latency"}
 
-CRASH_ENV = "OTA_FAULT_CRASH_AT"
 SEED_ENV = "OTA_FAULT_SEED"
 LEDGER_ENV = "OTA_FAULT_LEDGER"
 CRASH_EXIT_CODE = 70
@@ -304,7 +305,7 @@ def _error(
 
         return error_response(MnsError(status, code, message), request_id)
     if service == "fc":
-        from localcloud.fc_api import fc_error
+        from localcloud.fc.errors import fc_error
 
         return fc_error(status, code, message)
     return Response(message, status=status)

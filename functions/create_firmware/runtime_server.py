@@ -178,10 +178,17 @@ def load_callable(spec: str) -> Callable[..., Any]:
 
 
 def error_body(exc: BaseException) -> bytes:
-    """The error JSON of FC's Python runtime: message, type and a list of stack frames."""
+    """The error JSON of FC's Python runtime: message, type and a list of stack frames.
+
+    As FC's "Error handling" page for the Python runtime shows it: each frame is
+    ``["File \"<path>\"", "line <n>", "in <function>", "<source line>"]``, and only the
+    function's own frames are listed (this runtime's are left out).
+    """
+    own = Path(__file__).resolve()
     frames = [
-        [frame.filename, frame.lineno, frame.name, frame.line]
+        [f'File "{frame.filename}"', f"line {frame.lineno}", f"in {frame.name}", frame.line or ""]
         for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).resolve() != own
     ]
     payload = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": frames}
     return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
@@ -196,6 +203,20 @@ def encode_result(result: Any) -> bytes:
     if isinstance(result, str):
         return result.encode("utf-8")
     return json.dumps(result, ensure_ascii=False, default=str).encode("utf-8")
+
+
+_write_lock = threading.Lock()
+
+
+def _write_line(line: str, out: Any) -> None:
+    """Write one whole line at a time.
+
+    print() writes the text and the newline separately, so the lines of invocations running
+    at once on one instance (InstanceConcurrency) could otherwise interleave in the log.
+    """
+    with _write_lock:
+        out.write(line + "\n")
+        out.flush()
 
 
 class FunctionRuntime:
@@ -214,7 +235,7 @@ class FunctionRuntime:
         self._out = out
 
     def _log(self, line: str) -> None:
-        print(line, file=self._out or sys.stdout, flush=True)
+        _write_line(line, self._out or sys.stdout)
 
     def handler(self) -> Handler:
         """Import the handler on first use, so an import error becomes a function error."""
@@ -295,11 +316,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 )
         except Exception as exc:
             # Log the traceback (never the credentials) and report the FC error protocol.
-            print(
+            _write_line(
                 f"{context.request_id} [ERROR] {type(exc).__name__}: {exc}\n"
-                + "".join(traceback.format_tb(exc.__traceback__)),
-                file=sys.stderr,
-                flush=True,
+                + "".join(traceback.format_tb(exc.__traceback__)).rstrip("\n"),
+                sys.stderr,
             )
             self._reply(STATUS_FUNCTION_ERROR, error_body(exc), "application/json")
             return
@@ -319,6 +339,7 @@ class RuntimeHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], runtime: FunctionRuntime) -> None:
         super().__init__(address, _RequestHandler)
         self.runtime = runtime
+        self.host = address[0]
 
 
 def make_server(
@@ -350,7 +371,11 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     )
     host = env.get("OTA_RUNTIME_HOST") or DEFAULT_HOST
     port = int(env.get("FC_SERVER_PORT") or env.get("OTA_RUNTIME_PORT") or DEFAULT_PORT)
-    server = make_server(host, port, runtime)
+    return serve(make_server(host, port, runtime))
+
+
+def serve(server: RuntimeHTTPServer) -> int:
+    """Serve until SIGTERM or SIGINT; used by ``main`` and by the local FC's built-in runtime."""
 
     def stop(signum: int, frame: Any) -> None:
         # FC sends SIGTERM before recycling an instance; shut down from another thread
@@ -359,7 +384,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"runtime_server: listening on {host}:{server.server_port}", flush=True)
+    print(f"runtime_server: listening on {server.host}:{server.server_port}", flush=True)
     print(f"runtime_server: {_interpreter()}", flush=True)
     try:
         server.serve_forever()

@@ -30,8 +30,8 @@ def make_fc(tmp_path: Path) -> Iterator[Callable[..., LocalFc]]:
     """Start a local FC for template.yml's function, OTA_IOT_QPS replaced if asked."""
     from localcloud.credentials import CredentialStore
     from localcloud.fc import LocalFunctionCompute
-    from localcloud.fc_template import load_function_spec
-    from localcloud.fc_testkit import process_group_gone, write_handler
+    from localcloud.fc.template import load_function_spec
+    from localcloud.fc.testkit import process_group_gone, write_handler
 
     started: list[LocalFc] = []
 

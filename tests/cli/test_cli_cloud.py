@@ -39,8 +39,8 @@ def release(tmp_path: Path, run: Any) -> Path:
 @pytest.fixture
 def local_fc(tmp_path: Path, local_cloud: Any) -> Iterator[Any]:
     from localcloud.fc import LocalFunctionCompute
-    from localcloud.fc_template import load_function_spec
-    from localcloud.fc_testkit import process_group_gone, write_handler, write_template
+    from localcloud.fc.template import load_function_spec
+    from localcloud.fc.testkit import process_group_gone, write_handler, write_template
 
     code_dir = tmp_path / "fc" / "functions" / "create_firmware"
     write_handler(code_dir, ECHO_HANDLER)

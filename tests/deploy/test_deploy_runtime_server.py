@@ -111,7 +111,7 @@ def test_handler_exception_is_reported_with_fc_error_protocol(runtime_server_mod
     error = json.loads(body)
     assert error["errorMessage"] == "sidecar missing DestVersion"
     assert error["errorType"] == "ValueError"
-    assert any(frame[2] == "handler" for frame in error["stackTrace"])
+    assert [frame[2] for frame in error["stackTrace"]] == ["in handler"]
 
 
 def test_error_logs_never_contain_the_secret_or_token(runtime_server_module, serve, capfd):

@@ -24,14 +24,14 @@ import pytest
 from localcloud.cloud import LocalCloud
 from localcloud.credentials import CredentialStore
 from localcloud.fc import InvocationRecord, LocalFunctionCompute
-from localcloud.fc_template import (
+from localcloud.fc.template import (
     OssTriggerSpec,
     TemplateError,
     event_name_matches,
     load_function_spec,
     mns_topic_from_arn,
 )
-from localcloud.fc_testkit import (
+from localcloud.fc.testkit import (
     oss_event,
     oss_record,
     process_group_gone,
@@ -320,6 +320,48 @@ def test_trigger_event_reaches_handler_with_fc_context_and_env(
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
     }
     assert out["pythonpath"].split(os.pathsep) == [str(fc.code_dir), str(tmp_path / "src")]
+
+
+RAISE_OR_DESCRIBE_CONTEXT = """
+if event == b"boom":
+    raise ValueError("boom from the handler")
+cls = type(context)
+return json.dumps({"context": cls.__qualname__, "runtime": sys.modules[cls.__module__].__file__})
+"""
+
+
+@pytest.mark.parametrize("flavour", ["s", "fun"])
+def test_both_flavours_run_the_shipped_runtime_and_report_failure_as_fc_documents(
+    flavour: str, make_fc: Callable[..., LocalFunctionCompute]
+) -> None:
+    # GIVEN a function on the built-in runtime ("s") or on the project's custom runtime
+    fc = make_fc(RAISE_OR_DESCRIBE_CONTEXT, flavour=flavour, bootstrap="project")
+
+    # WHEN it is invoked once successfully and once with a handler that raises
+    ok = fc.invoke_sync(b"{}")
+    failed = fc.invoke_sync(b"boom")
+
+    # THEN the handler's context is runtime_server.py's FCContext: one runtime for both
+    assert ok.status == "succeeded", (ok, fc.logs())
+    described = ok.result_json()
+    assert described["context"] == "FCContext"
+    assert Path(described["runtime"]).name == "runtime_server.py"
+    # AND the failure carries the runtime's error JSON, its stack as frames
+    assert failed.status == "failed", (failed, fc.logs())
+    assert failed.error_message == "boom from the handler"
+    error = failed.result_json()
+    assert error["errorType"] == "ValueError"
+    # (as FC's Python "Error handling" page shows: the function's own frames only)
+    ((file, line, function, source),) = error["stackTrace"]
+    assert file == f'File "{fc.code_dir / "index.py"}"'
+    assert (line[: len("line ")], function) == ("line ", "in handler"), error
+    assert source == 'raise ValueError("boom from the handler")'
+    # AND the instance itself answers a failed invocation with HTTP 404 and x-fc-status 404
+    (instance,) = fc.pool.instances()
+    status, headers, _ = instance.post(
+        "/invoke", b"boom", {"x-fc-request-id": "raw", "x-fc-control-path": "/invoke"}, 30.0
+    )
+    assert (status, headers["x-fc-status"]) == (404, "404")
 
 
 INTERPRETER_ECHO = """
@@ -625,7 +667,7 @@ def test_real_function_code_serves_the_runtime_protocol(
         # WHEN it is invoked with an event that holds no records
         record = fc.invoke_sync(b'{"events": []}')
         logs = fc.logs()
-        bound = {listen_address(inst.port) for inst in fc._in_flight}
+        bound = {listen_address(inst.port) for inst in fc.pool.instances()}
     finally:
         fc.stop()
     # THEN the protocol round trip completed: a result or a reported function error, not a

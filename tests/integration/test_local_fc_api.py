@@ -17,8 +17,8 @@ from werkzeug.wrappers import Response
 
 from localcloud.credentials import CredentialStore
 from localcloud.fc import LocalFunctionCompute
-from localcloud.fc_template import load_function_spec
-from localcloud.fc_testkit import process_group_gone, write_handler, write_template
+from localcloud.fc.template import load_function_spec
+from localcloud.fc.testkit import process_group_gone, write_handler, write_template
 
 pytestmark = pytest.mark.integration
 

@@ -41,14 +41,19 @@ import hmac
 import json
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.wrappers import Request, Response
+
+from localcloud.fc.errors import fc3_error, fc_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from localcloud.fc import LocalFunctionCompute
+    from localcloud.contracts import FaultHook
+    from localcloud.credentials import CredentialStore
+    from localcloud.fc.invoker import InvocationRecord, InvocationSource
+    from localcloud.fc.template import FunctionSpec
 
 API_VERSION = "2016-08-15"
 FC3_API_VERSION = "2023-03-30"
@@ -78,18 +83,6 @@ def _operation(sub: str | None, method: str) -> str:
     return "GetFunction"
 
 
-def fc_error(status: int, code: str, message: str, request_id: str = "") -> Response:
-    """An FC 2.0 API error response."""
-    resp = Response(
-        json.dumps({"ErrorCode": code, "ErrorMessage": message}),
-        status=status,
-        content_type="application/json",
-    )
-    if request_id:
-        resp.headers["X-Fc-Request-Id"] = request_id
-    return resp
-
-
 def string_to_sign(request: Request, *, with_query: bool) -> str:
     """The FC signature's StringToSign for a received request (fc2 ``Auth.sign_request``)."""
     fc_headers = sorted(
@@ -111,22 +104,29 @@ def string_to_sign(request: Request, *, with_query: bool) -> str:
     )
 
 
-def fc3_error(status: int, code: str, message: str, request_id: str = "") -> Response:
-    """An FC 3.0 API error response, in the shape the Tea SDK reads."""
-    resp = Response(
-        json.dumps({"Code": code, "Message": message, "RequestId": request_id}),
-        status=status,
-        content_type="application/json",
-    )
-    if request_id:
-        resp.headers["X-Fc-Request-Id"] = request_id
-    return resp
+class FunctionBackend(Protocol):
+    """What the API needs of the function it serves (LocalFunctionCompute provides it)."""
+
+    spec: FunctionSpec
+    credentials: CredentialStore
+    faults: FaultHook | None
+
+    @property
+    def instance_concurrency(self) -> int: ...
+
+    def invoke_async(
+        self, payload: bytes, *, source: InvocationSource = ..., qualifier: str = ...
+    ) -> str: ...
+
+    def invoke_sync(self, payload: bytes, *, qualifier: str = ...) -> InvocationRecord: ...
+
+    def set_max_instances(self, n: int) -> None: ...
 
 
 class FcApiApp:
-    """WSGI app answering the FC 2.0 calls for the one function a LocalFunctionCompute runs."""
+    """WSGI app answering the FC 2.0 (and FC 3.0 invoke) calls for one function."""
 
-    def __init__(self, fc: LocalFunctionCompute) -> None:
+    def __init__(self, fc: FunctionBackend) -> None:
         self.fc = fc
         # Caps put per qualifier (the pool's cap is the last one put); guarded so the
         # recorded cap and the pool's cap never disagree when two PUTs race.

@@ -1,0 +1,61 @@
+"""No module of localcloud imports itself back through others (issue 13: no import cycles).
+
+Counts every import, lazy and TYPE_CHECKING ones included (scripts/check_import_cycles.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _checker() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "check_import_cycles", REPO / "scripts" / "check_import_cycles.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_localcloud_has_no_import_cycle() -> None:
+    checker = _checker()
+    assert checker.cycles(checker.graph([REPO / "localcloud"])) == []
+
+
+def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
+    # GIVEN a package whose modules import each other, one of them lazily
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "a.py").write_text("from pkg.b import x\n", encoding="utf-8")
+    (pkg / "b.py").write_text("x = 1\n\ndef f():\n    from pkg import a\n", encoding="utf-8")
+    checker = _checker()
+
+    # WHEN the checker reads it THEN it reports the cycle
+    assert checker.cycles(checker.graph([pkg])) == [["pkg.a", "pkg.b"]]
+
+
+def test_a_submodule_importing_its_packages_reexport_is_a_cycle_a_sibling_is_not(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a package that re-exports a.A, where a imports its sibling b directly
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from pkg.a import A\n", encoding="utf-8")
+    (pkg / "a.py").write_text("from pkg.b import B\n\nclass A: ...\n", encoding="utf-8")
+    (pkg / "b.py").write_text("class B: ...\n", encoding="utf-8")
+    checker = _checker()
+    # THEN that is no cycle
+    assert checker.cycles(checker.graph([pkg])) == []
+
+    # WHEN b takes A from the package instead (as fc_api once took the facade)
+    (pkg / "b.py").write_text("from pkg import A\n\nclass B: ...\n", encoding="utf-8")
+    # THEN the package, a and b form a cycle
+    assert checker.cycles(checker.graph([pkg])) == [["pkg", "pkg.a", "pkg.b"]]
