@@ -5,7 +5,8 @@ under ``if TYPE_CHECKING:``): a cycle hidden in a function is still a cycle. Imp
 ``a.b.c`` also runs ``a/__init__.py`` and ``a/b/__init__.py``, so those count as imported
 too.
 
-Usage: ``python scripts/check_import_cycles.py [ROOT ...]`` (default: localcloud src/ota_release).
+Usage: ``python scripts/check_import_cycles.py [ROOT ...]`` (default: every package of the
+repository: src/ota_release, localcloud, benchmarks).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ROOTS = (REPO / "localcloud", REPO / "src" / "ota_release")
+DEFAULT_ROOTS = (REPO / "src" / "ota_release", REPO / "localcloud", REPO / "benchmarks")
 
 
 def module_name(path: Path, root: Path) -> str:
