@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
+
+from tests.unit.project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 MAX_LINES = 60
 
 
-def _length_checker() -> object:
-    spec = importlib.util.spec_from_file_location(
-        "check_function_length", ROOT / "scripts" / "check_function_length.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_no_function_in_src_is_longer_than_sixty_lines() -> None:
-    checker = _length_checker()
+    checker = load_script("check_function_length")
     too_long = [
         f"{path.relative_to(ROOT)}:{line} {name} ({length} lines)"
         for path in sorted(SRC.rglob("*.py"))
-        for name, line, length in checker.function_lengths(path)  # type: ignore[attr-defined]
+        for name, line, length in checker.function_lengths(path)
         if length > MAX_LINES
     ]
     assert too_long == []
@@ -39,8 +28,8 @@ def test_the_length_rule_counts_the_body_without_the_docstring(tmp_path: Path) -
     doc = '    """A docstring.\n\n    Over several lines.\n    """\n'
     source = tmp_path / "m.py"
     source.write_text(f"def f():\n{doc}{body}\n\n\ndef g():\n{body}\n    x = 0\n")
-    checker = _length_checker()
-    lengths = {n: size for n, _, size in checker.function_lengths(source)}  # type: ignore[attr-defined]
+    checker = load_script("check_function_length")
+    lengths = {n: size for n, _, size in checker.function_lengths(source)}
     assert lengths == {"f": MAX_LINES, "g": MAX_LINES + 1}
 
 

@@ -5,29 +5,17 @@ Counts every import, lazy and TYPE_CHECKING ones included (scripts/check_import_
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
+
+from tests.unit.project_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "check_import_cycles", REPO / "scripts" / "check_import_cycles.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_no_import_cycle_in_the_repository() -> None:
     # src/ota_release, localcloud and benchmarks (scripts/ and functions/ are loose
     # modules that import the packages and are imported by none of them)
-    checker = _checker()
+    checker = load_script("check_import_cycles")
     assert checker.cycles(checker.graph(list(checker.DEFAULT_ROOTS))) == []
 
 
@@ -38,7 +26,7 @@ def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
     (pkg / "__init__.py").write_text("", encoding="utf-8")
     (pkg / "a.py").write_text("from pkg.b import x\n", encoding="utf-8")
     (pkg / "b.py").write_text("x = 1\n\ndef f():\n    from pkg import a\n", encoding="utf-8")
-    checker = _checker()
+    checker = load_script("check_import_cycles")
 
     # WHEN the checker reads it THEN it reports the cycle
     assert checker.cycles(checker.graph([pkg])) == [["pkg.a", "pkg.b"]]
@@ -53,7 +41,7 @@ def test_a_submodule_importing_its_packages_reexport_is_a_cycle_a_sibling_is_not
     (pkg / "__init__.py").write_text("from pkg.a import A\n", encoding="utf-8")
     (pkg / "a.py").write_text("from pkg.b import B\n\nclass A: ...\n", encoding="utf-8")
     (pkg / "b.py").write_text("class B: ...\n", encoding="utf-8")
-    checker = _checker()
+    checker = load_script("check_import_cycles")
     # THEN that is no cycle
     assert checker.cycles(checker.graph([pkg])) == []
 
