@@ -25,7 +25,7 @@ from typing import IO, Any, BinaryIO
 
 import anycrc
 
-from localcloud.oss_errors import (
+from localcloud.oss.errors import (
     OssError,
     file_already_exists,
     invalid_argument,
