@@ -279,7 +279,7 @@ def _error(
     service: str, operation: str, request_id: str, status: int, code: str, message: str
 ) -> Response:
     if service == "oss":
-        from localcloud.oss_errors import OssError
+        from localcloud.oss.errors import OssError
 
         return OssError(status, code, message).to_response(
             request_id, "oss-cn-shanghai.aliyuncs.com", head=operation == "HeadObject"

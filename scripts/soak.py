@@ -37,7 +37,7 @@ from typing import Any
 
 from localcloud.cloud import LocalCloud
 from localcloud.faults import FaultPlan, FaultRule, crash_env, read_ledger, rule
-from localcloud.oss_events import event_time
+from localcloud.oss.events import event_time
 
 #: Outcomes each upload may legitimately end in, by what the upload was.
 ALLOWED = {

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 from localcloud.credentials import DEFAULT_ACCESS_KEY_ID as AK
 from localcloud.credentials import DEFAULT_ACCESS_KEY_SECRET as SK
 from localcloud.oss import DEFAULT_REGION, LocalOss
-from localcloud.oss_storage import crc64
+from localcloud.oss.storage import crc64
 from localcloud.server import LocalServer
 
 pytestmark = pytest.mark.integration

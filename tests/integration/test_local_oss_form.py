@@ -1,6 +1,6 @@
 """The local OSS's streaming form parser reads every body as werkzeug's parser does.
 
-``localcloud.oss_form`` replaced werkzeug's multipart parser for PostObject because of
+``localcloud.oss.form`` replaced werkzeug's multipart parser for PostObject because of
 speed only; these tests hold it to werkzeug 3.1's results on generated bodies (odd line
 breaks, boundary look-alikes inside the data, boundaries split across reads, malformed
 endings) and check its limits and the CRC-64 the local OSS computes with it.
@@ -20,8 +20,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import MultiPartParser
 
-from localcloud.oss_form import MultipartParser
-from localcloud.oss_storage import crc64
+from localcloud.oss.form import MultipartParser
+from localcloud.oss.storage import crc64
 
 BOUNDARY = b"ota-b0undary"
 LINE_BREAKS = st.sampled_from([b"\r\n", b"\n", b"\r"])

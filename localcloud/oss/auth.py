@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from localcloud.credentials import Credential, CredentialStore
-from localcloud.oss_errors import (
+from localcloud.oss.errors import (
     OssError,
     access_denied,
     invalid_access_key_id,

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from localcloud.credentials import Credential, CredentialStore
-from localcloud.oss_errors import (
+from localcloud.oss.errors import (
     OssError,
     access_denied,
     invalid_access_key_id,

@@ -25,7 +25,7 @@ from typing import IO, Any, BinaryIO
 
 import anycrc
 
-from localcloud.oss_errors import (
+from localcloud.oss.errors import (
     OssError,
     file_already_exists,
     invalid_argument,
@@ -501,45 +501,7 @@ class ObjectStore:
         with upload.lock:
             if upload.upload_id not in self._uploads:
                 raise no_such_upload(upload.upload_id)
-            if requested is None:
-                requested = [(n, upload.parts[n].etag) for n in sorted(upload.parts)]
-            if not requested:
-                raise OssError(
-                    400,
-                    "MalformedXML",
-                    "The XML you provided was not well-formed or did not validate against "
-                    "our published schema.",
-                )
-            parts: list[PartRecord] = []
-            for number, etag in requested:
-                part = upload.parts.get(number)
-                if part is None or part.etag != etag.strip('"').upper():
-                    raise OssError(
-                        400,
-                        "InvalidPart",
-                        "One or more of the specified parts could not be found or the "
-                        "specified entity tag might not have matched the part's entity tag.",
-                        PartNumber=number,
-                        ETag=etag,
-                    )
-                if parts and number <= parts[-1].part_number:
-                    raise OssError(
-                        400,
-                        "InvalidPartOrder",
-                        "The list of parts was not in ascending order. Parts list must be "
-                        "specified in order by part number.",
-                    )
-                parts.append(part)
-            for part in parts[:-1]:
-                if part.size < self.min_part_size:
-                    raise OssError(
-                        400,
-                        "EntityTooSmall",
-                        "Your proposed upload is smaller than the minimum allowed size.",
-                        PartNumber=part.part_number,
-                        MinSizeAllowed=self.min_part_size,
-                        ProposedSize=part.size,
-                    )
+            parts = self._checked_parts(upload, requested)
             writer = self.new_writer()
             try:
                 for part in parts:
@@ -563,6 +525,53 @@ class ObjectStore:
             )
             self._drop_upload(upload)
         return record
+
+    def _checked_parts(
+        self, upload: Upload, requested: list[tuple[int, str]] | None
+    ) -> list[PartRecord]:
+        """The parts to join, in order: each listed one exists with its ETag, numbers ascend,
+        and every part but the last is at least ``min_part_size``. Call under ``upload.lock``.
+        """
+        if requested is None:
+            requested = [(n, upload.parts[n].etag) for n in sorted(upload.parts)]
+        if not requested:
+            raise OssError(
+                400,
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against "
+                "our published schema.",
+            )
+        parts: list[PartRecord] = []
+        for number, etag in requested:
+            part = upload.parts.get(number)
+            if part is None or part.etag != etag.strip('"').upper():
+                raise OssError(
+                    400,
+                    "InvalidPart",
+                    "One or more of the specified parts could not be found or the "
+                    "specified entity tag might not have matched the part's entity tag.",
+                    PartNumber=number,
+                    ETag=etag,
+                )
+            if parts and number <= parts[-1].part_number:
+                raise OssError(
+                    400,
+                    "InvalidPartOrder",
+                    "The list of parts was not in ascending order. Parts list must be "
+                    "specified in order by part number.",
+                )
+            parts.append(part)
+        for part in parts[:-1]:
+            if part.size < self.min_part_size:
+                raise OssError(
+                    400,
+                    "EntityTooSmall",
+                    "Your proposed upload is smaller than the minimum allowed size.",
+                    PartNumber=part.part_number,
+                    MinSizeAllowed=self.min_part_size,
+                    ProposedSize=part.size,
+                )
+        return parts
 
     def abort_upload(self, upload: Upload) -> None:
         with upload.lock:

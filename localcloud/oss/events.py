@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from localcloud.contracts import OssEventSink
-from localcloud.oss_storage import StoredObject
+from localcloud.oss.storage import StoredObject
 from ota_release.events import oss_trigger_record
 from ota_release.timestamps import utc_millis_from_epoch
 
