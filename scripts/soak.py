@@ -35,9 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcloud.cloud import LocalCloud
-from localcloud.faults import FaultPlan, FaultRule, crash_env, read_ledger, rule
-from localcloud.oss.events import event_time
+# localcloud is dev-only and not installed: it is imported from the repository root, which
+# `python scripts/soak.py` does not put on sys.path by itself (sys.path[0] is scripts/).
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from localcloud.cloud import LocalCloud  # noqa: E402
+from localcloud.faults import FaultPlan, FaultRule, crash_env, read_ledger, rule  # noqa: E402
+from localcloud.oss.events import event_time  # noqa: E402
 
 #: Outcomes each upload may legitimately end in, by what the upload was.
 ALLOWED = {

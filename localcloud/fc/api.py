@@ -1,6 +1,7 @@
 """The FC 2.0 (2016-08-15) API of the local Function Compute, as the aliyun-fc2 SDK calls it.
 
-Routes (the SDK's own paths):
+Routes (the SDK's own paths; :data:`FC2_ROUTES` and :data:`FC3_ROUTES` map each method and
+path pattern to its operation and handler, so a new call is one handler and one line there):
 
 - ``POST /2016-08-15/services/{service}[.{qualifier}]/functions/{function}/invocations``:
   synchronous by default (200, the handler's result; a function error is still 200 but
@@ -41,6 +42,8 @@ import hmac
 import json
 import re
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.wrappers import Request, Response
@@ -48,7 +51,7 @@ from werkzeug.wrappers import Request, Response
 from localcloud.fc.errors import fc3_error, fc_error
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from localcloud.contracts import FaultHook
     from localcloud.credentials import CredentialStore
@@ -61,11 +64,8 @@ FC3_API_VERSION = "2023-03-30"
 MAX_ASYNC_PAYLOAD = 128 * 1024
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 
-_ROUTE = re.compile(
-    rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)"
-    r"(?P<sub>/invocations|/on-demand-config)?/?$"
-)
-_FC3_INVOKE = re.compile(rf"^/{FC3_API_VERSION}/functions/(?P<function>[^/]+)/invocations/?$")
+_FC2_FUNCTION = rf"^/{API_VERSION}/services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)"
+_FC3_FUNCTION = rf"^/{FC3_API_VERSION}/functions/(?P<function>[^/]+)"
 #: The on-demand config field this stand-in understands.
 MAX_INSTANCES_FIELD = "maximumInstanceCount"
 #: The error GetOnDemandConfig answers for a function that has no on-demand config. The
@@ -74,13 +74,39 @@ MAX_INSTANCES_FIELD = "maximumInstanceCount"
 NO_ON_DEMAND_CONFIG = (404, "OnDemandConfigNotFound")
 
 
-def _operation(sub: str | None, method: str) -> str:
-    """The FC action a request asks for (the name the fault seam is called with)."""
-    if sub == "/invocations":
-        return "InvokeFunction"
-    if sub == "/on-demand-config":
-        return "PutOnDemandConfig" if method == "PUT" else "GetOnDemandConfig"
-    return "GetFunction"
+@dataclass(frozen=True)
+class Target:
+    """What a request names: the service (FC 2.0 only), the function and the qualifier."""
+
+    service: str | None
+    function: str
+    qualifier: str
+
+
+#: A route's handler: the app, the request and what its path named.
+Handler = Callable[["FcApiApp", Request, Target], Response]
+ErrorShape = Callable[[int, str, str], Response]
+#: A route's method that takes every method the path's earlier routes did not.
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One line of a route table: method + path pattern -> FC operation and handler.
+
+    ``operation`` is the action's name as the fault seam sees it (a refused method is
+    still an attempt at the path's operation).
+    """
+
+    method: str
+    pattern: re.Pattern[str]
+    operation: str
+    handler: Handler
+
+    def takes(self, method: str, path: str) -> re.Match[str] | None:
+        if self.method not in (ANY, method):
+            return None
+        return self.pattern.match(path)
 
 
 def string_to_sign(request: Request, *, with_query: bool) -> str:
@@ -140,55 +166,39 @@ class FcApiApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        if request.path.startswith(f"/{FC3_API_VERSION}/"):
-            return self.dispatch_fc3(request)
-        match = _ROUTE.match(request.path)
-        operation = _operation(match.group("sub") if match else None, request.method.upper())
+        """Find the route, then: fault seam, signature, target, the route's handler."""
+        api = FC3 if request.path.startswith(f"/{FC3_API_VERSION}/") else FC2
+        route, match = api.resolve(request.method, request.path)
         faults = self.fc.faults
         if faults is not None:
-            injected = faults.before("fc", operation)
+            injected = faults.before("fc", route.operation if route else api.unmatched)
             if injected is not None:
                 return injected
-        denied = self.authenticate(request)
+        denied = api.authenticate(self, request)
         if denied is not None:
             return denied
-        if match is None:
-            return fc_error(404, "PathNotSupported", f"{request.method} {request.path}")
-        service, _, qualifier = match.group("service").partition(".")
-        if service != self.fc.spec.service:
-            return fc_error(404, "ServiceNotFound", f"service '{service}' does not exist")
-        if match.group("function") != self.fc.spec.name:
-            return fc_error(
-                404, "FunctionNotFound", f"function '{match.group('function')}' does not exist"
-            )
-        qualifier = qualifier or "LATEST"
-        if operation == "InvokeFunction":
-            if request.method != "POST":
-                return fc_error(405, "MethodNotAllowed", "InvokeFunction needs POST")
-            return self.invoke(request, qualifier)
-        if operation == "PutOnDemandConfig":
-            return self.put_on_demand_config(request, service, qualifier)
-        if request.method != "GET":
-            if operation == "GetOnDemandConfig":
-                message = f"on-demand-config takes PUT or GET, not {request.method}"
-            else:
-                message = f"GetFunction needs GET, not {request.method}"
-            return fc_error(405, "MethodNotAllowed", message)
-        if operation == "GetOnDemandConfig":
-            return self.get_on_demand_config(service, qualifier)
-        return self.get_function()
+        if route is None or match is None:
+            return api.error(404, "PathNotSupported", f"{request.method} {request.path}")
+        target = api.target(match, request)
+        missing = self.missing(target, api.error)
+        if missing is not None:
+            return missing
+        return route.handler(self, request, target)
 
-    def dispatch_fc3(self, request: Request) -> Response:
-        """FC 3.0 InvokeFunction (the only FC 3.0 call the stand-in answers)."""
+    def missing(self, target: Target, error: ErrorShape) -> Response | None:
+        """404 when the path names a service or function this stand-in does not run."""
+        if target.service is not None and target.service != self.fc.spec.service:
+            return error(404, "ServiceNotFound", f"service '{target.service}' does not exist")
+        if target.function != self.fc.spec.name:
+            return error(404, "FunctionNotFound", f"function '{target.function}' does not exist")
+        return None
+
+    def authenticate_fc3(self, request: Request) -> Response | None:
+        """FC 3.0's ACS3-HMAC-SHA256 signature (the Tea SDK's), checked like the POP APIs'."""
         from datetime import datetime, timezone
 
         from localcloud.rpc_auth import AuthError, RpcVerifier
 
-        faults = self.fc.faults
-        if faults is not None:
-            injected = faults.before("fc", "InvokeFunction")
-            if injected is not None:
-                return injected
         if self._fc3_verifier is None:
             self._fc3_verifier = RpcVerifier(self.fc.credentials)
         try:
@@ -203,18 +213,10 @@ class FcApiApp:
             )
         except AuthError as exc:
             return fc3_error(exc.status, exc.code, exc.message)
-        match = _FC3_INVOKE.match(request.path)
-        if match is None:
-            return fc3_error(404, "PathNotSupported", f"{request.method} {request.path}")
-        if match.group("function") != self.fc.spec.name:
-            return fc3_error(
-                404, "FunctionNotFound", f"function '{match.group('function')}' does not exist"
-            )
-        if request.method != "POST":
-            return fc3_error(405, "MethodNotAllowed", "InvokeFunction needs POST")
-        return self.invoke(request, request.args.get("qualifier") or "LATEST", error=fc3_error)
+        return None
 
     def authenticate(self, request: Request) -> Response | None:
+        """FC 2.0's ``Authorization: FC AK:signature`` (and the STS token, for STS keys)."""
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("FC ") or ":" not in auth:
             return fc_error(401, "MissingRequiredHeader", "Authorization header is required")
@@ -248,7 +250,7 @@ class FcApiApp:
         self,
         request: Request,
         qualifier: str,
-        error: Callable[[int, str, str], Response] = fc_error,
+        error: ErrorShape = fc_error,
     ) -> Response:
         payload = request.get_data()
         mode = request.headers.get("x-fc-invocation-type", "Sync").lower()
@@ -349,3 +351,111 @@ def _shown(raw: bytes, limit: int = 200) -> str:
         return "an empty body"
     text = raw.decode("utf-8", errors="replace")
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _refuse(message: str, error: ErrorShape) -> Handler:
+    """A handler answering 405 with ``message`` (``{method}``: the request's method)."""
+
+    def handler(app: FcApiApp, request: Request, target: Target) -> Response:
+        return error(405, "MethodNotAllowed", message.format(method=request.method))
+
+    return handler
+
+
+def _fc2_target(match: re.Match[str], request: Request) -> Target:
+    service, _, qualifier = match.group("service").partition(".")
+    return Target(service, match.group("function"), qualifier or "LATEST")
+
+
+def _fc3_target(match: re.Match[str], request: Request) -> Target:
+    return Target(None, match.group("function"), request.args.get("qualifier") or "LATEST")
+
+
+@dataclass(frozen=True)
+class Api:
+    """One API version: its route table, signature, error shape and what a path names."""
+
+    routes: tuple[Route, ...]
+    #: The operation the fault seam sees for a path no route takes.
+    unmatched: str
+    authenticate: Callable[[FcApiApp, Request], Response | None]
+    error: ErrorShape
+    target: Callable[[re.Match[str], Request], Target]
+
+    def resolve(self, method: str, path: str) -> tuple[Route | None, re.Match[str] | None]:
+        """The first route taking ``method`` on ``path``, and its match."""
+        for route in self.routes:
+            match = route.takes(method, path)
+            if match is not None:
+                return route, match
+        return None, None
+
+
+_FC2_INVOCATIONS = re.compile(_FC2_FUNCTION + r"/invocations/?$")
+_FC2_ON_DEMAND = re.compile(_FC2_FUNCTION + r"/on-demand-config/?$")
+_FC2_GET_FUNCTION = re.compile(_FC2_FUNCTION + r"/?$")
+_FC3_INVOCATIONS = re.compile(_FC3_FUNCTION + r"/invocations/?$")
+
+
+def _invoke(app: FcApiApp, request: Request, target: Target) -> Response:
+    return app.invoke(request, target.qualifier)
+
+
+def _invoke_fc3(app: FcApiApp, request: Request, target: Target) -> Response:
+    return app.invoke(request, target.qualifier, error=fc3_error)
+
+
+def _put_on_demand_config(app: FcApiApp, request: Request, target: Target) -> Response:
+    return app.put_on_demand_config(request, target.service or "", target.qualifier)
+
+
+def _get_on_demand_config(app: FcApiApp, request: Request, target: Target) -> Response:
+    return app.get_on_demand_config(target.service or "", target.qualifier)
+
+
+def _get_function(app: FcApiApp, request: Request, target: Target) -> Response:
+    return app.get_function()
+
+
+#: FC 2.0, first match wins; each path's ``ANY`` line refuses the methods above it did not take.
+FC2_ROUTES: tuple[Route, ...] = (
+    Route("POST", _FC2_INVOCATIONS, "InvokeFunction", _invoke),
+    Route(ANY, _FC2_INVOCATIONS, "InvokeFunction", _refuse("InvokeFunction needs POST", fc_error)),
+    Route("PUT", _FC2_ON_DEMAND, "PutOnDemandConfig", _put_on_demand_config),
+    Route("GET", _FC2_ON_DEMAND, "GetOnDemandConfig", _get_on_demand_config),
+    Route(
+        ANY,
+        _FC2_ON_DEMAND,
+        "GetOnDemandConfig",
+        _refuse("on-demand-config takes PUT or GET, not {method}", fc_error),
+    ),
+    Route("GET", _FC2_GET_FUNCTION, "GetFunction", _get_function),
+    Route(
+        ANY,
+        _FC2_GET_FUNCTION,
+        "GetFunction",
+        _refuse("GetFunction needs GET, not {method}", fc_error),
+    ),
+)
+
+#: FC 3.0: InvokeFunction only.
+FC3_ROUTES: tuple[Route, ...] = (
+    Route("POST", _FC3_INVOCATIONS, "InvokeFunction", _invoke_fc3),
+    Route(ANY, _FC3_INVOCATIONS, "InvokeFunction", _refuse("InvokeFunction needs POST", fc3_error)),
+)
+
+FC2 = Api(
+    routes=FC2_ROUTES,
+    unmatched="GetFunction",
+    authenticate=lambda app, request: app.authenticate(request),
+    error=fc_error,
+    target=_fc2_target,
+)
+#: FC 3.0: the only call answered is InvokeFunction, so every request is one to the seam.
+FC3 = Api(
+    routes=FC3_ROUTES,
+    unmatched="InvokeFunction",
+    authenticate=lambda app, request: app.authenticate_fc3(request),
+    error=fc3_error,
+    target=_fc3_target,
+)

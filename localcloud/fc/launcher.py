@@ -28,6 +28,10 @@ BUILTIN_RUNTIME = Path(__file__).with_name("builtin.py")
 
 #: Run instead of the function's handler when crash points are configured (test only).
 CRASH_HANDLER = "localcloud.crash_handler.handler"
+#: The folder holding the ``localcloud`` package (the repository root). localcloud is not
+#: in the function's wheel or code: only an instance running :data:`CRASH_HANDLER` gets
+#: it on its path, so the function's own handler cannot import the stand-ins by accident.
+LOCALCLOUD_ROOT = Path(__file__).resolve().parents[2]
 
 # Only these host variables reach an instance: the function must see FC's environment,
 # not the developer's (which may hold real cloud keys).
@@ -101,15 +105,21 @@ class InstanceLauncher:
                 "OTA_RUNTIME_HOST": LOOPBACK,
                 "OTA_RUNTIME_PYTHON": self.python,
                 "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": os.pathsep.join(
-                    [str(self.code_dir), *(str(p) for p in self.extra_pythonpath)]
-                ),
+                "PYTHONPATH": os.pathsep.join(str(p) for p in self.pythonpath()),
             }
         )
         if self.handler() != self.spec.handler:
             # The project's custom runtime (runtime_server.py) runs this handler instead.
             env["OTA_RUNTIME_HANDLER"] = self.handler()
         return env
+
+    def pythonpath(self) -> list[Path]:
+        """An instance's PYTHONPATH: the code, the extra folders, and with crash points
+        the repository root (where :data:`CRASH_HANDLER`'s ``localcloud`` lives)."""
+        path = [self.code_dir, *self.extra_pythonpath]
+        if self.handler() == CRASH_HANDLER and LOCALCLOUD_ROOT not in path:
+            path.append(LOCALCLOUD_ROOT)
+        return path
 
     def argv(self) -> list[str]:
         """The instance's command line: the built-in runtime ("s") or ``bootstrap`` ("fun")."""

@@ -34,7 +34,7 @@ from ota_release.pipeline import (
     Result,
     no_checkpoint,
 )
-from ota_release.ports import Notifier, OtaPlatform, Storage
+from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import LOG_LEVELS, Settings, SettingsError
 
@@ -107,33 +107,42 @@ def credentials_from(context: Any, env: Mapping[str, str]) -> CloudCredentials:
 
 @dataclass
 class Adapters:
-    """The three ports, built for one invocation's credentials."""
+    """The ports, built for one invocation's credentials.
+
+    ``staging`` left None stages through ``platform`` and ``store``
+    (:class:`~ota_release.adapters.staging.TicketedStaging`).
+    """
 
     store: Storage
     platform: OtaPlatform
     notifier: Notifier
+    staging: PackageStaging | None = None
 
 
 def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
     from ota_release.adapters.iot import IotOtaPlatform, shared_pacer
     from ota_release.adapters.mns import MnsNotifier
     from ota_release.adapters.oss import OssObjectStore
+    from ota_release.adapters.staging import TicketedStaging
 
+    store = OssObjectStore(
+        credentials,
+        settings.oss_endpoint,
+        settings.oss_public_endpoint,
+        region=settings.region,
+    )
+    platform = IotOtaPlatform(
+        credentials,
+        settings.iot_endpoint,
+        settings.region,
+        protocol=settings.iot_protocol,
+        pacer=shared_pacer(settings.iot_qps),
+    )
     return Adapters(
-        store=OssObjectStore(
-            credentials,
-            settings.oss_endpoint,
-            settings.oss_public_endpoint,
-            region=settings.region,
-        ),
-        platform=IotOtaPlatform(
-            credentials,
-            settings.iot_endpoint,
-            settings.region,
-            protocol=settings.iot_protocol,
-            pacer=shared_pacer(settings.iot_qps),
-        ),
+        store=store,
+        platform=platform,
         notifier=MnsNotifier(credentials, settings.mns_endpoint, settings.notify_topic),
+        staging=TicketedStaging(platform, store),
     )
 
 
@@ -200,6 +209,9 @@ def _pipeline(
     settings: Settings, adapters: Adapters, retry: RetryPolicy, request_id: str | None
 ) -> ReleasePipeline:
     """The release pipeline these settings describe, over these adapters."""
+    from ota_release.adapters.staging import TicketedStaging
+
+    staging = adapters.staging or TicketedStaging(adapters.platform, adapters.store)
     return ReleasePipeline(
         adapters.store,
         adapters.platform,
@@ -213,6 +225,7 @@ def _pipeline(
         ),
         retry=retry,
         fc_request_id=request_id,
+        staging=staging,
     )
 
 

@@ -1,4 +1,4 @@
-"""The three ports the release logic talks to, and the values that cross them.
+"""The ports the release logic talks to, and the values that cross them.
 
 Domain modules depend on these protocols only; ``ota_release.adapters`` implements them
 with the cloud SDKs, and the unit tests with in-memory fakes.
@@ -24,9 +24,11 @@ __all__ = [
     "ObjectStream",
     "ObjectTooLarge",
     "OtaPlatform",
+    "PackageStaging",
     "PublishReceipt",
     "SmallObject",
     "StagedCopy",
+    "StagedPackage",
     "Storage",
     "UploadTicket",
 ]
@@ -222,3 +224,37 @@ class Notifier(Protocol):
     """The MNS topic that hears every outcome."""
 
     def publish(self, body: str, tag: str) -> PublishReceipt: ...
+
+
+@dataclass(frozen=True)
+class StagedPackage:
+    """Where ``PackageStaging.stage`` put the package: the FirmwareUrl IoT Platform fetches."""
+
+    firmware_url: str
+
+
+class PackageStaging(Protocol):
+    """Staging a package where IoT Platform will fetch it: one operation for the pipeline.
+
+    It spans two services (GenerateOTAUploadURL's ticket, then the pinned PostObject copy
+    into it); ``adapters.staging.TicketedStaging`` composes the two ports for it.
+    """
+
+    def stage(
+        self,
+        source: ObjectInfo,
+        file_suffix: str,
+        iot_instance_id: str | None,
+        observe: Callable[[bytes], None],
+        request_id: Callable[[str, str | None], None],
+    ) -> StagedPackage:
+        """Ask for a fresh upload ticket for ``file_suffix`` and copy ``source`` into it.
+
+        Every call asks for its own ticket (its form is valid for 60 seconds), so a stage
+        retried after a slow or failed attempt never posts an expired policy. The copy is
+        ``Storage.stage_copy``'s: one read pinned to ``source.etag``, each chunk handed to
+        ``observe`` before it is sent, with its errors. ``request_id(service, id)`` hears
+        each call's request id (``"iot"``, ``"oss"``) as soon as the call answers, so a
+        failed attempt's calls are still accounted for.
+        """
+        ...

@@ -346,3 +346,68 @@ def test_set_max_instances_refuses_what_is_not_a_count(fc: LocalFunctionCompute)
         ):
             fc.set_max_instances(bad)  # type: ignore[arg-type]
     assert fc.max_instances == 4
+
+
+# ---------------------------------------------------------------------- the route table
+
+
+def signed_request(fc: LocalFunctionCompute, method: str, path: str) -> fc2.fc_exceptions.FcError:
+    """A request fc2 signs for any method and path; the error the stand-in answers with."""
+    c = client(fc)
+    headers = c._build_common_headers(method, path, {})
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        c._do_request(method, path, headers)
+    return err.value
+
+
+FUNCTION_PATH = f"/2016-08-15/services/{SERVICE}/functions/{FUNCTION}"
+
+
+@pytest.mark.parametrize(
+    ("method", "sub", "operation", "message"),
+    [
+        ("GET", "/invocations", "InvokeFunction", "InvokeFunction needs POST"),
+        (
+            "DELETE",
+            "/on-demand-config",
+            "GetOnDemandConfig",
+            "on-demand-config takes PUT or GET, not DELETE",
+        ),
+        ("POST", "", "GetFunction", "GetFunction needs GET, not POST"),
+    ],
+)
+def test_a_method_a_path_does_not_take_is_refused_naming_the_allowed_ones(
+    fc: LocalFunctionCompute,
+    faults: SwitchableFaults,
+    method: str,
+    sub: str,
+    operation: str,
+    message: str,
+) -> None:
+    err = signed_request(fc, method, FUNCTION_PATH + sub)
+
+    assert (err.status_code, err.err_code) == (405, "MethodNotAllowed")
+    assert message in str(err)
+    # the fault seam sees the path's operation, whatever the method
+    assert faults.calls == [("fc", operation)]
+    assert fc.invocations == []
+
+
+def test_a_path_no_route_takes_is_not_supported(
+    fc: LocalFunctionCompute, faults: SwitchableFaults
+) -> None:
+    err = signed_request(fc, "GET", FUNCTION_PATH + "/triggers")
+
+    assert (err.status_code, err.err_code) == (404, "PathNotSupported")
+    assert f"GET {FUNCTION_PATH}/triggers" in str(err)
+    assert faults.calls == [("fc", "GetFunction")]
+
+
+def test_a_refused_method_is_still_checked_for_its_signature_first(
+    fc: LocalFunctionCompute,
+) -> None:
+    c = client(fc, secret="wrong-secret")
+    headers = c._build_common_headers("GET", FUNCTION_PATH + "/invocations", {})
+    with pytest.raises(fc2.fc_exceptions.FcError) as err:
+        c._do_request("GET", FUNCTION_PATH + "/invocations", headers)
+    assert (err.value.status_code, err.value.err_code) == (403, "SignatureNotMatch")

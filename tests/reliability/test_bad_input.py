@@ -217,7 +217,11 @@ def _run_pipeline(sidecar: bytes, suffix: str) -> list[tuple[str, str]]:
     ports.store.put(fw_key, b"firmware-bytes")
     ports.store.put(fw_key + suffix, sidecar)
     pipeline = ReleasePipeline(
-        ports.store, ports.platform, ports.notifier, retry=RetryPolicy(sleep=lambda _: None)
+        ports.store,
+        ports.platform,
+        ports.notifier,
+        retry=RetryPolicy(sleep=lambda _: None),
+        staging=ports.staging,
     )
     pipeline.process(object_created(fw_key + suffix), Deadline(60))
     return ports.notifier.messages

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ota_release.adapters.staging import TicketedStaging
 from ota_release.digest import CRC64_ECMA
 from ota_release.errors import (
     DuplicateNameError,
@@ -424,16 +425,22 @@ class FakeNotifier(_Faults):
 
 @dataclass
 class Ports:
-    """The three fakes together, as a pipeline or ``function.handle`` takes them."""
+    """The fakes together, as a pipeline or ``function.handle`` takes them.
+
+    ``staging`` is the product's own composition over the two fakes, so a fault queued on
+    ``generate_upload_url`` or ``stage_copy`` fails the staging as it would in production.
+    """
 
     clock: FakeClock = field(default_factory=FakeClock)
     store: FakeStorage = field(init=False)
     platform: FakeOtaPlatform = field(init=False)
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
+    staging: TicketedStaging = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = FakeStorage(self.clock)
         self.platform = FakeOtaPlatform(clock=self.clock)
+        self.staging = TicketedStaging(self.platform, self.store)
 
 
 # Events --------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
+import sys
 from pathlib import Path
 
 from tests.unit.project_scripts import load_script
@@ -45,3 +47,24 @@ def test_no_module_of_src_imports_localcloud() -> None:
             if any(n == "localcloud" or n.startswith("localcloud.") for n in names):
                 importers.append(str(path.relative_to(ROOT)))
     assert importers == []
+
+
+def test_the_wheel_packs_the_function_library_and_not_the_stand_ins() -> None:
+    # pyproject.toml's package search, applied as setuptools applies it (namespace
+    # packages included): only ota_release goes into the wheel; localcloud, whose web
+    # framework the wheel does not declare, stays a dev-only folder of the repository.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    find = config["tool"]["setuptools"]["packages"]["find"]
+    packed = {
+        entry.name
+        for where in find["where"]
+        for entry in (ROOT / where).iterdir()
+        if entry.is_dir()
+        and entry.name.isidentifier()
+        and any(fnmatch.fnmatchcase(entry.name, p) for p in find["include"])
+    }
+    assert packed == {"ota_release"}

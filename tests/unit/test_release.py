@@ -63,6 +63,7 @@ class Harness:
             retry=self.retry,
             fc_request_id="fc-request-1",
             clock=lambda: PUBLISHED_AT,
+            staging=self.ports.staging,
         )
 
     def _sleep(self, seconds: float) -> None:
@@ -804,6 +805,21 @@ def test_a_slow_failing_first_copy_is_retried_with_a_fresh_ticket() -> None:
     _first, second = h.platform.tickets
     assert list(h.store.staged) == [second.key]
     assert h.platform.created_params[0]["FirmwareUrl"] == second.firmware_url
+
+
+def test_a_failed_staging_attempt_keeps_its_tickets_request_id_in_the_notification() -> None:
+    # GIVEN the first copy into its ticket fails and the second staging succeeds
+    h = Harness()
+    h.both()
+    h.store.fail("stage_copy", transient("oss", "PostObject", "ConnectionResetError"))
+    # WHEN released THEN both GenerateOTAUploadURL calls are accounted for, in order
+    assert h.run().outcome.value == "created"
+    assert h.message()["request_ids"]["iot"] == [
+        "IOT-LIST-1",
+        "IOT-UPLOAD-1",
+        "IOT-UPLOAD-2",
+        "IOT-CREATE-1",
+    ]
 
 
 def test_a_retry_after_a_long_back_off_uses_a_fresh_ticket() -> None:

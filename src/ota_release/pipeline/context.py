@@ -18,7 +18,7 @@ from ota_release.errors import PermanentError
 from ota_release.events import ObjectCreated
 from ota_release.notification import ErrorItem, Outcome, PackageRef, RequestIds
 from ota_release.pairing import Pairing
-from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, Storage
+from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES, UrlMode
 from ota_release.sidecar import ReleaseSpec
@@ -62,11 +62,12 @@ class ReleaseConfig:
 
 @dataclass(frozen=True)
 class Ports:
-    """The three ports a release talks to."""
+    """The ports a release talks to."""
 
     storage: Storage
     platform: OtaPlatform
     notifier: Notifier
+    staging: PackageStaging
 
 
 class Stop(Exception):

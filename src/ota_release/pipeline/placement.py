@@ -13,7 +13,7 @@ from ota_release import rules
 from ota_release.digest import Digest, StreamHasher, etag_fast_path, prefetched
 from ota_release.errors import TransientError
 from ota_release.pipeline.context import ObjectChanged, Release
-from ota_release.ports import ObjectInfo, UploadTicket
+from ota_release.ports import ObjectInfo, StagedPackage
 from ota_release.settings import UrlMode
 
 #: ``rules.UPLOAD_FILE_SUFFIXES``, longest first so ``tar.gz`` wins over ``gz``; a key
@@ -73,27 +73,24 @@ def _direct(r: Release) -> Placed:
 
 
 def _stage(r: Release) -> Placed:
-    """Copy the object to a fresh upload ticket in one pinned read, hashing as it goes.
+    """Stage the object (one port operation) in one pinned read, hashing as it goes.
 
-    GenerateOTAUploadURL's form is valid for 60 seconds, so every attempt asks for its
-    own ticket right before it posts: a retry never sends an expired policy.
+    Each attempt is a new ``stage``, which asks for its own upload ticket (valid for 60
+    seconds): a retry never sends an expired policy, and gets a fresh hasher.
     """
     firmware, spec = r.firmware, r.release_spec
     suffix = staged_suffix(firmware.key)
-    filename = firmware.key.rsplit("/", 1)[-1]
 
-    def attempt() -> tuple[UploadTicket, Digest]:
-        ticket = r.ports.platform.generate_upload_url(suffix, spec.iot_instance_id)
-        r.request_ids.add("iot", ticket.request_id)
+    def attempt() -> tuple[StagedPackage, Digest]:
         hasher = _hasher(r, firmware, spec.sign_method)
-        staged = r.ports.storage.stage_copy(firmware, ticket, filename, hasher.update)
-        r.request_ids.add("oss", staged.read_request_id)
-        r.request_ids.add("oss", staged.post_request_id)
+        staged = r.ports.staging.stage(
+            firmware, suffix, spec.iot_instance_id, hasher.update, r.request_ids.add
+        )
         _raise_if_unlike(hasher, firmware, "PostObject")
-        return ticket, hasher.result()
+        return staged, hasher.result()
 
-    ticket, digest = r.pinned(f"stage {firmware.key}", attempt)
-    return Placed(str(ticket.firmware_url), digest)
+    staged, digest = r.pinned(f"stage {firmware.key}", attempt)
+    return Placed(staged.firmware_url, digest)
 
 
 def staged_suffix(key: str) -> str:

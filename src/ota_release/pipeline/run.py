@@ -34,7 +34,7 @@ from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
 from ota_release.pipeline.registry import create, settle_existing
-from ota_release.ports import Notifier, OtaPlatform, Storage
+from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 
 
@@ -60,7 +60,7 @@ def release(r: Release) -> Stop:
 
 
 class ReleasePipeline:
-    """Processes object-created records against the three ports."""
+    """Processes object-created records against the ports."""
 
     def __init__(
         self,
@@ -72,8 +72,10 @@ class ReleasePipeline:
         fc_request_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         checkpoint: Checkpoint = no_checkpoint,
+        *,
+        staging: PackageStaging,
     ) -> None:
-        self.ports = Ports(storage, platform, notifier)
+        self.ports = Ports(storage, platform, notifier, staging)
         self.config = config or ReleaseConfig()
         self.retry = retry or RetryPolicy()
         self.fc_request_id = fc_request_id
