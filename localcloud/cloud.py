@@ -1,6 +1,7 @@
 """All four stand-ins wired together, as one Alibaba Cloud account on 127.0.0.1.
 
-The local FC reads the function from ``template.yml``; the function's endpoints are
+The local FC reads the function from the flavour's own deploy file (``template.yml`` for
+"fun", ``s.yaml`` for "s"); the function's endpoints are
 overridden to point at the local services, so the deployed configuration is exercised
 with only the addresses changed.
 """
@@ -22,6 +23,7 @@ from localcloud.credentials import (
     default_store,
 )
 from localcloud.fc import Flavour, LocalFunctionCompute
+from localcloud.fc.s_yaml import load_s_yaml_spec
 from localcloud.fc.template import FunctionSpec, load_function_spec, mns_topic_from_arn
 from localcloud.iot import LocalIot
 from localcloud.mns import LocalMns
@@ -30,6 +32,7 @@ from localcloud.server import LocalServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yml"
+S_YAML = REPO_ROOT / "s.yaml"
 CODE_DIR = REPO_ROOT / "functions" / "create_firmware"
 SRC_DIR = REPO_ROOT / "src"
 REGION = "cn-shanghai"
@@ -56,7 +59,7 @@ class LocalCloud:
         self,
         *,
         flavour: Flavour = "fun",
-        template: Path = TEMPLATE,
+        template: Path | None = None,
         parameters: Mapping[str, Any] | None = None,
         data_dir: Path | None = None,
         credentials: CredentialStore | None = None,
@@ -69,7 +72,8 @@ class LocalCloud:
         allow_v1: bool = False,
     ) -> None:
         self.flavour: Flavour = flavour
-        self.template = template
+        # Each flavour runs the function as its own deploy file describes it.
+        self.template = template or (S_YAML if flavour == "s" else TEMPLATE)
         self.parameters = {"BucketName": DEFAULT_BUCKET, **dict(parameters or {})}
         self._own_data_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="localcloud-"))
@@ -80,8 +84,12 @@ class LocalCloud:
         self.env_overrides = dict(env_overrides or {})
         self.faults = faults
         self.ports = dict(ports or {})
-        self.spec: FunctionSpec = load_function_spec(
-            template, self.parameters, region=REGION, account_id=ACCOUNT_ID
+        self.spec: FunctionSpec = (
+            load_s_yaml_spec(self.template, self.parameters, account_id=ACCOUNT_ID)
+            if flavour == "s"
+            else load_function_spec(
+                self.template, self.parameters, region=REGION, account_id=ACCOUNT_ID
+            )
         )
 
         self.oss = LocalOss(
