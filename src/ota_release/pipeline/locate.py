@@ -6,8 +6,9 @@ from ota_release.errors import NotFoundError
 from ota_release.notification import ErrorItem, Outcome
 from ota_release.pairing import Pairing, find_pair
 from ota_release.pipeline.context import Release, Stop
+from ota_release.pipeline.folder_defaults import effective_sidecar
 from ota_release.ports import ObjectInfo, ObjectTooLarge
-from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec, parse_sidecar
+from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec
 
 
 def find_trigger(r: Release) -> ObjectInfo:
@@ -107,13 +108,8 @@ def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
             [ErrorItem("sidecar", rule, f"{sidecar.size} bytes")],
         ) from exc
     r.request_ids.add("oss", read.request_id)
-    parsed = parse_sidecar(
-        read.data,
-        sidecar_key=sidecar.key,
-        firmware_key=firmware.key,
-        default_product_key=r.config.product_key,
-        default_iot_instance_id=r.config.iot_instance_id,
-    )
+    # The sidecar over its folder defaults (none: the sidecar alone), by the CLI's rules.
+    parsed = effective_sidecar(r, read.data, sidecar.key, firmware.key)
     if parsed.spec is None:
         raise Stop(
             Outcome.REJECTED,

@@ -30,6 +30,7 @@ from ota_release.pipeline.context import (
     Stop,
     no_checkpoint,
 )
+from ota_release.pipeline.defaults_upload import check_defaults_upload
 from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
@@ -90,7 +91,33 @@ class ReleasePipeline:
         DuplicateNameError whose package is not listed yet. Everything else ends in
         exactly one published outcome.
         """
-        r = Release(
+        r = self._release(record, deadline)
+        try:
+            end = release(r)
+        except Stop as stop:
+            end = stop
+        except (PermanentError, ObjectChanged) as exc:
+            end = stop_for(r, exc)
+        return publish(r, notification(r, end))
+
+    def process_defaults(self, record: ObjectCreated, deadline: Deadline) -> Result | str:
+        """Judge an uploaded folder defaults file (``defaults.is_defaults_key``).
+
+        A bad one is published as ``rejected`` naming each key; a valid one publishes
+        nothing and returns the line to log (docs/sidecar.md, "Folder defaults"). No release
+        is re-run either way.
+        """
+        r = self._release(record, deadline)
+        try:
+            return check_defaults_upload(r)
+        except Stop as stop:
+            end = stop
+        except (PermanentError, ObjectChanged) as exc:
+            end = stop_for(r, exc)
+        return publish(r, notification(r, end))
+
+    def _release(self, record: ObjectCreated, deadline: Deadline) -> Release:
+        return Release(
             record,
             self.ports,
             self.config,
@@ -100,10 +127,3 @@ class ReleasePipeline:
             self.checkpoint,
             request_ids=RequestIds(fc=self.fc_request_id, oss_event=record.oss_request_id),
         )
-        try:
-            end = release(r)
-        except Stop as stop:
-            end = stop
-        except (PermanentError, ObjectChanged) as exc:
-            end = stop_for(r, exc)
-        return publish(r, notification(r, end))
