@@ -33,6 +33,7 @@ from ota_release.ports import (
     ListedPackage,
     ObjectInfo,
     ObjectTooLarge,
+    OtaJob,
     PublishReceipt,
     SmallObject,
     StagedCopy,
@@ -304,7 +305,7 @@ class FakeOtaPlatform(_Faults):
     """IoT Platform's OTA packages: unique names, a quota, filtered listing.
 
     Operations for :meth:`fail`: ``find_firmware``, ``create_firmware``,
-    ``generate_upload_url``.
+    ``generate_upload_url``, ``list_jobs``.
     """
 
     def __init__(
@@ -320,6 +321,8 @@ class FakeOtaPlatform(_Faults):
         self.quota = quota
         self.now = now
         self._ids = itertools.count(1)
+        #: jobs by firmware id, oldest first (``add_job``)
+        self.jobs: dict[str, list[OtaJob]] = defaultdict(list)
 
     def add(self, **fields: Any) -> ListedPackage:
         """Register a package directly (as if created earlier by someone else)."""
@@ -329,6 +332,31 @@ class FakeOtaPlatform(_Faults):
         record = ListedPackage(**fields)
         self.firmware.append(record)
         return record
+
+    def add_job(
+        self,
+        firmware_id: str,
+        job_status: str = "IN_PROGRESS",
+        job_type: str = "UPGRADE_FIRMWARE",
+    ) -> OtaJob:
+        """Record a job on a package (an upgrade batch unless ``job_type`` says otherwise)."""
+        job = OtaJob(
+            job_id=f"job-{next(self._ids)}",
+            job_type=job_type,
+            job_status=job_status,
+            utc_create=self.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        )
+        self.jobs[firmware_id].append(job)
+        return job
+
+    def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
+        """The package's jobs, newest first; an unknown package is NotFoundError."""
+        self._enter("list_jobs", firmware_id, iot_instance_id)
+        if not any(r.firmware_id == firmware_id for r in self.firmware):
+            raise NotFoundError(
+                "iot", "ListOTAJobByFirmware", "iot.ota.FirmwareNotFound", "no such package"
+            )
+        return list(reversed(self.jobs.get(firmware_id, [])))
 
     def find_firmware(
         self,
