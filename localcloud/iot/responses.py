@@ -22,8 +22,6 @@ FILE_SUFFIXES = rules.UPLOAD_FILE_SUFFIXES
 LIST_PAGE_SIZE_MAX = 100
 #: ListOTAJobByFirmware's PageSize maximum (its reference: 200).
 JOB_PAGE_SIZE_MAX = 200
-VERIFY_DEVICES_MAX = 10
-VERIFY_TIMEOUT_RANGE = (1, 1440)
 
 Params = Mapping[str, str]
 
@@ -91,6 +89,7 @@ def delete_firmware(backend: IotBackend, params: Params) -> dict[str, Any]:
 
 
 def create_verify_job(backend: IotBackend, params: Params) -> dict[str, Any]:
+    backend.check_instance(params.get("IotInstanceId"))
     package = backend.package(params.get("FirmwareId"))
     problems = _verify_job_problems(package, params)
     if problems:
@@ -125,24 +124,18 @@ def list_jobs_by_firmware(backend: IotBackend, params: Params) -> dict[str, Any]
 
 
 def _verify_job_problems(package: StoredPackage, params: Params) -> list[str]:
-    problems: list[str] = []
-    product_key = params.get("ProductKey")
-    if not product_key:
-        problems.append("ProductKey: is required")
-    elif package.product_key is not None and product_key != package.product_key:
+    """CreateOTAVerifyJob's parameter rules (:func:`ota_release.rules.check_create_verify_job`,
+    the ones the sidecar check applies) and the package's product."""
+    request = {
+        "ProductKey": params.get("ProductKey"),
+        "TargetDeviceName": _indexed(params, "TargetDeviceName"),
+        "TimeoutInMinutes": params.get("TimeoutInMinutes"),
+    }
+    problems = [str(v) for v in rules.check_create_verify_job(request)]
+    product_key = request["ProductKey"]
+    if product_key and package.product_key is not None and product_key != package.product_key:
         problems.append(
             f"ProductKey: {product_key!r} is not the package's product {package.product_key!r}"
-        )
-    devices = _indexed(params, "TargetDeviceName")
-    if not 1 <= len(devices) <= VERIFY_DEVICES_MAX:
-        problems.append(
-            f"TargetDeviceName: must list 1 to {VERIFY_DEVICES_MAX} devices (got {len(devices)})"
-        )
-    timeout = rules.parse_query_int(params.get("TimeoutInMinutes"))
-    low, high = VERIFY_TIMEOUT_RANGE
-    if timeout is None or not low <= timeout <= high:
-        problems.append(
-            f"TimeoutInMinutes: must be {low} to {high} (got {params.get('TimeoutInMinutes')!r})"
         )
     return problems
 

@@ -250,6 +250,17 @@ class OtaPlatform(Protocol):
         """GenerateOTAUploadURL."""
         ...
 
+    def create_verify_job(
+        self,
+        firmware_id: str,
+        product_key: str,
+        devices: tuple[str, ...],
+        timeout_minutes: int | None,
+        iot_instance_id: str | None,
+    ) -> tuple[str, str | None]:
+        """CreateOTAVerifyJob on ``devices`` of ``product_key``; the JobId and request id."""
+        ...
+
     def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
         """Every job on the package (ListOTAJobByFirmware, all pages), newest first.
 

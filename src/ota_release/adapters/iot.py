@@ -33,8 +33,9 @@ PAGE_SIZE = 100
 JOB_PAGE_SIZE = 200
 #: Actions only the operator's CLI calls (``ota-release prune``), never the function: its
 #: RAM role is not granted them (tests/deploy/test_deploy_least_privilege.py holds the
-#: function's code to that).
-OPERATOR_ACTIONS = frozenset({"ListOTAJobByFirmware"})
+#: function's code to that). ListOTAJobByFirmware is the function's too now: the verify
+#: step looks a package's jobs up before it starts a verification.
+OPERATOR_ACTIONS: frozenset[str] = frozenset()
 #: Codes worth a retry whatever HTTP status carried them: the public IoT error list's
 #: ``iot.system.SystemException`` ("retry later") and the gateway's throttling codes
 #: (``Throttling``, ``Throttling.User``, ``Throttling.Api``: HTTP 400, sometimes 429).
@@ -403,6 +404,44 @@ class IotOtaPlatform:
                 request_id=body.request_id,
             )
         return CreatedFirmware(data.firmware_id, data.utc_create, body.request_id)
+
+    def create_verify_job(
+        self,
+        firmware_id: str,
+        product_key: str,
+        devices: tuple[str, ...],
+        timeout_minutes: int | None,
+        iot_instance_id: str | None,
+    ) -> tuple[str, str | None]:
+        """CreateOTAVerifyJob: a verification of the package on ``devices`` (1-10).
+
+        The SDK flattens ``target_device_name`` to ``TargetDeviceName.N``. Returns the
+        JobId and the call's request id; an answer without a JobId is transient (the
+        pipeline looks the job up again before it asks a second time).
+        """
+
+        def call(client: Any, models: Any) -> Any:
+            return client.create_otaverify_job(
+                models.CreateOTAVerifyJobRequest(
+                    firmware_id=firmware_id,
+                    product_key=product_key,
+                    target_device_name=list(devices),
+                    timeout_in_minutes=timeout_minutes,
+                    iot_instance_id=iot_instance_id,
+                )
+            )
+
+        body = self._invoke("CreateOTAVerifyJob", call)
+        data = body.data
+        if data is None or not data.job_id:
+            raise TransientError(
+                "iot",
+                "CreateOTAVerifyJob",
+                "EmptyResponse",
+                "Success=true without a JobId",
+                request_id=body.request_id,
+            )
+        return str(data.job_id), body.request_id
 
     def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
         """Every job on the package (verifications and upgrade batches), all pages.

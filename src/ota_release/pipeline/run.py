@@ -35,6 +35,7 @@ from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
 from ota_release.pipeline.registry import create, settle_existing
+from ota_release.pipeline.verify import verify
 from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 
@@ -98,6 +99,10 @@ class ReleasePipeline:
             end = stop
         except (PermanentError, ObjectChanged) as exc:
             end = stop_for(r, exc)
+        if end.outcome is Outcome.CREATED and end.package is not None:
+            # Whichever way it was reached (created now, or found as this upload's own
+            # earlier attempt), a created package gets the verification its sidecar asks for.
+            verify(r, end.package)
         return publish(r, notification(r, end))
 
     def process_defaults(self, record: ObjectCreated, deadline: Deadline) -> Result | str:
