@@ -332,3 +332,21 @@ def test_handle_lists_a_valid_defaults_upload_as_skipped_with_the_reason() -> No
     [skipped] = summary["skipped"]
     assert skipped["key"] == ROOT_DEFAULTS and "are valid (module)" in skipped["reason"]
     assert ports.notifier.messages == []
+
+
+# The docs --------------------------------------------------------------------------------------
+
+
+def test_the_sidecar_reference_states_the_verify_rules_and_the_default_keys() -> None:
+    from pathlib import Path
+
+    from ota_release.rules import VERIFY_RULES_TABLE
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sidecar.md").read_text("utf-8")
+    for key, rule in VERIFY_RULES_TABLE.items():
+        api, _, words = rule.partition(": ")
+        assert f"| `verify.{key}` | `{api}" in text and words in text, key
+    section = text[text.index("## Folder defaults") :]
+    section = section[: section.index("\n## ")]
+    for key in (*DEFAULTABLE, *REFUSED):
+        assert f"`{key}`" in section, key

@@ -173,3 +173,12 @@ def test_the_verify_call_carries_the_release_s_instance_id() -> None:
     assert h.run().outcome is Outcome.CREATED
     [(_name, args)] = [c for c in h.platform.calls if c[0] == "create_verify_job"]
     assert args[-1] == "iot-cn-test"
+
+
+def test_a_refused_verification_is_a_different_fact_from_a_started_one() -> None:
+    started, refused = Harness(), Harness()
+    for h in (started, refused):
+        h.both(VERIFY_SIDECAR)
+    refused.platform.fail("create_verify_job", permanent(operation="CreateOTAVerifyJob"))
+    ids = [h.run().message_id for h in (started, refused)]
+    assert ids[0] != ids[1]
