@@ -350,3 +350,14 @@ def test_the_sidecar_reference_states_the_verify_rules_and_the_default_keys() ->
     section = section[: section.index("\n## ")]
     for key in (*DEFAULTABLE, *REFUSED):
         assert f"`{key}`" in section, key
+
+
+def test_a_sidecar_naming_a_defaults_file_as_its_firmware_is_rejected_naming_the_key() -> None:
+    h = Harness()
+    h.store.put(ACME_DEFAULTS, b"module: camera\n")
+    sidecar = ACME_DEFAULTS + ".ota.json"
+    h.store.put(sidecar, doc(version="1.0.0"))
+    assert h.run(sidecar).outcome is Outcome.REJECTED
+    [error] = h.message()["errors"]
+    assert error["field"] == "key" and "folder defaults file" in error["rule"]
+    assert h.platform.calls == [] and h.store.count("head") == 1  # its own HEAD only
