@@ -261,3 +261,24 @@ def _with_source(label: str, sources: Mapping[str, str], sidecar_key: str) -> st
         defaulted = source is not None and source != sidecar_key
         parts.append(f"{part} (from {source})" if defaulted else part)
     return ", ".join(parts)
+
+
+def defaults_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a defaults file: the sidecar's, narrowed to :data:`DEFAULTABLE`
+    (friendly and API names), nothing required."""
+    from ota_release.sidecar import sidecar_json_schema
+
+    schema = sidecar_json_schema()
+    keep = {*DEFAULTABLE, *(FRIENDLY_TO_API[k] for k in DEFAULTABLE if k in FRIENDLY_TO_API)}
+    schema["properties"] = {
+        k: v for k, v in schema["properties"].items() if k in keep or k == SCHEMA_KEY
+    }
+    schema.pop("anyOf", None)
+    schema["required"] = []
+    schema["$id"] = "https://ota-release.dev/schemas/defaults.schema.json"
+    schema["title"] = "ota-release folder defaults"
+    schema["description"] = (
+        "Keys every sidecar below this folder takes unless it sets them itself "
+        f"({' / '.join(DEFAULTS_NAMES)}; the nearest folder wins per key)."
+    )
+    return schema

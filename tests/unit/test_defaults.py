@@ -361,3 +361,41 @@ def test_a_sidecar_naming_a_defaults_file_as_its_firmware_is_rejected_naming_the
     [error] = h.message()["errors"]
     assert error["field"] == "key" and "folder defaults file" in error["rule"]
     assert h.platform.calls == [] and h.store.count("head") == 1  # its own HEAD only
+
+
+# The defaults JSON Schema ---------------------------------------------------------------------
+
+
+def test_the_committed_defaults_schema_is_the_generated_one() -> None:
+    from pathlib import Path
+
+    from ota_release.defaults import defaults_json_schema
+
+    path = Path(__file__).resolve().parents[2] / "schemas" / "defaults.schema.json"
+    expected = json.dumps(defaults_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    assert path.read_text(encoding="utf-8") == expected, "run: python scripts/gen_schema.py"
+
+
+@pytest.mark.parametrize(
+    ("document", "valid"),
+    [
+        ({"product_key": "a1Cam", "verify": {"devices": ["cam-lab-01"]}}, True),
+        ({"ModuleName": "camera", "need_to_verify": True}, True),
+        ({}, True),
+        ({"version": "1.0.0"}, False),
+        ({"name": "cam"}, False),
+        ({"size": 10}, False),
+        ({"verify": {"devices": []}}, False),
+    ],
+)
+def test_the_defaults_schema_accepts_exactly_the_defaultable_keys(
+    document: dict[str, Any], valid: bool
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
+    from ota_release.defaults import defaults_json_schema
+
+    errors = list(jsonschema.Draft202012Validator(defaults_json_schema()).iter_errors(document))
+    assert (errors == []) is valid
+    # and the function agrees with the schema
+    _, problems = check_defaults_document(json.dumps(document).encode(), ROOT_DEFAULTS)
+    assert (problems == []) is valid
