@@ -399,3 +399,12 @@ def test_the_defaults_schema_accepts_exactly_the_defaultable_keys(
     # and the function agrees with the schema
     _, problems = check_defaults_document(json.dumps(document).encode(), ROOT_DEFAULTS)
     assert (problems == []) is valid
+
+
+def test_a_sidecar_null_drops_a_default() -> None:
+    found = resolve(reader({ROOT_DEFAULTS: doc(module="camera")}), SC_KEY, "firmware/")
+    effective = effective_spec(
+        doc(version="2.0.0", module=None), sidecar_key=SC_KEY, firmware_key=FW_KEY, defaults=found
+    )
+    assert effective.result.spec is not None and effective.result.spec.module is None
+    assert effective.sources["module"] == SC_KEY

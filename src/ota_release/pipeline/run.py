@@ -90,7 +90,8 @@ class ReleasePipeline:
         Transient failures that outlive the retry budget propagate (as RetriesExhausted)
         without a notification, so Function Compute retries the invocation; so does a
         DuplicateNameError whose package is not listed yet. Everything else ends in
-        exactly one published outcome.
+        exactly one published outcome. A ``created`` release whose sidecar asks for
+        verification gets its job first (:func:`~ota_release.pipeline.verify.verify`).
         """
         r = self._release(record, deadline)
         try:
