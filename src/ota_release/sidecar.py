@@ -57,7 +57,6 @@ class VerifyBlock(BaseModel):
         json_schema_extra={
             "minItems": 1,
             "maxItems": rules.VERIFY_DEVICES_MAX,
-            "uniqueItems": True,
             "items": {
                 "type": "string",
                 "pattern": rules.DEVICE_NAME_PATTERN,

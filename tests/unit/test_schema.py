@@ -85,7 +85,6 @@ EXAMPLES_INVALID: list[dict[str, Any]] = [
     {"version": "1", "verify": {"devices": []}},
     {"version": "1", "verify": {"devices": [f"device-{i:02d}" for i in range(11)]}},
     {"version": "1", "verify": {"devices": ["abc"]}},
-    {"version": "1", "verify": {"devices": ["cam-lab-01", "cam-lab-01"]}},
     {"version": "1", "verify": {"devices": ["cam-lab-01"], "timeout_minutes": 1441}},
     {"version": "1", "verify": {"devices": ["cam-lab-01"], "timeout": 5}},
 ]

@@ -182,3 +182,40 @@ def test_a_refused_verification_is_a_different_fact_from_a_started_one() -> None
     refused.platform.fail("create_verify_job", permanent(operation="CreateOTAVerifyJob"))
     ids = [h.run().message_id for h in (started, refused)]
     assert ids[0] != ids[1]
+
+
+# The rules (rules.check_create_verify_job, shared by the sidecar check and the local IoT) ------
+
+
+@pytest.mark.parametrize(
+    ("devices", "timeout", "fields"),
+    [
+        (["abcd"], 1, []),
+        (["a" * 32, "dev@site.1:x_y-z"], 1440, []),
+        ([f"device-{i:02d}" for i in range(10)], None, []),
+        ([f"device-{i:02d}" for i in range(11)], None, ["TargetDeviceName"]),
+        ([], None, ["TargetDeviceName"]),
+        (["abc"], None, ["TargetDeviceName[0]"]),
+        (["ok-device", "a" * 33], None, ["TargetDeviceName[1]"]),
+        (["dev ice"], None, ["TargetDeviceName[0]"]),
+        (["设备名称名称"], None, ["TargetDeviceName[0]"]),
+        (["ok-device"], 0, ["TimeoutInMinutes"]),
+        (["ok-device"], 1441, ["TimeoutInMinutes"]),
+        (["ok-device"], "30", []),  # as it arrives in a query string
+        (["ok-device"], True, ["TimeoutInMinutes"]),
+    ],
+)
+def test_verify_job_rules_take_the_api_s_limits(
+    devices: list[Any], timeout: Any, fields: list[str]
+) -> None:
+    from ota_release.rules import check_create_verify_job
+
+    params = {"ProductKey": "a1Cam", "TargetDeviceName": devices, "TimeoutInMinutes": timeout}
+    assert [v.field for v in check_create_verify_job(params)] == fields
+
+
+def test_a_verify_job_needs_a_product_key() -> None:
+    from ota_release.rules import check_create_verify_job
+
+    [violation] = check_create_verify_job({"TargetDeviceName": ["ok-device"]})
+    assert violation.field == "ProductKey" and "required" in violation.rule
