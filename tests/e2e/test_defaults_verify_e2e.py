@@ -11,13 +11,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localcloud.cloud import LocalCloud
-from localcloud.faults import FaultPlan, crash_env, read_ledger
 from localcloud.iot import JOB_TYPE_VERIFY
 
 pytestmark = pytest.mark.e2e
@@ -173,25 +171,3 @@ def test_a_bad_defaults_file_is_rejected_naming_the_field_and_re_runs_nothing(
     (refused,) = [m for m in harness.messages(later + ".ota.json") if m["outcome"] != "waiting"]
     assert refused["outcome"] == "rejected"
     assert f"version (in {defaults_key})" in [e["field"] for e in refused["errors"]]
-
-
-def test_a_verify_job_is_created_once_when_fc_retries_after_the_create(tmp_path: Path) -> None:
-    # GIVEN a function that dies right after every successful CreateOTAFirmware
-    ledger = tmp_path / "crashes.log"
-    env = crash_env({"after_create": 1.0}, seed=1, ledger=ledger)
-    with LocalCloud(flavour="fun", env_overrides=env, faults=FaultPlan()) as cloud:
-        bucket = cloud.sdk_bucket()
-        fw_key = f"{cloud.prefix}crash/cam-5.0.0.bin"
-        sidecar = {"version": "5.0.0", "product_key": "a1Cam", "verify": {"devices": DEVICES}}
-        bucket.put_object(fw_key, _bytes(fw_key))
-        assert cloud.wait_idle(60)
-        bucket.put_object(fw_key + ".ota.json", json.dumps(sidecar).encode())
-        assert cloud.wait_idle(120)
-        # THEN the crash happened, and FC's retry found its own package and started the job
-        assert len(read_ledger(ledger)) >= 1
-        (package,) = cloud.iot.firmwares()
-        jobs = cloud.iot.backend.jobs_of(package.firmware_id)
-        assert [j.job_type for j in jobs] == [JOB_TYPE_VERIFY]
-        notes = [json.loads(m.body) for m in cloud.mns.messages(cloud.notify_topic)]
-        created = [n for n in notes if n["outcome"] == "created"]
-        assert created and {n["verification"]["job_id"] for n in created} == {jobs[0].job_id}
