@@ -1,9 +1,10 @@
 """`make demo`: the release pipeline end to end on the local cloud.
 
-Uploads sample firmware with the real oss2 SDK — the sidecar first for one release, the
+Uploads sample firmware with the real oss2 SDK — folder defaults for the acme folder, the
+sidecar first for one release (which asks for a verification job on two devices), the
 firmware first for another, one broken sidecar, and an identical re-upload — lets the OSS
-trigger run the function, then shows what ListOTAFirmware returns and every notification
-the topic received.
+trigger run the function, then shows what ListOTAFirmware returns, every notification the
+topic received and the verification job that was started.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from localcloud.credentials import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SEC
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
+DEMO_PRODUCT_KEY = "a1AcmeCam"
+DEMO_DEVICES = ("cam-lab-01", "cam-lab-02")
+
 
 def _firmware(name: str, size: int) -> bytes:
     """Deterministic pseudo-firmware bytes."""
@@ -34,6 +38,8 @@ def _steps(prefix: str) -> list[tuple[str, str, bytes]]:
     cam = _firmware("cam", 300_000)
     lamp = _firmware("lamp", 120_000)
     door = _firmware("door", 50_000)
+    # Folder defaults: every release under acme/ belongs to this product.
+    defaults = json.dumps({"product_key": DEMO_PRODUCT_KEY}).encode()
     cam_sidecar = json.dumps(
         {
             "$schema": "https://ota-release.dev/schemas/sidecar.schema.json",
@@ -42,6 +48,7 @@ def _steps(prefix: str) -> list[tuple[str, str, bytes]]:
             "description": "Night mode and a faster boot",
             "sign": hashlib.md5(cam).hexdigest(),
             "size": len(cam),
+            "verify": {"devices": list(DEMO_DEVICES), "timeout_minutes": 60},
         },
         indent=2,
     ).encode()
@@ -60,6 +67,7 @@ def _steps(prefix: str) -> list[tuple[str, str, bytes]]:
         }
     ).encode()
     return [
+        ("folder defaults", f"{prefix}acme/.ota-defaults.json", defaults),
         ("sidecar first", f"{prefix}acme/cam-2.0.0.bin.ota.json", cam_sidecar),
         ("then its firmware", f"{prefix}acme/cam-2.0.0.bin", cam),
         ("firmware first", f"{prefix}acme/lamp-1.4.0.bin", lamp),
@@ -88,6 +96,24 @@ def _list_firmware(cloud: LocalCloud) -> list[Any]:
         models.ListOTAFirmwareRequest(current_page=1, page_size=100)
     ).body
     return list(body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
+
+
+def _print_verifications(cloud: LocalCloud) -> None:
+    """The verification jobs the created notifications name (ListOTAJobByFirmware's view)."""
+    for message in cloud.mns.messages(cloud.notify_topic):
+        body = json.loads(message.body)
+        verification = body.get("verification")
+        if body["outcome"] != "created" or not verification:
+            continue
+        jobs = cloud.iot.backend.jobs_of(body["firmware"]["id"])
+        console.print(
+            f"verification job [bold]{verification['job_id']}[/] ({verification['status']}) "
+            f"for {body['firmware']['name']} on {', '.join(verification['devices'])}; "
+            f"the package has {len(jobs)} job(s): "
+            + ", ".join(f"{j.job_type} {j.job_status}" for j in jobs)
+        )
+        if body.get("sources"):
+            console.print(f"  where each value came from (sources): {json.dumps(body['sources'])}")
 
 
 def run(flavour: str = "fun") -> int:
@@ -156,6 +182,7 @@ def run(flavour: str = "fun") -> int:
                 body["message_id"][:12],
             )
         console.print(notes)
+        _print_verifications(cloud)
         failures = cloud.mns.messages(cloud.failure_topic) if cloud.failure_topic else []
         console.print(
             f"{len(firmware)} firmware registered, "

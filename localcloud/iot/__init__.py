@@ -8,6 +8,7 @@ The real SDK (alibabacloud-iot20180120 on alibabacloud-tea-openapi) talks to it 
 - :mod:`~localcloud.iot.routes`: the action -> handler table;
 - :mod:`~localcloud.iot.responses`: one handler per action (parameters in, data out);
 - :mod:`~localcloud.iot.backend`: the account's packages and the rules that need them;
+- :mod:`~localcloud.iot.jobs`: the packages' jobs (verifications, upgrade batches);
 - :mod:`~localcloud.iot.errors`: the gateway and business error shapes and codes;
 - :mod:`~localcloud.iot.throttle`: the per-action QPS window.
 
@@ -26,12 +27,27 @@ from localcloud.iot.backend import (
     StoredPackage,
 )
 from localcloud.iot.errors import HOST_ID, IotCode
+from localcloud.iot.jobs import (
+    JOB_CANCELED,
+    JOB_COMPLETED,
+    JOB_IN_PROGRESS,
+    JOB_PLANNED,
+    JOB_TYPE_UPGRADE,
+    JOB_TYPE_VERIFY,
+    StoredJob,
+)
 from localcloud.iot.routes import API_VERSION
 
 __all__ = [
     "API_VERSION",
     "DEFAULT_OTA_BUCKET",
     "HOST_ID",
+    "JOB_CANCELED",
+    "JOB_COMPLETED",
+    "JOB_IN_PROGRESS",
+    "JOB_PLANNED",
+    "JOB_TYPE_UPGRADE",
+    "JOB_TYPE_VERIFY",
     "STATUS_NO_VERIFY",
     "STATUS_UNVERIFIED",
     "STATUS_VERIFIED",
@@ -40,5 +56,6 @@ __all__ = [
     "IotBackend",
     "IotCode",
     "LocalIot",
+    "StoredJob",
     "StoredPackage",
 ]

@@ -29,6 +29,7 @@ from localcloud.iot.errors import (
     success_response,
     throttled_response,
 )
+from localcloud.iot.jobs import StoredJob
 from localcloud.iot.routes import ACTIONS, API_VERSION
 from localcloud.iot.throttle import SlidingWindowLimiter
 from localcloud.rpc_auth import AuthError, RpcVerifier
@@ -115,8 +116,12 @@ class LocalIot:
         """Finish a verification started with ``auto_verify=False``."""
         return self.backend.complete_verification(firmware_id, ok=ok)
 
+    def add_upgrade_job(self, firmware_id: str, **options: Any) -> StoredJob:
+        """Record an upgrade batch on a package (see :meth:`IotBackend.add_upgrade_job`)."""
+        return self.backend.add_upgrade_job(firmware_id, **options)
+
     def reset(self) -> None:
-        """Forget packages, call counts, throttling windows and used nonces."""
+        """Forget packages, jobs, call counts, throttling windows and used nonces."""
         self.backend.reset()
         with self._calls_lock:
             self._calls.clear()

@@ -30,6 +30,14 @@ from urllib.parse import quote
 from localcloud.contracts import ObjectFacts, ObjectLookup
 from localcloud.credentials import Credential
 from localcloud.iot.errors import BusinessError, IotCode
+from localcloud.iot.jobs import (
+    JOB_COMPLETED,
+    JOB_IN_PROGRESS,
+    JOB_TYPE_UPGRADE,
+    JOB_TYPE_VERIFY,
+    JobStore,
+    StoredJob,
+)
 from ota_release import rules
 from ota_release.timestamps import utc_millis
 
@@ -143,6 +151,8 @@ class IotBackend:
         self._lock = threading.RLock()
         self._packages: dict[str, StoredPackage] = {}
         self._sequence = 0
+        #: the packages' jobs (verifications and upgrade batches), read by ListOTAJobByFirmware
+        self.jobs = JobStore(lambda: self.now())
 
     # Python API for tests and the demo ------------------------------------------------------
 
@@ -152,12 +162,61 @@ class IotBackend:
             return sorted(self._packages.values(), key=lambda p: p.sequence)
 
     def complete_verification(self, firmware_id: str, *, ok: bool = True) -> StoredPackage:
-        """Finish a verification started with ``auto_verify=False``."""
+        """Finish a verification started with ``auto_verify=False`` (its job completes)."""
+        for job in self.jobs.for_firmware(firmware_id):
+            if job.job_type == JOB_TYPE_VERIFY and not job.finished:
+                self.jobs.set_status(job.job_id, JOB_COMPLETED)
         return self.update_package(
             firmware_id,
             status=STATUS_VERIFIED if ok else STATUS_VERIFY_FAILED,
             utc_modified=iso_ms(self.now()),
         )
+
+    def add_upgrade_job(
+        self,
+        firmware_id: str,
+        *,
+        status: str = JOB_IN_PROGRESS,
+        devices: tuple[str, ...] = ("device-1",),
+        target_selection: str = "SPECIFIC",
+    ) -> StoredJob:
+        """Record an upgrade batch on a stored package, as if created in the console.
+
+        The stand-in runs no upgrades: the job keeps ``status`` until
+        :meth:`set_job_status` changes it.
+        """
+        package = self.package(firmware_id)
+        return self.jobs.add(
+            firmware_id,
+            JOB_TYPE_UPGRADE,
+            status=status,
+            devices=devices,
+            product_key=package.product_key,
+            target_selection=target_selection,
+        )
+
+    def add_verify_job(
+        self, firmware_id: str, devices: tuple[str, ...], *, status: str = JOB_IN_PROGRESS
+    ) -> StoredJob:
+        """Record a verification job on a stored package (CreateOTAVerifyJob's record)."""
+        package = self.package(firmware_id)
+        return self.jobs.add(
+            firmware_id,
+            JOB_TYPE_VERIFY,
+            status=status,
+            devices=devices,
+            product_key=package.product_key,
+            target_selection="SPECIFIC",
+        )
+
+    def set_job_status(self, job_id: str, status: str) -> StoredJob:
+        """Move a job on (e.g. an upgrade batch to COMPLETED or CANCELED)."""
+        return self.jobs.set_status(job_id, status)
+
+    def jobs_of(self, firmware_id: str | None) -> list[StoredJob]:
+        """The jobs of an existing package, newest first (ListOTAJobByFirmware's order)."""
+        package = self.package(firmware_id)
+        return list(reversed(self.jobs.for_firmware(package.firmware_id)))
 
     def update_package(self, firmware_id: str, **changes: Any) -> StoredPackage:
         """Change stored fields of a package, as a test does to make one look older."""
@@ -171,6 +230,7 @@ class IotBackend:
         with self._lock:
             self._packages.clear()
             self._sequence = 0
+        self.jobs.reset()
 
     # Operations -----------------------------------------------------------------------------
 
@@ -291,11 +351,24 @@ class IotBackend:
         return package
 
     def delete_package(self, firmware_id: str) -> None:
+        """Delete a package and forget its jobs, whatever their status.
+
+        Whether the platform refuses to delete a package a job still uses is undocumented;
+        the stand-in deletes it, so a client that forgets to check its jobs first is caught
+        by what it deleted rather than saved by a refusal.
+        """
         with self._lock:
             self._packages.pop(firmware_id, None)
+        self.jobs.forget_firmware(firmware_id)
 
-    def start_verification(self, package: StoredPackage) -> tuple[str, str]:
-        """Start a verify job on ``package``; returns the job id and its UtcCreate."""
+    def start_verification(
+        self, package: StoredPackage, devices: tuple[str, ...] = ()
+    ) -> tuple[str, str]:
+        """Start a verify job on ``package``; returns the job id and its UtcCreate.
+
+        The job is recorded for ListOTAJobByFirmware: COMPLETED at once with
+        ``auto_verify``, else IN_PROGRESS until :meth:`complete_verification`.
+        """
         if package.status not in (STATUS_UNVERIFIED, STATUS_VERIFY_FAILED):
             raise BusinessError(
                 IotCode.VERIFY_NOT_ALLOWED,
@@ -309,4 +382,9 @@ class IotBackend:
                 status=STATUS_VERIFIED if self.auto_verify else STATUS_VERIFYING,
                 utc_modified=now,
             )
-        return _random_id(), now
+        job = self.add_verify_job(
+            package.firmware_id,
+            devices,
+            status=JOB_COMPLETED if self.auto_verify else JOB_IN_PROGRESS,
+        )
+        return job.job_id, job.utc_create

@@ -14,13 +14,14 @@ from typing import Any
 
 from localcloud.iot.backend import STATUS_NO_VERIFY, STATUS_VERIFIED, IotBackend, StoredPackage
 from localcloud.iot.errors import BusinessError, IotCode
+from localcloud.iot.jobs import StoredJob
 from ota_release import rules
 
 #: FileSuffix values GenerateOTAUploadURL accepts (bin is the default).
 FILE_SUFFIXES = rules.UPLOAD_FILE_SUFFIXES
 LIST_PAGE_SIZE_MAX = 100
-VERIFY_DEVICES_MAX = 10
-VERIFY_TIMEOUT_RANGE = (1, 1440)
+#: ListOTAJobByFirmware's PageSize maximum (its reference: 200).
+JOB_PAGE_SIZE_MAX = 200
 
 Params = Mapping[str, str]
 
@@ -88,33 +89,53 @@ def delete_firmware(backend: IotBackend, params: Params) -> dict[str, Any]:
 
 
 def create_verify_job(backend: IotBackend, params: Params) -> dict[str, Any]:
+    backend.check_instance(params.get("IotInstanceId"))
     package = backend.package(params.get("FirmwareId"))
     problems = _verify_job_problems(package, params)
     if problems:
         raise BusinessError(IotCode.ILLEGAL_REQUEST, "; ".join(problems))
-    job_id, created = backend.start_verification(package)
+    job_id, created = backend.start_verification(
+        package, tuple(_indexed(params, "TargetDeviceName"))
+    )
     return {"Data": {"JobId": job_id, "UtcCreate": created}}
 
 
+def list_jobs_by_firmware(backend: IotBackend, params: Params) -> dict[str, Any]:
+    """ListOTAJobByFirmware: the package's jobs, newest first, a page at a time.
+
+    FirmwareId, CurrentPage and PageSize are all required by the reference.
+    """
+    missing = [n for n in ("FirmwareId", "CurrentPage", "PageSize") if not params.get(n)]
+    if missing:
+        raise BusinessError(
+            IotCode.ILLEGAL_REQUEST, "; ".join(f"{name}: is required" for name in missing)
+        )
+    page = _page_param(params, "CurrentPage", 1, None)
+    size = _page_param(params, "PageSize", 10, JOB_PAGE_SIZE_MAX)
+    jobs = backend.jobs_of(params["FirmwareId"])
+    chunk = jobs[(page - 1) * size : page * size]
+    return {
+        "Data": {"SimpleOTAJobInfo": [simple_job_info(job) for job in chunk]},
+        "Total": len(jobs),
+        "PageSize": size,
+        "PageCount": math.ceil(len(jobs) / size),
+        "CurrentPage": page,
+    }
+
+
 def _verify_job_problems(package: StoredPackage, params: Params) -> list[str]:
-    problems: list[str] = []
-    product_key = params.get("ProductKey")
-    if not product_key:
-        problems.append("ProductKey: is required")
-    elif package.product_key is not None and product_key != package.product_key:
+    """CreateOTAVerifyJob's parameter rules (:func:`ota_release.rules.check_create_verify_job`,
+    the ones the sidecar check applies) and the package's product."""
+    request = {
+        "ProductKey": params.get("ProductKey"),
+        "TargetDeviceName": _indexed(params, "TargetDeviceName"),
+        "TimeoutInMinutes": params.get("TimeoutInMinutes"),
+    }
+    problems = [str(v) for v in rules.check_create_verify_job(request)]
+    product_key = request["ProductKey"]
+    if product_key and package.product_key is not None and product_key != package.product_key:
         problems.append(
             f"ProductKey: {product_key!r} is not the package's product {package.product_key!r}"
-        )
-    devices = _indexed(params, "TargetDeviceName")
-    if not 1 <= len(devices) <= VERIFY_DEVICES_MAX:
-        problems.append(
-            f"TargetDeviceName: must list 1 to {VERIFY_DEVICES_MAX} devices (got {len(devices)})"
-        )
-    timeout = rules.parse_query_int(params.get("TimeoutInMinutes"))
-    low, high = VERIFY_TIMEOUT_RANGE
-    if timeout is None or not low <= timeout <= high:
-        problems.append(
-            f"TimeoutInMinutes: must be {low} to {high} (got {params.get('TimeoutInMinutes')!r})"
         )
     return problems
 
@@ -132,6 +153,24 @@ def simple_firmware_info(package: StoredPackage) -> dict[str, Any]:
     if package.status == STATUS_NO_VERIFY:
         del info["Status"]
     return info
+
+
+def simple_job_info(job: StoredJob) -> dict[str, Any]:
+    """The ListOTAJobByFirmware ``SimpleOTAJobInfo`` entry (times only once they exist)."""
+    info = {
+        "FirmwareId": job.firmware_id,
+        "JobId": job.job_id,
+        "JobStatus": job.job_status,
+        "JobType": job.job_type,
+        "ProductKey": job.product_key,
+        "SelectionType": job.selection_type,
+        "TargetSelection": job.target_selection,
+        "UtcCreate": job.utc_create,
+        "UtcModified": job.utc_modified,
+        "UtcStartTime": job.utc_start_time,
+        "UtcEndTime": job.utc_end_time,
+    }
+    return {k: v for k, v in info.items() if v is not None}
 
 
 def firmware_info(package: StoredPackage) -> dict[str, Any]:

@@ -24,4 +24,5 @@ ACTIONS: Mapping[str, Handler] = {
     "QueryOTAFirmware": responses.query_firmware,
     "DeleteOTAFirmware": responses.delete_firmware,
     "CreateOTAVerifyJob": responses.create_verify_job,
+    "ListOTAJobByFirmware": responses.list_jobs_by_firmware,
 }

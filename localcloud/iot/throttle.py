@@ -8,8 +8,9 @@ from collections import deque
 from collections.abc import Callable
 
 #: Documented QPS of each action relative to the 10-QPS ones (CreateOTAFirmware,
-#: GenerateOTAUploadURL, ListOTAFirmware, DeleteOTAFirmware, CreateOTAVerifyJob): the
-#: QueryOTAFirmware reference gives 20 QPS per account. The limiter scales ``qps`` by it.
+#: GenerateOTAUploadURL, ListOTAFirmware, DeleteOTAFirmware, CreateOTAVerifyJob,
+#: ListOTAJobByFirmware): the QueryOTAFirmware reference gives 20 QPS per account. The
+#: limiter scales ``qps`` by it.
 QPS_FACTOR = {"QueryOTAFirmware": 2}
 
 

@@ -18,10 +18,12 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from ota_release import redact
 from ota_release.adapters import CloudCredentials
+from ota_release.defaults import is_defaults_key
 from ota_release.errors import PlatformError
 from ota_release.events import (
     MAX_RECORDS_PER_EVENT,
     Boundary,
+    ObjectCreated,
     TooManyRecordsError,
     TriggerBatch,
     parse_trigger_event,
@@ -222,6 +224,7 @@ def _pipeline(
             sidecar_suffixes=settings.sidecar_suffixes,
             product_key=settings.product_key,
             iot_instance_id=settings.iot_instance_id,
+            prefix=settings.prefix,
         ),
         retry=retry,
         fc_request_id=request_id,
@@ -237,7 +240,7 @@ def _process_records(
     for record in batch.records:
         logger.thread_safe_append_keys(object_key=record.key, outcome="processing")
         try:
-            result: Result = pipeline.process(record, deadline)
+            result = _process_one(pipeline, record, deadline)
         except Exception as exc:
             logger.exception(
                 "could not finish %s; FC will retry", record.key, extra={"outcome": "error"}
@@ -247,12 +250,28 @@ def _process_records(
                 {"key": record.key, "outcome": "error", "error": type(exc).__name__}
             )
             continue
+        if isinstance(result, str):  # a valid folder defaults file: nothing to publish
+            logger.info(result, extra={"outcome": "skipped"})
+            summary["skipped"].append(
+                {"key": record.key, "event": record.event_name, "reason": result}
+            )
+            continue
         logger.thread_safe_append_keys(outcome=result.outcome.value)
         logger.info(result.notification.summary, extra={"message_id": result.message_id})
         summary["results"].append(
             {"key": result.key, "outcome": result.outcome.value, "message_id": result.message_id}
         )
     return failures
+
+
+def _process_one(
+    pipeline: ReleasePipeline, record: ObjectCreated, deadline: Deadline
+) -> Result | str:
+    """A release's object to its outcome; a folder defaults file to its judgement (a
+    ``rejected`` Result, or the line saying it is valid)."""
+    if is_defaults_key(record.key):
+        return pipeline.process_defaults(record, deadline)
+    return pipeline.process(record, deadline)
 
 
 #: Skipped records logged one line each per invocation; the rest are counted in one line.

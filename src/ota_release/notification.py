@@ -98,6 +98,44 @@ class ErrorItem:
         return {"field": self.field, "rule": self.rule, "value": self.value}
 
 
+#: ``verification.status``: a job this release started, one that existed already (a retry
+#: or the other half of the release started it), or a refusal of CreateOTAVerifyJob.
+VERIFY_STARTED = "started"
+VERIFY_EXISTING = "existing"
+VERIFY_REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verification job asked for by the sidecar's ``verify`` (body field ``verification``)."""
+
+    status: str
+    devices: tuple[str, ...]
+    timeout_minutes: int | None = None
+    job_id: str | None = None
+    #: why CreateOTAVerifyJob refused (``refused`` only)
+    error: ErrorItem | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": self.status,
+            "devices": list(self.devices),
+            "timeout_minutes": self.timeout_minutes,
+        }
+        if self.error is not None:
+            out["error"] = self.error.as_dict()
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What the message id covers: ``started`` and ``existing`` are one fact (a job
+        exists) told by two deliveries, so the status is left out unless it is a refusal."""
+        out = self.as_dict()
+        if self.status != VERIFY_REFUSED:
+            del out["status"]
+        return out
+
+
 #: Shorter "request ids" are not masked: they could match ordinary words by chance.
 MIN_MASKED_REQUEST_ID = 8
 
@@ -155,6 +193,11 @@ class Notification:
     digest: Digest | None = None
     errors: list[ErrorItem] = field(default_factory=list)
     request_ids: RequestIds = field(default_factory=RequestIds)
+    #: friendly key -> the file (or setting) its effective value came from; only when a
+    #: folder defaults file applies to the release (docs/sidecar.md, "Folder defaults")
+    sources: dict[str, str] | None = None
+    #: the verification job the sidecar asked for, after ``created``
+    verification: Verification | None = None
 
     def __post_init__(self) -> None:
         self.summary = scrub(self.summary)
@@ -211,7 +254,18 @@ class Notification:
             "firmware": _without(self._package(), "utc_create"),
             "digest": _without(self._digest(), "source"),
             "errors": _mask_request_ids(self._errors(), rids),
+            **_mask_request_ids(self._optional(identity=True), rids),
         }
+
+    def _optional(self, *, identity: bool = False) -> dict[str, Any]:
+        """The fields present only when they apply (``sources``, ``verification``)."""
+        out: dict[str, Any] = {}
+        if self.sources is not None:
+            out["sources"] = scrub(dict(sorted(self.sources.items())))
+        if self.verification is not None:
+            v = self.verification
+            out["verification"] = scrub(v.identity() if identity else v.as_dict())
+        return out
 
     def to_body(self, now: datetime | None = None) -> str:
         """The JSON body, trimmed to fit MNS's size limit."""
@@ -234,6 +288,7 @@ class Notification:
             "firmware": self._package(),
             "digest": self._digest(),
             "errors": self._errors(),
+            **self._optional(),
             "errors_dropped": 0,
             "request_ids": self.request_ids.as_dict(),
             "published_at": utc_millis(now),

@@ -23,6 +23,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStream",
     "ObjectTooLarge",
+    "OtaJob",
     "OtaPlatform",
     "PackageStaging",
     "PublishReceipt",
@@ -189,6 +190,42 @@ class CreatedFirmware:
     request_id: str | None
 
 
+#: JobStatus values after which a job no longer uses its package. The API reference and
+#: the SDK's QueryOTAJob comment say COMPLETED, the SDK's ListOTAJobByFirmware comment
+#: COMPLETE: both count. Anything else (PLANNED, IN_PROGRESS, a value no source lists)
+#: counts as in use, so an unknown status never lets a package be deleted.
+FINISHED_JOB_STATUSES = frozenset({"COMPLETED", "COMPLETE", "CANCELED"})
+
+
+@dataclass(frozen=True)
+class OtaJob:
+    """One job (update batch) on a package, as ListOTAJobByFirmware lists it.
+
+    ``job_type`` is UPGRADE_FIRMWARE for an upgrade batch; a verification's wire value is
+    unconfirmed (the SDK spells it VERFIY_FIRMWARE), so read it as "not UPGRADE_FIRMWARE".
+    """
+
+    job_id: str
+    job_type: str | None
+    job_status: str | None
+    utc_create: str | None = None
+    utc_modified: str | None = None
+    target_selection: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.job_status in FINISHED_JOB_STATUSES
+
+    @property
+    def in_use(self) -> bool:
+        """The job may still need its package (any status but a finished one)."""
+        return not self.finished
+
+    @property
+    def is_upgrade(self) -> bool:
+        return self.job_type == "UPGRADE_FIRMWARE"
+
+
 class OtaPlatform(Protocol):
     """IoT Platform's OTA package operations."""
 
@@ -211,6 +248,24 @@ class OtaPlatform(Protocol):
 
     def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
         """GenerateOTAUploadURL."""
+        ...
+
+    def create_verify_job(
+        self,
+        firmware_id: str,
+        product_key: str,
+        devices: tuple[str, ...],
+        timeout_minutes: int | None,
+        iot_instance_id: str | None,
+    ) -> tuple[str, str | None]:
+        """CreateOTAVerifyJob on ``devices`` of ``product_key``; the JobId and request id."""
+        ...
+
+    def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
+        """Every job on the package (ListOTAJobByFirmware, all pages), newest first.
+
+        Raises :class:`~ota_release.errors.NotFoundError` for an unknown package.
+        """
         ...
 
 

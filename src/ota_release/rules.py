@@ -378,3 +378,98 @@ RULES_TABLE: dict[str, str] = {
     "IotInstanceId": f"1-{ID_MAX} chars of letters, digits, - _ (required on purchased instances)",
     "FirmwareUrl": "required, http(s) URL of the package in OSS",
 }
+
+
+# CreateOTAVerifyJob ---------------------------------------------------------------------------
+#
+# Sources: the CreateOTAVerifyJob API reference ("a maximum of 10 devices", TargetDeviceName
+# devices of the package's product, TimeoutInMinutes 1 to 1440, ProductKey required, "you
+# cannot initiate a verification task for an update package that is under verification or
+# passes the verification"); the DeviceName rule is RegisterDevice's, as the SDK documents it
+# (alibabacloud-iot20180120 5.1.0 models.py, RegisterDeviceRequest.device_name).
+
+VERIFY_DEVICES_MAX = 10
+VERIFY_TIMEOUT_MIN = 1
+VERIFY_TIMEOUT_MAX = 1440
+DEVICE_NAME_MIN = 4
+DEVICE_NAME_MAX = 32
+DEVICE_NAME_PATTERN = r"^[A-Za-z0-9_\-@.:]+$"
+_DEVICE_NAME_RE = re.compile(DEVICE_NAME_PATTERN)
+#: The one rule verification adds to the package: a verify job needs a package that was
+#: created with NeedToVerify true (false means "no verification", Status -1).
+VERIFY_NEEDS_VERIFICATION = (
+    "must not be false when the sidecar asks for verification (verify): CreateOTAVerifyJob "
+    "refuses a package that needs no verification"
+)
+
+
+def check_device_name(value: Any, field: str = "TargetDeviceName") -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    if not DEVICE_NAME_MIN <= len(value) <= DEVICE_NAME_MAX or not _DEVICE_NAME_RE.fullmatch(value):
+        return [
+            Violation(
+                field,
+                f"must be a DeviceName: {DEVICE_NAME_MIN} to {DEVICE_NAME_MAX} characters of "
+                "letters, digits, '-', '_', '@', '.' and ':'",
+                value,
+            )
+        ]
+    return []
+
+
+def check_verify_devices(devices: Any, field: str = "TargetDeviceName") -> list[Violation]:
+    """1 to 10 DeviceNames, each a valid one."""
+    if not isinstance(devices, (list, tuple)):
+        return [Violation(field, "must be a list of device names", devices)]
+    if not 1 <= len(devices) <= VERIFY_DEVICES_MAX:
+        return [
+            Violation(
+                field, f"must list 1 to {VERIFY_DEVICES_MAX} devices", f"{len(devices)} devices"
+            )
+        ]
+    # A device named twice is sent as given: the reference is silent on it, and a rule
+    # here must never refuse what the platform accepts (docs/sidecar.md, "Rules").
+    out: list[Violation] = []
+    for i, name in enumerate(devices):
+        out += check_device_name(name, f"{field}[{i}]")
+    return out
+
+
+def check_verify_timeout(value: Any, field: str = "TimeoutInMinutes") -> list[Violation]:
+    minutes = _as_int(value)
+    if minutes is None or not VERIFY_TIMEOUT_MIN <= minutes <= VERIFY_TIMEOUT_MAX:
+        return [
+            Violation(
+                field,
+                f"must be a whole number of minutes from {VERIFY_TIMEOUT_MIN} to "
+                f"{VERIFY_TIMEOUT_MAX}",
+                value,
+            )
+        ]
+    return []
+
+
+def check_create_verify_job(params: Mapping[str, Any]) -> list[Violation]:
+    """CreateOTAVerifyJob's documented parameter rules, by API name (``TargetDeviceName`` a
+    list); ``FirmwareId`` and the package's own state are the platform's to check."""
+    out: list[Violation] = []
+    product_key = params.get("ProductKey")
+    if not product_key:
+        out.append(Violation("ProductKey", "is required by CreateOTAVerifyJob", product_key))
+    else:
+        out += check_identifier(product_key, "ProductKey", _PRODUCT_KEY_RE)
+    out += check_verify_devices(params.get("TargetDeviceName"))
+    if params.get("TimeoutInMinutes") is not None:
+        out += check_verify_timeout(params["TimeoutInMinutes"])
+    return out
+
+
+#: The verify block's rules, for the docs and the JSON Schema (keyed by sidecar key).
+VERIFY_RULES_TABLE: dict[str, str] = {
+    "devices": f"TargetDeviceName: 1-{VERIFY_DEVICES_MAX} DeviceNames of the "
+    f"package's product, each {DEVICE_NAME_MIN}-{DEVICE_NAME_MAX} chars of letters, digits, "
+    "- _ @ . :",
+    "timeout_minutes": f"TimeoutInMinutes: {VERIFY_TIMEOUT_MIN}-{VERIFY_TIMEOUT_MAX} "
+    "(optional; without it a device's update has no time limit)",
+}

@@ -40,8 +40,39 @@ _FORBIDDEN_KEYS = {
     "url": "the function sets FirmwareUrl from the uploaded object; remove it",
     "MultiFiles": "multi-file packages are not supported; upload one file per sidecar",
 }
+#: Sidecar keys that are not CreateOTAFirmware parameters: what happens after the package
+#: is created (``verify``: CreateOTAVerifyJob).
+EXTRA_KEYS = ("verify",)
 _TYPE_WORDS = {"full": rules.TYPE_FULL, "diff": rules.TYPE_DIFF, "differential": rules.TYPE_DIFF}
 _DIGEST_BYTES = {"MD5": 16, "SHA256": 32}
+
+
+class VerifyBlock(BaseModel):
+    """``verify``: start a verification job (CreateOTAVerifyJob) once the package exists."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="verify")
+
+    devices: list[str] = Field(
+        description="TargetDeviceName: " + rules.VERIFY_RULES_TABLE["devices"],
+        json_schema_extra={
+            "minItems": 1,
+            "maxItems": rules.VERIFY_DEVICES_MAX,
+            "items": {
+                "type": "string",
+                "pattern": rules.DEVICE_NAME_PATTERN,
+                "minLength": rules.DEVICE_NAME_MIN,
+                "maxLength": rules.DEVICE_NAME_MAX,
+            },
+        },
+    )
+    timeout_minutes: int | None = Field(
+        default=None,
+        description="TimeoutInMinutes: " + rules.VERIFY_RULES_TABLE["timeout_minutes"],
+        json_schema_extra={
+            "minimum": rules.VERIFY_TIMEOUT_MIN,
+            "maximum": rules.VERIFY_TIMEOUT_MAX,
+        },
+    )
 
 
 class SidecarDocument(BaseModel):
@@ -147,6 +178,20 @@ class SidecarDocument(BaseModel):
         description="IotInstanceId: " + rules.RULES_TABLE["IotInstanceId"],
         json_schema_extra={"pattern": rules.IOT_INSTANCE_ID_PATTERN, "maxLength": rules.ID_MAX},
     )
+    verify: VerifyBlock | None = Field(
+        default=None,
+        description="Start a verification job (CreateOTAVerifyJob) on these devices once the "
+        "package is created; needs product_key and need_to_verify not false.",
+    )
+
+
+class VerifySpec(BaseModel):
+    """A validated ``verify`` block."""
+
+    model_config = ConfigDict(frozen=True)
+
+    devices: tuple[str, ...]
+    timeout_minutes: int | None = None
 
 
 class ReleaseSpec(BaseModel):
@@ -168,6 +213,7 @@ class ReleaseSpec(BaseModel):
     need_to_verify: bool | None = None
     udi: str | None = None
     iot_instance_id: str | None = None
+    verify: VerifySpec | None = None
 
     def firmware_request(self, firmware_url: str, sign: str, size: int) -> FirmwareRequest:
         """The CreateOTAFirmware request for this spec and the measured object."""
@@ -345,10 +391,52 @@ def validate_document(
         if friendly == "name" and name_derived:
             label = "name (derived from the file name)"
         errors.append(Violation(label, violation.rule, violation.value))
+    errors += verify_violations(typed, labels)
     if errors:
         return SidecarResult(None, errors)
     spec = ReleaseSpec(name_derived=name_derived, **typed)
     return SidecarResult(spec, [])
+
+
+def verify_violations(typed: Mapping[str, Any], labels: Mapping[str, str]) -> list[Violation]:
+    """The verify block against CreateOTAVerifyJob's rules and the package it will verify."""
+    block = typed.get("verify")
+    if not isinstance(block, Mapping):
+        return []
+    label = labels.get("verify", "verify")
+    params = {
+        "ProductKey": typed.get("product_key"),
+        "TargetDeviceName": block.get("devices"),
+        "TimeoutInMinutes": block.get("timeout_minutes"),
+    }
+    shown = {
+        "ProductKey": "product_key",
+        "TargetDeviceName": f"{label}.devices",
+        "TimeoutInMinutes": f"{label}.timeout_minutes",
+    }
+    out: list[Violation] = []
+    for v in rules.check_create_verify_job(params):
+        head, _, rest = v.field.partition("[")
+        if head == "ProductKey" and not params["ProductKey"]:
+            rule = "needs product_key (CreateOTAVerifyJob requires the package's ProductKey): "
+            out.append(
+                Violation(
+                    label, rule + "set it here, in folder defaults or as OTA_PRODUCT_KEY", None
+                )
+            )
+            continue
+        if head == "ProductKey":
+            continue  # product_key's own rules are reported once, by CreateOTAFirmware's
+        out.append(Violation(shown[head] + (f"[{rest}" if rest else ""), v.rule, v.value))
+    if typed.get("need_to_verify") is False:
+        out.append(
+            Violation(
+                f"{labels.get('need_to_verify', 'need_to_verify')}, {label}",
+                rules.VERIFY_NEEDS_VERIFICATION,
+                False,
+            )
+        )
+    return out
 
 
 def _typed(
@@ -366,11 +454,18 @@ def _typed(
             rule = _pydantic_rule(err)
             # For a missing field pydantic's "input" is the whole document: show nothing.
             seen = None if err.get("type") == "missing" else err.get("input")
-            errors.append(Violation(labels.get(loc, loc), rule, seen))
+            errors.append(Violation(_nested_label(labels.get(loc, loc), err["loc"]), rule, seen))
         typed = {k: v for k, v in fields.items() if k not in bad}
     typed.pop("schema_", None)
     typed.pop(SCHEMA_KEY, None)
     return typed
+
+
+def _nested_label(label: str, loc: Any) -> str:
+    """``verify.devices[0]`` for an error inside a nested value, else the key's label."""
+    for part in list(loc)[1:]:
+        label += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return label
 
 
 def _normalise(typed: dict[str, Any]) -> None:
@@ -391,7 +486,7 @@ def _map_keys(
     """Map friendly and API keys onto model fields; report unknown and repeated keys."""
     fields: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    known = [*FRIENDLY_TO_API, *API_TO_FRIENDLY, SCHEMA_KEY]
+    known = [*FRIENDLY_TO_API, *API_TO_FRIENDLY, *EXTRA_KEYS, SCHEMA_KEY]
     for key, value in doc.items():
         if not isinstance(key, str):
             errors.append(Violation("sidecar", "keys must be strings", key))
@@ -402,7 +497,7 @@ def _map_keys(
         if key in _FORBIDDEN_KEYS:
             errors.append(Violation(key, _FORBIDDEN_KEYS[key], value))
             continue
-        friendly = key if key in FRIENDLY_TO_API else API_TO_FRIENDLY.get(key)
+        friendly = key if key in FRIENDLY_TO_API or key in EXTRA_KEYS else API_TO_FRIENDLY.get(key)
         if friendly is None:
             hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             if not hint:
@@ -412,7 +507,7 @@ def _map_keys(
             rule += (
                 f"; did you mean {hint[0]!r}?"
                 if hint
-                else f"; known keys: {', '.join(FRIENDLY_TO_API)}"
+                else f"; known keys: {', '.join([*FRIENDLY_TO_API, *EXTRA_KEYS])}"
             )
             errors.append(Violation(key, rule, value))
             continue
@@ -442,6 +537,8 @@ def _pydantic_rule(err: Mapping[str, Any]) -> str:
         return "must be true or false"
     if kind == "greater_than_equal":
         return "must be at least 1 byte"
+    if kind == "extra_forbidden":
+        return "is not a key here (verify takes devices and timeout_minutes)"
     if kind in ("literal_error", "union_tag_invalid"):
         return "must be 'full' (or 0) or 'diff' (or 1)"
     return str(err.get("msg", "is invalid"))

@@ -18,11 +18,13 @@ import oss2
 import pytest
 import yaml
 
+from ota_release.adapters.iot import OPERATOR_ACTIONS
 from tests.deploy.deploy_views import ACCOUNT_ID, REGION, fun_function, policy_file, template_params
 
 ROOT = Path(__file__).resolve().parents[2]
 WILDCARD_ACTION = re.compile(r"(^\*$)|(:\*$)|\*")
 ADAPTERS = ROOT / "src" / "ota_release" / "adapters"
+PACKAGE = ROOT / "src" / "ota_release"
 
 #: SDK methods the adapters may call, and the API operation each one is.
 SDK_METHODS = {
@@ -88,13 +90,30 @@ def needed_actions() -> set[str]:
     needed = set(PLATFORM_ACTIONS)
     for service, op, where in adapter_operations():
         if service == "iot":
-            needed.add(f"iot:{op}")
+            if op not in OPERATOR_ACTIONS:
+                needed.add(f"iot:{op}")
             continue
         assert (service, op) in RAM_ACTIONS, f"{where}: {service} {op} has no RAM_ACTIONS entry"
         action = RAM_ACTIONS[(service, op)]
         if action is not None:
             needed.add(action)
     return needed
+
+
+def operator_methods() -> dict[str, str]:
+    """Adapter methods that invoke an operator-only IoT action, and that action."""
+    found: dict[str, str] = {}
+    tree = ast.parse((ADAPTERS / "iot.py").read_text(encoding="utf-8"))
+    for method in ast.walk(tree):
+        if not isinstance(method, ast.FunctionDef):
+            continue
+        for node in ast.walk(method):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            op = _str_arg(node, 0) if node.func.attr == "_invoke" else None
+            if op in OPERATOR_ACTIONS:
+                found[method.name] = str(op)
+    return found
 
 
 def actions_in(node: Any) -> list[str]:
@@ -136,6 +155,25 @@ def test_the_adapters_calls_are_found():
     # The derivation itself must see the calls it claims to see (not an empty walk).
     ops = {(service, op) for service, op, _ in adapter_operations()}
     assert {("iot", "CreateOTAFirmware"), ("oss", "HeadObject"), ("mns", "PublishMessage")} <= ops
+
+
+def test_operator_only_actions_are_never_called_by_the_function():
+    # The function's role is not granted OPERATOR_ACTIONS; only the CLI may call the adapter
+    # methods that use them. Code outside cli/ calling one must move its action out of
+    # OPERATOR_ACTIONS and grant it (template.yml, s.yaml, deploy/ram-policy.*.json).
+    methods = operator_methods()
+    assert set(methods.values()) == set(OPERATOR_ACTIONS), "an operator action nothing calls"
+    calls = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in ("cli", "adapters"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr in methods:
+                calls.append(f"{relative}:{node.lineno} {node.func.attr}()")
+    assert calls == []
 
 
 def test_the_staged_policy_grants_exactly_what_the_function_calls():

@@ -33,6 +33,7 @@ from ota_release.ports import (
     ListedPackage,
     ObjectInfo,
     ObjectTooLarge,
+    OtaJob,
     PublishReceipt,
     SmallObject,
     StagedCopy,
@@ -41,6 +42,8 @@ from ota_release.ports import (
 from ota_release.timestamps import utc_millis
 
 BUCKET = "firmware-bucket"
+#: the verification job type as the SDK spells it (its wire value is unconfirmed)
+VERIFY_JOB_TYPE = "VERFIY_FIRMWARE"
 #: When the fake objects were stored, unless a test says otherwise.
 UPLOADED_AT = datetime(2025, 11, 20, 3, 14, 7, tzinfo=timezone.utc)
 #: When the fake platform creates packages: a minute after the upload.
@@ -304,7 +307,7 @@ class FakeOtaPlatform(_Faults):
     """IoT Platform's OTA packages: unique names, a quota, filtered listing.
 
     Operations for :meth:`fail`: ``find_firmware``, ``create_firmware``,
-    ``generate_upload_url``.
+    ``generate_upload_url``, ``list_jobs``.
     """
 
     def __init__(
@@ -320,6 +323,10 @@ class FakeOtaPlatform(_Faults):
         self.quota = quota
         self.now = now
         self._ids = itertools.count(1)
+        #: jobs by firmware id, oldest first (``add_job``)
+        self.jobs: dict[str, list[OtaJob]] = defaultdict(list)
+        #: every verification started: (firmware id, product key, devices, timeout)
+        self.verify_jobs: list[tuple[str, str, tuple[str, ...], int | None]] = []
 
     def add(self, **fields: Any) -> ListedPackage:
         """Register a package directly (as if created earlier by someone else)."""
@@ -329,6 +336,60 @@ class FakeOtaPlatform(_Faults):
         record = ListedPackage(**fields)
         self.firmware.append(record)
         return record
+
+    def add_job(
+        self,
+        firmware_id: str,
+        job_status: str = "IN_PROGRESS",
+        job_type: str = "UPGRADE_FIRMWARE",
+    ) -> OtaJob:
+        """Record a job on a package (an upgrade batch unless ``job_type`` says otherwise)."""
+        job = OtaJob(
+            job_id=f"job-{next(self._ids)}",
+            job_type=job_type,
+            job_status=job_status,
+            utc_create=self.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        )
+        self.jobs[firmware_id].append(job)
+        return job
+
+    def create_verify_job(
+        self,
+        firmware_id: str,
+        product_key: str,
+        devices: tuple[str, ...],
+        timeout_minutes: int | None,
+        iot_instance_id: str | None,
+    ) -> tuple[str, str | None]:
+        """A verification job on a package that needs one and has none running or passed."""
+        self._enter(
+            "create_verify_job", firmware_id, product_key, devices, timeout_minutes, iot_instance_id
+        )
+        package = next((r for r in self.firmware if r.firmware_id == firmware_id), None)
+        if package is None:
+            raise NotFoundError(
+                "iot", "CreateOTAVerifyJob", "iot.ota.FirmwareNotFound", "no such package"
+            )
+        if package.status not in (0, 3):
+            raise PermanentError(
+                "iot",
+                "CreateOTAVerifyJob",
+                "iot.ota.FirmwareVerifyNotAllowed",
+                f"package status {package.status}",
+            )
+        job = self.add_job(firmware_id, "IN_PROGRESS", VERIFY_JOB_TYPE)
+        self.firmware[self.firmware.index(package)] = replace(package, status=2)
+        self.verify_jobs.append((firmware_id, product_key, devices, timeout_minutes))
+        return job.job_id, f"IOT-VERIFY-{len(self.verify_jobs)}"
+
+    def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
+        """The package's jobs, newest first; an unknown package is NotFoundError."""
+        self._enter("list_jobs", firmware_id, iot_instance_id)
+        if not any(r.firmware_id == firmware_id for r in self.firmware):
+            raise NotFoundError(
+                "iot", "ListOTAJobByFirmware", "iot.ota.FirmwareNotFound", "no such package"
+            )
+        return list(reversed(self.jobs.get(firmware_id, [])))
 
     def find_firmware(
         self,

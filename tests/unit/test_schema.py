@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ota_release.sidecar import FRIENDLY_TO_API, sidecar_json_schema
+from ota_release.sidecar import EXTRA_KEYS, FRIENDLY_TO_API, sidecar_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "sidecar.schema.json"
@@ -50,7 +50,7 @@ def test_generator_check_fails_on_a_stale_file_and_passes_after_regenerating(
 def test_schema_accepts_every_friendly_and_api_key_and_nothing_else() -> None:
     schema = sidecar_json_schema()
     props = schema["properties"]
-    assert set(props) == {*FRIENDLY_TO_API, *FRIENDLY_TO_API.values(), "$schema"}
+    assert set(props) == {*FRIENDLY_TO_API, *FRIENDLY_TO_API.values(), *EXTRA_KEYS, "$schema"}
     assert schema["additionalProperties"] is False
     assert props["DestVersion"] == {"$ref": "#/properties/version"}
 
@@ -70,6 +70,8 @@ EXAMPLES_VALID: list[dict[str, Any]] = [
         "need_to_verify": False,
         "udi": "{}",
     },
+    {"version": "2.0.0", "verify": {"devices": ["cam-lab-01", "cam@lab.02"]}},
+    {"version": "2.0.0", "verify": {"devices": ["cam-lab-01"], "timeout_minutes": 1440}},
 ]
 EXAMPLES_INVALID: list[dict[str, Any]] = [
     {},
@@ -80,6 +82,11 @@ EXAMPLES_INVALID: list[dict[str, Any]] = [
     {"version": "1", "name": "-cam"},
     {"version": "1", "type": 2},
     {"version": "1", "description": "d" * 101},
+    {"version": "1", "verify": {"devices": []}},
+    {"version": "1", "verify": {"devices": [f"device-{i:02d}" for i in range(11)]}},
+    {"version": "1", "verify": {"devices": ["abc"]}},
+    {"version": "1", "verify": {"devices": ["cam-lab-01"], "timeout_minutes": 1441}},
+    {"version": "1", "verify": {"devices": ["cam-lab-01"], "timeout": 5}},
 ]
 
 

@@ -24,10 +24,18 @@ from ota_release.ports import (
     FirmwareRequest,
     FirmwareSearch,
     ListedPackage,
+    OtaJob,
     UploadTicket,
 )
 
 PAGE_SIZE = 100
+#: ListOTAJobByFirmware's largest page (its reference: PageSize at most 200).
+JOB_PAGE_SIZE = 200
+#: Actions only the operator's CLI calls (``ota-release prune``), never the function: its
+#: RAM role is not granted them (tests/deploy/test_deploy_least_privilege.py holds the
+#: function's code to that). ListOTAJobByFirmware is the function's too now: the verify
+#: step looks a package's jobs up before it starts a verification.
+OPERATOR_ACTIONS: frozenset[str] = frozenset()
 #: Codes worth a retry whatever HTTP status carried them: the public IoT error list's
 #: ``iot.system.SystemException`` ("retry later") and the gateway's throttling codes
 #: (``Throttling``, ``Throttling.User``, ``Throttling.Api``: HTTP 400, sometimes 429).
@@ -197,6 +205,18 @@ class QueriedFirmware:
     def udi(self) -> str | None:
         """The Udi ("" for none); None when the answer held no FirmwareInfo."""
         return str(self.fields.get("Udi") or "") if self.fields else None
+
+
+def _job(item: Any) -> OtaJob:
+    """One ListOTAJobByFirmware SimpleOTAJobInfo as an OtaJob."""
+    return OtaJob(
+        job_id=item.job_id,
+        job_type=item.job_type,
+        job_status=item.job_status,
+        utc_create=item.utc_create,
+        utc_modified=item.utc_modified,
+        target_selection=item.target_selection,
+    )
 
 
 def _listed(item: Any, *, udi: str | None) -> ListedPackage:
@@ -384,6 +404,71 @@ class IotOtaPlatform:
                 request_id=body.request_id,
             )
         return CreatedFirmware(data.firmware_id, data.utc_create, body.request_id)
+
+    def create_verify_job(
+        self,
+        firmware_id: str,
+        product_key: str,
+        devices: tuple[str, ...],
+        timeout_minutes: int | None,
+        iot_instance_id: str | None,
+    ) -> tuple[str, str | None]:
+        """CreateOTAVerifyJob: a verification of the package on ``devices`` (1-10).
+
+        The SDK flattens ``target_device_name`` to ``TargetDeviceName.N``. Returns the
+        JobId and the call's request id; an answer without a JobId is transient (the
+        pipeline looks the job up again before it asks a second time).
+        """
+
+        def call(client: Any, models: Any) -> Any:
+            return client.create_otaverify_job(
+                models.CreateOTAVerifyJobRequest(
+                    firmware_id=firmware_id,
+                    product_key=product_key,
+                    target_device_name=list(devices),
+                    timeout_in_minutes=timeout_minutes,
+                    iot_instance_id=iot_instance_id,
+                )
+            )
+
+        body = self._invoke("CreateOTAVerifyJob", call)
+        data = body.data
+        if data is None or not data.job_id:
+            raise TransientError(
+                "iot",
+                "CreateOTAVerifyJob",
+                "EmptyResponse",
+                "Success=true without a JobId",
+                request_id=body.request_id,
+            )
+        return str(data.job_id), body.request_id
+
+    def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
+        """Every job on the package (verifications and upgrade batches), all pages.
+
+        ListOTAJobByFirmware at its largest page (200), paged by the answer's PageCount.
+        An unknown package raises :class:`~ota_release.errors.NotFoundError`.
+        """
+        jobs: list[OtaJob] = []
+        page = 1
+        while True:
+
+            def call(client: Any, models: Any, page: int = page) -> Any:
+                return client.list_otajob_by_firmware(
+                    models.ListOTAJobByFirmwareRequest(
+                        firmware_id=firmware_id,
+                        current_page=page,
+                        page_size=JOB_PAGE_SIZE,
+                        iot_instance_id=iot_instance_id,
+                    )
+                )
+
+            body = self._invoke("ListOTAJobByFirmware", call)
+            items = (body.data.simple_otajob_info or []) if body.data else []
+            jobs.extend(_job(item) for item in items)
+            if not items or page >= int(body.page_count or 0):
+                return jobs
+            page += 1
 
     def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
         body = self._invoke(

@@ -14,11 +14,13 @@ from typing import Any
 
 from ota_release.cli.common import UsageProblem, byte_progress
 from ota_release.cli.shared import listed
+from ota_release.defaults import Defaults, effective_spec, resolve
 from ota_release.digest import Digest, digest_stream
 from ota_release.pairing import role_of
+from ota_release.ports import ObjectTooLarge
 from ota_release.rules import FIRMWARE_SIZE_MAX, Violation
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
-from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec, parse_sidecar
+from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec
 
 
 @dataclass
@@ -31,6 +33,11 @@ class ReleaseCheck:
     spec: ReleaseSpec | None = None
     digest: Digest | None = None
     errors: list[Violation] = field(default_factory=list)
+    #: friendly key -> the file (sidecar or folder defaults, relative to the defaults
+    #: root) or setting its effective value came from
+    sources: dict[str, str] = field(default_factory=dict)
+    #: True when a folder defaults file applies to this sidecar
+    defaulted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -48,6 +55,7 @@ class ReleaseCheck:
             "valid": self.ok,
             "errors": [v.as_dict() for v in self.errors],
             "release": release,
+            "sources": dict(sorted(self.sources.items())),
             "digest": (
                 {
                     "size": self.digest.size,
@@ -93,6 +101,33 @@ def read_sidecar(path: Path) -> bytes | Violation:
         raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+def local_defaults(sidecar: Path, root: Path | None = None) -> tuple[Defaults, str]:
+    """The folder defaults for ``sidecar`` from the local folders, and its key below the root.
+
+    The root stands for the watched prefix: ``root`` when given (the sidecar must be below
+    it), else the current directory when the sidecar is below it, else the sidecar's own
+    folder. The folders are read exactly as the function reads OSS
+    (:func:`ota_release.defaults.resolve`): from the root down to the sidecar's folder.
+    """
+    path = sidecar.resolve()
+    base = (root or Path.cwd()).resolve()
+    if not path.is_relative_to(base):
+        if root is not None:
+            raise UsageProblem(f"{sidecar} is not below the defaults root {root}")
+        base = path.parent
+    key = path.relative_to(base).as_posix()
+
+    def read(relative: str) -> bytes | None:
+        candidate = base / relative
+        if not candidate.is_file():
+            return None
+        if candidate.stat().st_size > MAX_SIDECAR_BYTES:
+            raise ObjectTooLarge(relative, MAX_SIDECAR_BYTES)
+        return candidate.read_bytes()
+
+    return resolve(read, key), key
+
+
 def check_release(
     sidecar: Path,
     firmware: Path | None = None,
@@ -100,6 +135,7 @@ def check_release(
     firmware_key: str | None = None,
     default_product_key: str | None = None,
     suffixes: Sequence[str] = DEFAULT_SIDECAR_SUFFIXES,
+    defaults_root: Path | None = None,
 ) -> ReleaseCheck:
     """Validate a sidecar file; with ``firmware``, also its size and digest.
 
@@ -132,13 +168,19 @@ def check_release(
         result.errors = [*errors, raw]
         return result
     # YAML unless the name says JSON, as the function decides; a --firmware sidecar may be
-    # called anything, so its own extension is what counts.
-    parsed = parse_sidecar(
+    # called anything, so its own extension is what counts. Folder defaults apply as in
+    # the function (one shared resolution).
+    defaults, key = local_defaults(sidecar, defaults_root)
+    effective = effective_spec(
         raw,
-        sidecar_key=sidecar.name,
+        sidecar_key=key,
         firmware_key=firmware_key,
+        defaults=defaults,
         default_product_key=default_product_key,
     )
+    parsed = effective.result
+    result.sources = effective.sources
+    result.defaulted = bool(defaults.files or defaults.errors)
     errors.extend(parsed.errors)
     result.spec = parsed.spec
     if firmware is not None:

@@ -12,12 +12,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ota_release.cli.common import CommandFailed, UsageProblem
 from ota_release.cli.shared import shared_settings_options
+
+if TYPE_CHECKING:
+    from ota_release.sidecar import SidecarResult
 
 #: Published URL of the sidecar JSON Schema (``schemas/sidecar.schema.json`` in the repo,
 #: the ``$id`` of ``sidecar_json_schema()``). A sidecar travels with its firmware into OSS
@@ -39,6 +42,7 @@ def build_document(
     product_key: str | None = None,
     description: str | None = None,
     schema_ref: str = SCHEMA_URL,
+    verify: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sidecar mapping, friendly keys in the order a reader wants them."""
     doc: dict[str, Any] = {"$schema": schema_ref, "name": name, "version": version}
@@ -51,6 +55,8 @@ def build_document(
     }
     doc.update({k: v for k, v in optional.items() if v is not None})
     doc.update({"size": size, "sign_method": sign_method, "sign": sign})
+    if verify is not None:
+        doc["verify"] = verify
     return doc
 
 
@@ -130,6 +136,26 @@ when that is set) next to the file. Exit status: 0 written,
     metavar="URL|PATH",
     help="What $schema points at (e.g. a relative path to schemas/sidecar.schema.json).",
 )
+@click.option(
+    "--verify-device",
+    "verify_devices",
+    multiple=True,
+    metavar="NAME",
+    help="Start a verification job on this device once the package is created (repeat "
+    "for up to 10 devices; needs a ProductKey).",
+)
+@click.option(
+    "--verify-timeout",
+    type=int,
+    metavar="MINUTES",
+    help="The verification's TimeoutInMinutes (1-1440; with --verify-device).",
+)
+@click.option(
+    "--defaults-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The folder that stands for the watched prefix: the sidecar is checked with the "
+    "folder defaults from it down (default: the current directory, when the file is below it).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing sidecar of the same format.")
 @shared_settings_options(product_key=False)
 def init(
@@ -144,15 +170,24 @@ def init(
     sign_method: str,
     fmt: str,
     schema_ref: str,
+    verify_devices: tuple[str, ...],
+    verify_timeout: int | None,
+    defaults_root: Path | None,
     force: bool,
     sidecar_suffixes: str | None,
 ) -> None:
-    """Write the sidecar for FIRMWARE, with its size and digest measured."""
+    """Write the sidecar for FIRMWARE, with its size and digest measured.
+
+    Folder defaults (.ota-defaults.*) are not copied into the sidecar: it is checked
+    together with them, as the function will read it, and the values they supply are
+    listed with their files.
+    """
     from ota_release.cli.checks import compute_digest
     from ota_release.cli.common import escape, print_violations, stdout_console
     from ota_release.cli.shared import shared_settings
-    from ota_release.sidecar import derive_firmware_name, parse_sidecar
+    from ota_release.sidecar import derive_firmware_name
 
+    verify = _verify_block(verify_devices, verify_timeout)
     suffixes = shared_settings(sidecar_suffixes=sidecar_suffixes).sidecar_suffixes
     target = _target(firmware, fmt, suffixes, force)
     sign_method = sign_method.upper()
@@ -169,9 +204,10 @@ def init(
         product_key=product_key,
         description=description,
         schema_ref=schema_ref,
+        verify=verify,
     )
     data = render(doc, fmt)
-    checked = parse_sidecar(data, sidecar_key=target.name, firmware_key=firmware.name)
+    checked, defaulted = _check(data, target, firmware, defaults_root)
     console = stdout_console()
     if checked.spec is None:
         console.print(f"[red]not written[/red] {escape(target)}: the values break these rules")
@@ -186,6 +222,34 @@ def init(
         f"wrote {escape(target)}: {escape(spec.name)} {escape(spec.version)}, "
         f"{digest.size} bytes, {digest.sign_method} {digest.sign}"
     )
+    for key, source in sorted(defaulted.items()):
+        console.print(f"  {escape(key)} from the folder defaults {escape(source)}")
+
+
+def _verify_block(devices: tuple[str, ...], timeout: int | None) -> dict[str, Any] | None:
+    """The sidecar's ``verify`` block from the options (None without devices)."""
+    if timeout is not None and not devices:
+        raise click.UsageError("--verify-timeout goes with at least one --verify-device")
+    if not devices:
+        return None
+    block: dict[str, Any] = {"devices": list(devices)}
+    if timeout is not None:
+        block["timeout_minutes"] = timeout
+    return block
+
+
+def _check(
+    data: bytes, target: Path, firmware: Path, defaults_root: Path | None
+) -> tuple[SidecarResult, dict[str, str]]:
+    """The document as the function will read it (with its folder defaults), and the
+    values those defaults supply (key -> defaults file)."""
+    from ota_release.cli.checks import local_defaults
+    from ota_release.defaults import effective_spec
+
+    defaults, key = local_defaults(target, defaults_root)
+    effective = effective_spec(data, sidecar_key=key, firmware_key=firmware.name, defaults=defaults)
+    from_defaults = {k: v for k, v in effective.sources.items() if v != key}
+    return effective.result, from_defaults
 
 
 def _target(firmware: Path, fmt: str, suffixes: tuple[str, ...], force: bool) -> Path:

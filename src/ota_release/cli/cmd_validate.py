@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -41,12 +42,20 @@ Exit status: 0 every sidecar is valid, 1 at least one is not, 2 usage error
     is_flag=True,
     help="Also check each sidecar's firmware file (the sidecar path minus its suffix).",
 )
+@click.option(
+    "--defaults-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The folder that stands for the watched prefix: folder defaults "
+    "(.ota-defaults.json/.yaml/.yml) are read from it down to each sidecar's folder "
+    "(default: the current directory, when the sidecar is below it).",
+)
 @shared_settings_options(product_key=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report (for CI).")
 def validate(
     sidecars: tuple[Path, ...],
     firmware: Path | None,
     check_firmware: bool,
+    defaults_root: Path | None,
     product_key: str | None,
     sidecar_suffixes: str | None,
     as_json: bool,
@@ -72,6 +81,7 @@ def validate(
             _firmware_of(sidecar, suffixes) if check_firmware else firmware,
             default_product_key=settings.product_key,
             suffixes=suffixes,
+            defaults_root=defaults_root,
         )
         for sidecar in sidecars
     ]
@@ -114,11 +124,15 @@ def _print_results(results: list[ReleaseCheck]) -> None:
                 if r.digest
                 else ""
             )
+            verify = r.spec.verify
+            verifying = f", verification on {len(verify.devices)} device(s)" if verify else ""
             console.print(
                 f"[green]valid[/green]   {escape(r.sidecar)}: "
                 f"{escape(r.spec.name)} {escape(r.spec.version)}{escape(derived)}"
-                f"{escape(digest)}"
+                f"{escape(digest)}{escape(verifying)}"
             )
+            if r.defaulted:
+                _print_sources(console, r)
         else:
             count = len(r.errors)
             console.print(
@@ -126,3 +140,16 @@ def _print_results(results: list[ReleaseCheck]) -> None:
                 f"{count} problem{'s' if count != 1 else ''}"
             )
             print_violations(console, r.errors)
+
+
+def _print_sources(console: Any, r: ReleaseCheck) -> None:
+    """Each effective value and the file (or setting) it came from."""
+    from ota_release.cli.common import escape
+
+    assert r.spec is not None
+    shown = r.spec.model_dump(exclude_none=True)
+    for key, source in sorted(r.sources.items()):
+        value = shown.get(key)
+        if isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False)
+        console.print(f"          {escape(key)} = {escape(str(value))}  (from {escape(source)})")

@@ -16,7 +16,7 @@ from typing import TypeVar
 from ota_release.digest import Digest
 from ota_release.errors import PermanentError
 from ota_release.events import ObjectCreated
-from ota_release.notification import ErrorItem, Outcome, PackageRef, RequestIds
+from ota_release.notification import ErrorItem, Outcome, PackageRef, RequestIds, Verification
 from ota_release.pairing import Pairing
 from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
@@ -51,6 +51,8 @@ class ReleaseConfig:
     sidecar_suffixes: tuple[str, ...] = DEFAULT_SIDECAR_SUFFIXES
     product_key: str | None = None
     iot_instance_id: str | None = None
+    #: The watched key prefix (OTA_PREFIX): folder defaults are read from it downwards.
+    prefix: str = ""
     #: Recompute OSS's CRC-64 over a streamed download. crcmod holds the GIL and runs
     #: slower than MD5, so it roughly halves digest throughput; the deployed function
     #: leaves it off and relies on the exact length over TLS (docs/benchmarks.md).
@@ -115,6 +117,10 @@ class Release:
     pairing: Pairing | None = None
     spec: ReleaseSpec | None = None
     digest: Digest | None = None
+    #: where each effective sidecar value came from, when folder defaults apply
+    sources: dict[str, str] | None = None
+    #: the verification job started (or found, or refused) after ``created``
+    verification: Verification | None = None
 
     def __post_init__(self) -> None:
         self.key = self.key or self.record.key

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from ota_release.defaults import is_defaults_key
 from ota_release.errors import NotFoundError
 from ota_release.notification import ErrorItem, Outcome
-from ota_release.pairing import Pairing, find_pair
+from ota_release.pairing import Pairing, find_pair, role_of
 from ota_release.pipeline.context import Release, Stop
+from ota_release.pipeline.folder_defaults import effective_sidecar
 from ota_release.ports import ObjectInfo, ObjectTooLarge
-from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec, parse_sidecar
+from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec
 
 
 def find_trigger(r: Release) -> ObjectInfo:
@@ -64,6 +66,7 @@ def check_not_superseded(r: Release, trigger: ObjectInfo) -> None:
 
 def pair(r: Release, trigger: ObjectInfo) -> Pairing:
     """Find the other half; stop unless both halves, and only one sidecar, are there."""
+    _refuse_defaults_as_firmware(r)
     bucket = r.record.bucket
     r.pairing = found = find_pair(
         lambda key: r.head(bucket, key), trigger, r.config.sidecar_suffixes
@@ -89,6 +92,19 @@ def pair(r: Release, trigger: ObjectInfo) -> Pairing:
     return found
 
 
+def _refuse_defaults_as_firmware(r: Release) -> None:
+    """A sidecar naming a folder defaults file as its firmware could never be released:
+    that file's own events judge it as defaults (docs/sidecar.md, "Folder defaults")."""
+    role = role_of(r.key, r.config.sidecar_suffixes)
+    if role.is_sidecar and is_defaults_key(role.firmware_key):
+        rule = "a sidecar must not name a folder defaults file (.ota-defaults.*) as its firmware"
+        raise Stop(
+            Outcome.REJECTED,
+            f"{r.key} can never be paired: {rule}",
+            [ErrorItem("key", rule, r.key)],
+        )
+
+
 def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
     """The sidecar read and validated; a missing, oversized or invalid one stops here."""
     bucket, firmware = sidecar.bucket, r.firmware
@@ -107,13 +123,8 @@ def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
             [ErrorItem("sidecar", rule, f"{sidecar.size} bytes")],
         ) from exc
     r.request_ids.add("oss", read.request_id)
-    parsed = parse_sidecar(
-        read.data,
-        sidecar_key=sidecar.key,
-        firmware_key=firmware.key,
-        default_product_key=r.config.product_key,
-        default_iot_instance_id=r.config.iot_instance_id,
-    )
+    # The sidecar over its folder defaults (none: the sidecar alone), by the CLI's rules.
+    parsed = effective_sidecar(r, read.data, sidecar.key, firmware.key)
     if parsed.spec is None:
         raise Stop(
             Outcome.REJECTED,

@@ -106,6 +106,8 @@ def notification(r: Release, stop: Stop) -> Notification:
         digest=r.digest,
         errors=stop.errors,
         request_ids=r.request_ids,
+        sources=r.sources,
+        verification=r.verification,
     )
 
 

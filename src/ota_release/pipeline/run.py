@@ -30,10 +30,12 @@ from ota_release.pipeline.context import (
     Stop,
     no_checkpoint,
 )
+from ota_release.pipeline.defaults_upload import check_defaults_upload
 from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
 from ota_release.pipeline.registry import create, settle_existing
+from ota_release.pipeline.verify import verify
 from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 
@@ -88,9 +90,40 @@ class ReleasePipeline:
         Transient failures that outlive the retry budget propagate (as RetriesExhausted)
         without a notification, so Function Compute retries the invocation; so does a
         DuplicateNameError whose package is not listed yet. Everything else ends in
-        exactly one published outcome.
+        exactly one published outcome. A ``created`` release whose sidecar asks for
+        verification gets its job first (:func:`~ota_release.pipeline.verify.verify`).
         """
-        r = Release(
+        r = self._release(record, deadline)
+        try:
+            end = release(r)
+        except Stop as stop:
+            end = stop
+        except (PermanentError, ObjectChanged) as exc:
+            end = stop_for(r, exc)
+        if end.outcome is Outcome.CREATED and end.package is not None:
+            # Whichever way it was reached (created now, or found as this upload's own
+            # earlier attempt), a created package gets the verification its sidecar asks for.
+            verify(r, end.package)
+        return publish(r, notification(r, end))
+
+    def process_defaults(self, record: ObjectCreated, deadline: Deadline) -> Result | str:
+        """Judge an uploaded folder defaults file (``defaults.is_defaults_key``).
+
+        A bad one is published as ``rejected`` naming each key; a valid one publishes
+        nothing and returns the line to log (docs/sidecar.md, "Folder defaults"). No release
+        is re-run either way.
+        """
+        r = self._release(record, deadline)
+        try:
+            return check_defaults_upload(r)
+        except Stop as stop:
+            end = stop
+        except (PermanentError, ObjectChanged) as exc:
+            end = stop_for(r, exc)
+        return publish(r, notification(r, end))
+
+    def _release(self, record: ObjectCreated, deadline: Deadline) -> Release:
+        return Release(
             record,
             self.ports,
             self.config,
@@ -100,10 +133,3 @@ class ReleasePipeline:
             self.checkpoint,
             request_ids=RequestIds(fc=self.fc_request_id, oss_event=record.oss_request_id),
         )
-        try:
-            end = release(r)
-        except Stop as stop:
-            end = stop
-        except (PermanentError, ObjectChanged) as exc:
-            end = stop_for(r, exc)
-        return publish(r, notification(r, end))
