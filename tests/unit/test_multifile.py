@@ -106,8 +106,7 @@ def test_every_arrival_order_registers_once_with_every_file(order: tuple[str, ..
     # else (a file before its sidecar) the folder's sidecar
     for step in range(3):
         summary = h.message(step)["summary"]
-        arrived = order[: step + 1]
-        if SIDECAR in arrived:
+        if SIDECAR in order[: step + 1]:
             missing = [k for k in order[step + 1 :] if k != SIDECAR]
             assert f"waiting for {len(missing)} of the 3 files" in summary
             assert all(k in summary for k in missing)
@@ -189,7 +188,7 @@ def test_a_file_overwritten_while_staging_registers_nothing_and_names_the_file()
             raise precondition_failed()
         return opened(bucket, k, if_match)
 
-    h.store.open_stream = open_stream  # type: ignore[method-assign]
+    h.store.open_stream = open_stream  # type: ignore[method-assign,assignment]
     result = h.run(SIDECAR)
     # THEN the release fails naming that file, and no package exists
     assert result.outcome.value == "failed"
