@@ -292,3 +292,16 @@ def test_a_multi_file_message_body_is_valid_json_with_files_only_when_multi() ->
     h.both()
     h.run()
     assert "files" not in json.loads(h.notifier.messages[-1][0])
+
+
+def test_an_unreadable_folder_sidecar_waits_on_its_own_event_and_rejects_a_files() -> None:
+    # GIVEN a release sidecar that is not JSON, and a file of its folder
+    h = Harness()
+    h.sidecar('{"version": "2.0.0", "files": [', key=SIDECAR)
+    put_file(h, "app.bin")
+    # THEN the sidecar's own event waits (as any sidecar whose firmware is absent)
+    assert h.run(SIDECAR).outcome.value == "waiting"
+    # AND the file's event, which claims it, reports its problem
+    assert h.run(key("app.bin")).outcome.value == "rejected"
+    assert error_fields(h.message()) == ["sidecar"]
+    assert h.platform.calls == []

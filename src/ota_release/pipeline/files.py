@@ -56,6 +56,10 @@ def pair_folder(r: Release, found: Pairing) -> Pairing:
     r.pairing = replace(found, sidecar=sidecar)
     raw = _read(r, sidecar)
     doc, problems = load_document(raw, sidecar_format(sidecar.key))
+    if problems and found.firmware is None:
+        # The sidecar's own event: unreadable, it is taken for a single-file sidecar that
+        # waits for its firmware (whose event reports the problems), as before.
+        return replace(found, folder=None)
     if problems:
         raise Stop(
             Outcome.REJECTED,
