@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ota_release.firmware_request import FirmwareRequest
+from ota_release.firmware_request import FirmwareRequest, MultiFile
 
 __all__ = [
     "ByteSource",
@@ -20,6 +20,7 @@ __all__ = [
     "FirmwareSearch",
     "ListedFile",
     "ListedPackage",
+    "MultiFile",
     "Notifier",
     "ObjectInfo",
     "ObjectStream",

@@ -103,3 +103,37 @@ def test_upload_of_an_invalid_folder_uploads_nothing(
     assert result.exit_code == 1
     assert "files[0]" in result.stdout
     assert local_cloud.oss.list_keys(BUCKET) == []
+
+
+@pytest.mark.integration
+def test_the_iot_adapter_creates_multifiles_and_reads_them_back_for_idempotency(
+    local_cloud: Any,
+) -> None:
+    # The adapter the function uses, against the local IoT over the real SDK.
+    from ota_release.adapters import CloudCredentials
+    from ota_release.adapters.iot import IotOtaPlatform
+    from ota_release.ports import FirmwareRequest, ListedFile, MultiFile
+
+    entries = []
+    for name, data in FILES.items():
+        key = f"firmware/hub-5.1.0/{name}"
+        local_cloud.oss.put_object(BUCKET, key, data, notify=False)
+        url = local_cloud.oss.url_for(BUCKET, key)
+        entries.append(MultiFile(name, url, len(data), md5(data), md5(data)))
+    iot = IotOtaPlatform(
+        CloudCredentials("LTAI-cli-test", "cli-test-secret"),
+        local_cloud.iot_url.removeprefix("http://"),
+        "cn-shanghai",
+        protocol="http",
+    )
+    created = iot.create_firmware(
+        FirmwareRequest(
+            firmware_name="hub-5_1_0",
+            dest_version="5.1.0",
+            firmware_url=None,
+            multi_files=tuple(entries),
+        )
+    )
+    found = iot.find_firmware("hub-5_1_0", "5.1.0", None, None).package
+    assert found is not None and found.firmware_id == created.firmware_id
+    assert found.files == tuple(ListedFile(n, len(d), md5(d)) for n, d in FILES.items())

@@ -305,3 +305,29 @@ def test_an_unreadable_folder_sidecar_waits_on_its_own_event_and_rejects_a_files
     assert h.run(key("app.bin")).outcome.value == "rejected"
     assert error_fields(h.message()) == ["sidecar"]
     assert h.platform.calls == []
+
+
+def test_a_package_whose_file_has_another_sign_is_a_conflict_naming_files() -> None:
+    from ota_release.ports import ListedFile
+
+    h = Harness()
+    registered = tuple(ListedFile(n, len(d), md5(d)) for n, d in FILES.items())
+    changed = (registered[0], ListedFile("boot.img", len(FILES["boot.img"]), "0" * 32))
+    h.platform.add(
+        name=NAME, dest_version="2.0.0", type=0, module="default", files=(*changed, registered[2])
+    )
+    _release(h)
+    assert h.run(SIDECAR).outcome.value == "conflict"
+    (error,) = h.message()["errors"]
+    assert error["field"] == "files" and "0" * 32 in error["value"]
+
+
+def test_the_same_package_registered_earlier_is_already_registered() -> None:
+    from ota_release.ports import ListedFile
+
+    h = Harness()
+    files = tuple(ListedFile(n, len(d), md5(d)) for n, d in FILES.items())
+    h.platform.add(name=NAME, dest_version="2.0.0", type=0, module="default", files=files)
+    _release(h)
+    assert h.run(SIDECAR).outcome.value == "already_registered"
+    assert created(h) == [] and h.platform.tickets == []
