@@ -474,7 +474,10 @@ def _file_entry(item: Any, index: int, method: str, errors: list[Violation]) -> 
         for err in exc.errors():
             loc = str(err["loc"][0]) if err["loc"] else ""
             seen = None if err.get("type") == "missing" else err.get("input")
-            errors.append(Violation(_file_label(index, loc), _pydantic_rule(err), seen))
+            rule = _pydantic_rule(err)
+            if err.get("type") == "extra_forbidden":
+                rule = "is not a file entry key (an entry has name, size and sign)"
+            errors.append(Violation(_file_label(index, loc), rule, seen))
         return None
     sign = normalise_sign(entry.sign, method) if entry.sign is not None else None
     return ReleaseFile(name=entry.name, size=entry.size, sign=sign)

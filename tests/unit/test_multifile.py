@@ -331,3 +331,28 @@ def test_the_same_package_registered_earlier_is_already_registered() -> None:
     _release(h)
     assert h.run(SIDECAR).outcome.value == "already_registered"
     assert created(h) == [] and h.platform.tickets == []
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "rule_part"),
+    [
+        ({"files": ["a.bin", {"name": "b.bin", "colour": 1}]}, "files[1].colour", "entry key"),
+        ({"files": ["a.bin", {"name": "b.bin", "size": 0}]}, "files[1].size", "at least 1"),
+        ({"files": ["a.bin", {"name": "b.bin", "sign": "zz"}]}, "files[1].sign", "hex"),
+        ({"files": ["a.bin", {"size": 3}]}, "files[1].name", "required"),
+        ({"files": ["a.bin", "a.bin"]}, "files[1].name", "unique"),
+        ({"files": ["a.bin", "b.bin"], "sign": "0" * 32}, "sign", "entry"),
+        ({"files": ["a.bin", "b.bin"], "FirmwareSize": 3}, "FirmwareSize", "entry"),
+        ({"files": [f"f{i}" for i in range(21)]}, "files", "2 to 20"),
+        ({"files": {"a.bin": 1}}, "files", "list"),
+    ],
+)
+def test_every_bad_files_entry_names_the_field_the_rule_and_the_value(
+    doc: dict[str, Any], field: str, rule_part: str
+) -> None:
+    from ota_release.sidecar import validate_document
+
+    result = validate_document({"version": "2.0.0", **doc}, firmware_key=FOLDER)
+    assert result.spec is None
+    (error,) = [e for e in result.errors if e.field == field]
+    assert rule_part in error.rule
