@@ -356,3 +356,12 @@ def test_every_bad_files_entry_names_the_field_the_rule_and_the_value(
     assert result.spec is None
     (error,) = [e for e in result.errors if e.field == field]
     assert rule_part in error.rule
+
+
+def test_an_oversized_sidecar_alone_waits_for_its_firmware_as_before() -> None:
+    from ota_release.sidecar import MAX_SIDECAR_BYTES
+
+    h = Harness()
+    h.sidecar('{"version": "2.0.0", "pad": "' + "x" * MAX_SIDECAR_BYTES + '"}', key=SIDECAR)
+    assert h.run(SIDECAR).outcome.value == "waiting"
+    assert FOLDER in h.message()["summary"]

@@ -54,8 +54,13 @@ def pair_folder(r: Release, found: Pairing) -> Pairing:
     sidecar = found.sidecar if found.firmware is None else found.folder_sidecars[0]
     assert sidecar is not None
     r.pairing = replace(found, sidecar=sidecar)
-    raw = _read(r, sidecar)
-    doc, problems = load_document(raw, sidecar_format(sidecar.key))
+    try:
+        raw = _read(r, sidecar)
+        doc, problems = load_document(raw, sidecar_format(sidecar.key))
+    except Stop as stop:
+        if found.firmware is None and stop.outcome is Outcome.REJECTED:
+            return replace(found, folder=None)  # too large: as unreadable, below
+        raise
     if problems and found.firmware is None:
         # The sidecar's own event: unreadable, it is taken for a single-file sidecar that
         # waits for its firmware (whose event reports the problems), as before.
