@@ -365,3 +365,11 @@ def test_an_oversized_sidecar_alone_waits_for_its_firmware_as_before() -> None:
     h.sidecar('{"version": "2.0.0", "pad": "' + "x" * MAX_SIDECAR_BYTES + '"}', key=SIDECAR)
     assert h.run(SIDECAR).outcome.value == "waiting"
     assert FOLDER in h.message()["summary"]
+
+
+def test_a_release_sidecar_written_with_the_api_name_multifiles_is_rejected_naming_it() -> None:
+    h = Harness()
+    h.sidecar({"version": "2.0.0", "MultiFiles": [{"Name": "app.bin"}]}, key=SIDECAR)
+    assert h.run(SIDECAR).outcome.value == "rejected"
+    (error,) = h.message()["errors"]
+    assert error["field"] == "MultiFiles" and "'files'" in error["rule"]

@@ -25,6 +25,7 @@ from ota_release.pipeline.context import ObjectChanged, Release, Stop
 from ota_release.pipeline.placement import Placed, place, read_digest
 from ota_release.pipeline.registry import create_request, find_existing, judge_existing
 from ota_release.ports import ObjectInfo, ObjectTooLarge
+from ota_release.rules import MULTI_FILES
 from ota_release.settings import UrlMode
 from ota_release.sidecar import (
     FILES_KEY,
@@ -71,7 +72,7 @@ def pair_folder(r: Release, found: Pairing) -> Pairing:
             f"the sidecar {sidecar.key} cannot be read as a release",
             [ErrorItem.of(v) for v in problems],
         )
-    if FILES_KEY not in doc:
+    if FILES_KEY not in doc and MULTI_FILES not in doc:  # (MultiFiles: refused, naming it)
         return replace(found, folder=None, folder_sidecars=())
     r.spec = _parse(r, raw, sidecar, found.folder)
     return _gather(r, found, sidecar, found.folder, r.spec)
