@@ -2,9 +2,10 @@
 
 Uploads sample firmware with the real oss2 SDK — folder defaults for the acme folder, the
 sidecar first for one release (which asks for a verification job on two devices), the
-firmware first for another, one broken sidecar, and an identical re-upload — lets the OSS
+firmware first for another, one broken sidecar, an identical re-upload, and a multi-file
+release (three files in a folder, its sidecar arriving between them) — lets the OSS
 trigger run the function, then shows what ListOTAFirmware returns, every notification the
-topic received and the verification job that was started.
+topic received, the multi-file release's files and the verification job that was started.
 """
 
 from __future__ import annotations
@@ -75,6 +76,37 @@ def _steps(prefix: str) -> list[tuple[str, str, bytes]]:
         ("a firmware", f"{prefix}acme/door-3.0.0.bin", door),
         ("with a broken sidecar", f"{prefix}acme/door-3.0.0.bin.ota.json", door_sidecar),
         ("an identical re-upload", f"{prefix}acme/cam-2.0.0.bin.ota.json", cam_sidecar),
+        *_multi_file_steps(prefix),
+    ]
+
+
+#: The multi-file release: a folder of three files and the sidecar named after it.
+HUB_FILES = {
+    "app.bin": _firmware("hub-app", 80_000),
+    "boot.img": _firmware("hub-boot", 16_000),
+    "config.json": b'{"region": "cn-shanghai", "night_mode": true}\n',
+}
+
+
+def _multi_file_steps(prefix: str) -> list[tuple[str, str, bytes]]:
+    folder = f"{prefix}acme/hub-5.1.0"
+    sidecar = json.dumps(
+        {
+            "version": "5.1.0",
+            "description": "Hub firmware with its bootloader and configuration",
+            "files": [
+                "app.bin",
+                {"name": "boot.img", "size": len(HUB_FILES["boot.img"])},
+                "config.json",
+            ],
+        },
+        indent=2,
+    ).encode()
+    return [
+        ("multi-file: a file", f"{folder}/app.bin", HUB_FILES["app.bin"]),
+        ("then the release sidecar", f"{folder}.ota.json", sidecar),
+        ("then the second file", f"{folder}/boot.img", HUB_FILES["boot.img"]),
+        ("and the last", f"{folder}/config.json", HUB_FILES["config.json"]),
     ]
 
 
@@ -154,9 +186,10 @@ def run(flavour: str = "fun") -> int:
                 f.firmware_name,
                 f.dest_version,
                 f.firmware_id,
-                str(f.firmware_size),
+                # a multi-file package has no one size or sign: see its files below
+                "-" if f.firmware_size is None else str(f.firmware_size),
                 f.sign_method,
-                (f.firmware_sign or "")[:16] + "…",
+                (f.firmware_sign or "")[:16] + "…" if f.firmware_sign else "(files)",
                 # ListOTAFirmware documents Status 0-3 only; a package that needs no
                 # verification (QueryOTAFirmware's -1) is listed without one.
                 "-" if f.status is None else str(f.status),
@@ -183,6 +216,7 @@ def run(flavour: str = "fun") -> int:
             )
         console.print(notes)
         _print_verifications(cloud)
+        _print_multi_file_releases(cloud)
         failures = cloud.mns.messages(cloud.failure_topic) if cloud.failure_topic else []
         console.print(
             f"{len(firmware)} firmware registered, "
@@ -192,6 +226,23 @@ def run(flavour: str = "fun") -> int:
         )
     console.print(f"stopped everything in {time.monotonic() - started:.1f} s total")
     return 0
+
+
+def _print_multi_file_releases(cloud: LocalCloud) -> None:
+    """Each ``created`` multi-file release with the files its notification lists."""
+    for message in cloud.mns.messages(cloud.notify_topic):
+        body = json.loads(message.body)
+        if body["outcome"] != "created" or "files" not in body:
+            continue
+        package = body["firmware"]
+        table = Table(
+            title=f"created {package['name']} ({package['id']}): {len(body['files'])} files"
+        )
+        for column in ("name", "key", "size", "sign (MD5)"):
+            table.add_column(column, overflow="fold")
+        for f in body["files"]:
+            table.add_row(f["name"], f["key"], str(f["size"]), f["sign"])
+        console.print(table)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ into calls here and results into response bodies. IoT rules that need the stored
 (name taken, quota, URL naming no object, status transitions) are checked here and raise
 :class:`~localcloud.iot.errors.BusinessError`.
 
-Simplifications, on purpose: MultiFiles packages are not modelled; uploads made through
+Multi-file packages (MultiFiles) are stored with their files; each file's Url must name a
+stored object, as FirmwareUrl must. Simplifications, on purpose: uploads made through
 GenerateOTAUploadURL are not cleaned up after 60 minutes; a declared FirmwareSign or
 FirmwareSize is stored as given, not compared with the object (the platform's behaviour
 there is unconfirmed).
@@ -82,6 +83,17 @@ def _random_id() -> str:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """One file of a multi-file package (QueryOTAFirmware's ``MultiFiles`` entry)."""
+
+    name: str
+    url: str
+    size: int
+    sign_value: str
+    file_md5: str
+
+
+@dataclass(frozen=True)
 class StoredPackage:
     """One OTA update package as the local IoT Platform holds it (QueryOTAFirmware's fields)."""
 
@@ -92,16 +104,19 @@ class StoredPackage:
     module_name: str
     type: int
     sign_method: str
-    firmware_sign: str
-    firmware_size: int
+    #: FirmwareSign, FirmwareSize and FirmwareUrl describe a one-file package; None for a
+    #: multi-file one, whose files are in ``multi_files``
+    firmware_sign: str | None
+    firmware_size: int | None
     firmware_desc: str | None
     product_key: str | None
-    firmware_url: str
+    firmware_url: str | None
     status: int
     udi: str | None
     utc_create: str
     utc_modified: str
     sequence: int = field(repr=False, default=0)
+    multi_files: tuple[StoredFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,13 +295,15 @@ class IotBackend:
             utc_create=iso_ms(now),
         )
 
-    def create_package(self, request: Mapping[str, str]) -> StoredPackage:
-        """Store a package from CreateOTAFirmware parameters already checked by the rules."""
+    def create_package(self, request: Mapping[str, Any]) -> StoredPackage:
+        """Store a package from CreateOTAFirmware parameters already checked by the rules.
+
+        ``request["MultiFiles"]``, when present, is the list of file entries (``Name``,
+        ``Url``, ``Size``, ``SignValue``, ``FileMd5``) of a multi-file package.
+        """
         with self._lock:
-            facts = self._admissible(request["FirmwareName"], request["FirmwareUrl"])
             sign_method = request.get("SignMethod", "MD5")
-            sign = _firmware_sign(request.get("FirmwareSign"), sign_method, facts)
-            size = rules.parse_query_int(request.get("FirmwareSize"))
+            content = self._content(request, sign_method)
             need_to_verify = rules.parse_query_bool(request.get("NeedToVerify", "true"))
             created = iso_ms(self.now())
             self._sequence += 1
@@ -298,39 +315,71 @@ class IotBackend:
                 module_name=request.get("ModuleName", "default"),
                 type=rules.parse_query_int(request.get("Type", "0")) or 0,
                 sign_method=sign_method,
-                firmware_sign=sign,
-                firmware_size=size if size is not None else facts.size,
                 firmware_desc=request.get("FirmwareDesc"),
                 product_key=request.get("ProductKey"),
-                firmware_url=request["FirmwareUrl"],
                 status=STATUS_UNVERIFIED if need_to_verify else STATUS_NO_VERIFY,
                 udi=request.get("Udi"),
                 utc_create=created,
                 utc_modified=created,
                 sequence=self._sequence,
+                **content,
             )
             self._packages[package.firmware_id] = package
         return package
 
-    def _admissible(self, name: str, url: str) -> ObjectFacts:
-        """The object a new package names, once its name, URL and the quota allow it."""
+    def _content(self, request: Mapping[str, Any], sign_method: str) -> dict[str, Any]:
+        """The package's files (one, or MultiFiles), once its name, URLs and quota allow it.
+
+        A file's sign, size and MD5 default to the object's in OSS, as documented; a
+        declared one is stored as given.
+        """
+        self._name_free(request["FirmwareName"])
+        entries = request.get("MultiFiles")
+        if entries is None:
+            facts = self._object(request["FirmwareUrl"], "FirmwareUrl")
+            size = rules.parse_query_int(request.get("FirmwareSize"))
+            content: dict[str, Any] = {
+                "firmware_url": request["FirmwareUrl"],
+                "firmware_sign": _firmware_sign(request.get("FirmwareSign"), sign_method, facts),
+                "firmware_size": size if size is not None else facts.size,
+            }
+        else:
+            files = []
+            for index, entry in enumerate(entries, start=1):
+                facts = self._object(entry["Url"], f"MultiFiles.{index}.Url")
+                size = rules.parse_query_int(entry.get("Size"))
+                sign = _firmware_sign(entry.get("SignValue"), sign_method, facts)
+                md5 = entry.get("FileMd5") or facts.md5_hex
+                url, name = entry["Url"], entry["Name"]
+                files.append(StoredFile(name, url, size or facts.size, sign, md5))
+            content = {"firmware_url": None, "firmware_sign": None, "firmware_size": None}
+            content["multi_files"] = tuple(files)
+        self._quota_left()
+        return content
+
+    def _name_free(self, name: str) -> None:
         if any(p.firmware_name == name for p in self._packages.values()):
             raise BusinessError(
                 IotCode.FIRMWARE_NAME_EXISTED,
                 f"FirmwareName: {name!r} already exists in this account.",
             )
+
+    def _object(self, url: str, field: str) -> ObjectFacts:
+        """The stored object a package's URL names, or the platform's refusal."""
         facts = self.objects.lookup_url(url)
         if facts is None:
             raise BusinessError(
-                IotCode.FIRMWARE_URL_INVALID, f"FirmwareUrl: no package file found at {url!r}."
+                IotCode.FIRMWARE_URL_INVALID, f"{field}: no package file found at {url!r}."
             )
+        return facts
+
+    def _quota_left(self) -> None:
         if len(self._packages) >= self.package_quota:
             raise BusinessError(
                 IotCode.FIRMWARE_COUNT_EXCEED,
                 f"The account already has {len(self._packages)} update packages; "
                 f"the limit is {self.package_quota}.",
             )
-        return facts
 
     def _new_firmware_id(self) -> str:
         while True:

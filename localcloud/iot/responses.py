@@ -49,7 +49,10 @@ def generate_upload_url(backend: IotBackend, params: Params) -> dict[str, Any]:
 
 
 def create_firmware(backend: IotBackend, params: Params) -> dict[str, Any]:
-    request = {k: params[k] for k in rules.API_PARAMETERS if k in params}
+    request: dict[str, Any] = {k: params[k] for k in rules.API_PARAMETERS if k in params}
+    files = _multi_files(params)
+    if files is not None:
+        request[rules.MULTI_FILES] = files
     violations = rules.check_create_firmware(request)
     if violations:
         raise BusinessError(IotCode.ILLEGAL_REQUEST, "; ".join(str(v) for v in violations))
@@ -176,7 +179,19 @@ def simple_job_info(job: StoredJob) -> dict[str, Any]:
 def firmware_info(package: StoredPackage) -> dict[str, Any]:
     """The QueryOTAFirmware ``FirmwareInfo`` object (Status -1 to 3)."""
     info = _common_info(package)
-    info["FirmwareUrl"] = package.firmware_url
+    if package.firmware_url is not None:
+        info["FirmwareUrl"] = package.firmware_url
+    if package.multi_files:
+        info["MultiFiles"] = [
+            {
+                "Name": f.name,
+                "Url": f.url,
+                "Size": f.size,
+                "SignValue": f.sign_value,
+                "FileMd5": f.file_md5,
+            }
+            for f in package.multi_files
+        ]
     if package.udi is not None:
         info["Udi"] = package.udi
     info["VerifyProgress"] = 100 if package.status == STATUS_VERIFIED else 0
@@ -216,6 +231,24 @@ def _page_param(params: Params, name: str, default: int, maximum: int | None) ->
         bound = f"1 to {maximum}" if maximum is not None else "at least 1"
         raise BusinessError(IotCode.INVALID_PAGE_PARAMS, f"{name}: must be {bound} (got {raw!r})")
     return value
+
+
+def _multi_files(params: Params) -> list[dict[str, str]] | None:
+    """``MultiFiles.N.Field`` as the SDK flattens them, as a list of entries (N from 1), or
+    None when the request has none. A gap in N leaves an entry without a Name, which the
+    rules refuse."""
+    entries: dict[int, dict[str, str]] = {}
+    prefix = rules.MULTI_FILES + "."
+    for key, value in params.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, field = key[len(prefix) :].partition(".")
+        if not index.isdigit() or field not in rules.MULTI_FILE_FIELDS:
+            raise BusinessError(IotCode.ILLEGAL_REQUEST, f"{key}: is not a MultiFiles field")
+        entries.setdefault(int(index), {})[field] = value
+    if not entries:
+        return None
+    return [entries.get(n, {}) for n in range(1, max(entries) + 1)]
 
 
 def _indexed(params: Params, prefix: str) -> list[str]:

@@ -18,6 +18,7 @@ validate`` and the function can never disagree about a release's effective value
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -275,6 +276,9 @@ def defaults_json_schema() -> dict[str, Any]:
     }
     schema.pop("anyOf", None)
     schema["required"] = []
+    # Only the definitions the kept keys still refer to (a sidecar's file entry is not one).
+    used = json.dumps(schema["properties"])
+    schema["$defs"] = {k: v for k, v in schema.get("$defs", {}).items() if f'"#/$defs/{k}"' in used}
     schema["$id"] = "https://ota-release.dev/schemas/defaults.schema.json"
     schema["title"] = "ota-release folder defaults"
     schema["description"] = (

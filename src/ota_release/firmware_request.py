@@ -43,16 +43,48 @@ REQUEST_FIELDS: tuple[RequestField, ...] = (
 )
 
 
+#: A multi-file package's list of files: kept out of :data:`REQUEST_FIELDS`, whose fields
+#: are single values with one sidecar key each; the sidecar's ``files`` has its own shape.
+MULTI_FILES_FIELD = RequestField("multi_files", "MultiFiles", "files")
+
+
+@dataclass(frozen=True)
+class MultiFile:
+    """One file of a multi-file package: CreateOTAFirmware's ``MultiFiles.N`` entry.
+
+    Attribute names are the IoT SDK's (``CreateOTAFirmwareRequestMultiFiles``).
+    """
+
+    name: str
+    url: str
+    size: int | None = None
+    sign_value: str | None = None
+    file_md_5: str | None = None
+
+    def api_params(self) -> dict[str, Any]:
+        """The entry by API field name (``Name``, ``Url``, ``Size``, ``SignValue``, ``FileMd5``)."""
+        values = {
+            "Name": self.name,
+            "Url": self.url,
+            "Size": self.size,
+            "SignValue": self.sign_value,
+            "FileMd5": self.file_md_5,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
 @dataclass(frozen=True)
 class FirmwareRequest:
     """A package to create: the release's spec plus where the bytes are and what they hash to.
 
-    ``None`` means "not sent" (the platform's default applies).
+    ``None`` means "not sent" (the platform's default applies). A multi-file package has
+    ``multi_files`` and no ``firmware_url``/``firmware_sign``/``firmware_size`` (the API
+    takes those for a one-file package only).
     """
 
     dest_version: str
     firmware_name: str
-    firmware_url: str
+    firmware_url: str | None
     firmware_sign: str | None = None
     firmware_size: int | None = None
     sign_method: str = "MD5"
@@ -64,6 +96,7 @@ class FirmwareRequest:
     module_name: str | None = None
     need_to_verify: bool | None = None
     udi: str | None = None
+    multi_files: tuple[MultiFile, ...] | None = None
 
     def sent_attributes(self) -> dict[str, Any]:
         """The fields that are sent, by attribute (the IoT SDK's request field names)."""
@@ -74,4 +107,7 @@ class FirmwareRequest:
     def api_params(self) -> dict[str, Any]:
         """The fields that are sent, by API parameter name (what ``rules`` checks)."""
         sent = self.sent_attributes()
-        return {f.api: sent[f.attribute] for f in REQUEST_FIELDS if f.attribute in sent}
+        params = {f.api: sent[f.attribute] for f in REQUEST_FIELDS if f.attribute in sent}
+        if self.multi_files is not None:
+            params["MultiFiles"] = [f.api_params() for f in self.multi_files]
+        return params

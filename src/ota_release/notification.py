@@ -60,6 +60,27 @@ class FileRef:
 
 
 @dataclass(frozen=True)
+class ReleaseFileRef:
+    """One file of a multi-file release (body field ``files``): its name in the package,
+    its key, and what is known of it (``None`` until it is stored, or digested)."""
+
+    name: str
+    key: str
+    etag: str | None = None
+    size: int | None = None
+    sign: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "key": self.key,
+            "etag": self.etag,
+            "size": self.size,
+            "sign": self.sign,
+        }
+
+
+@dataclass(frozen=True)
 class PackageRef:
     """The firmware package an outcome is about (body field ``firmware``)."""
 
@@ -198,6 +219,8 @@ class Notification:
     sources: dict[str, str] | None = None
     #: the verification job the sidecar asked for, after ``created``
     verification: Verification | None = None
+    #: a multi-file release's files; None (and absent from the body) for one file
+    files: list[ReleaseFileRef] | None = None
 
     def __post_init__(self) -> None:
         self.summary = scrub(self.summary)
@@ -241,7 +264,7 @@ class Notification:
         ``about`` names what the fact is about (:attr:`about`).
         """
         rids = self.request_ids.values()
-        return {
+        return self._files_field() | {
             "schema": SCHEMA,
             "outcome": self.outcome.value,
             "bucket": self.bucket,
@@ -289,6 +312,7 @@ class Notification:
             "digest": self._digest(),
             "errors": self._errors(),
             **self._optional(),
+            **self._files_field(),
             "errors_dropped": 0,
             "request_ids": self.request_ids.as_dict(),
             "published_at": utc_millis(now),
@@ -300,6 +324,12 @@ class Notification:
             return None
         shown: dict[str, Any] = scrub(self.spec.model_dump(exclude_none=True))
         return shown
+
+    def _files_field(self) -> dict[str, Any]:
+        """``{"files": [...]}`` for a multi-file release, else nothing (the key is absent)."""
+        if self.files is None:
+            return {}
+        return {"files": [f.as_dict() for f in self.files]}
 
     def _package(self) -> dict[str, Any] | None:
         return self.package.as_dict() if self.package else None

@@ -6,6 +6,11 @@ Naming rule (one rule for the pairing, the function's screening and the CLI):
   the configured sidecar suffixes; the longest matching suffix wins. Its firmware is the
   key minus that suffix. :func:`sidecar_suffix_of` is the one function that decides it.
 * Any other key is a firmware file, whose sidecar is ``key + suffix`` for one suffix.
+* A multi-file release is a folder plus a sidecar named after it: the sidecar
+  ``p/cam-2.0.0.ota.json`` with a ``files`` list describes ``p/cam-2.0.0/<name>``. A file
+  with no sidecar of its own looks for its folder's (:func:`folder_sidecar_candidates`);
+  whether a sidecar is a multi-file one is learnt by reading it
+  (:mod:`ota_release.pipeline.files`).
 * Keys that can never be half of a release are refused (:func:`naming_problem`): a
   sidecar naming no file (``dir/.ota.json``), a sidecar whose firmware is itself named
   like a sidecar (``x.ota.json.ota.json``), a key ending in a suffix in another case
@@ -27,6 +32,7 @@ __all__ = [
     "Pairing",
     "Role",
     "find_pair",
+    "folder_sidecar_candidates",
     "naming_problem",
     "role_of",
     "sidecar_candidates",
@@ -77,6 +83,17 @@ def sidecar_candidates(firmware_key: str, suffixes: Sequence[str]) -> tuple[str,
     return tuple(n for n in names if key_bytes(n) <= OSS_MAX_KEY_BYTES)
 
 
+def folder_sidecar_candidates(key: str, suffixes: Sequence[str]) -> tuple[str, ...]:
+    """The sidecar names of the release folder ``key`` is in (``dirname(key)`` + suffix).
+
+    A key at the top of the bucket is in no release folder.
+    """
+    folder, _, _ = key.rpartition("/")
+    if not folder:
+        return ()
+    return sidecar_candidates(folder, suffixes)
+
+
 def _problem(rule: str, value: Any) -> dict[str, Any]:
     return {"field": "key", "rule": rule, "value": value}
 
@@ -124,15 +141,20 @@ class Pairing:
     ambiguous: tuple[str, ...] = ()
     #: why the trigger can never be paired (:func:`naming_problem`); nothing was looked up
     refusal: dict[str, Any] | None = None
+    #: the release folder (the sidecar's stem) of a multi-file release, or of a folder
+    #: sidecar still to be read to learn whether it is one
+    folder: str | None = None
+    #: sidecars found for the trigger's folder (a file event with no sidecar of its own)
+    folder_sidecars: tuple[ObjectInfo, ...] = ()
+    #: a multi-file release's files found so far, by name (``folder``/name)
+    files: tuple[tuple[str, ObjectInfo], ...] = ()
+    #: a multi-file release: its sidecar was read and lists ``files`` (see ``missing``)
+    multi: bool = False
 
     @property
     def complete(self) -> bool:
-        return (
-            self.firmware is not None
-            and self.sidecar is not None
-            and not self.ambiguous
-            and self.refusal is None
-        )
+        whole = self.firmware is not None or (self.multi and not self.missing)
+        return whole and self.sidecar is not None and not self.ambiguous and self.refusal is None
 
 
 def find_pair(
@@ -154,7 +176,10 @@ def find_pair(
     if role.is_sidecar:
         firmware = head(role.firmware_key)
         if firmware is None:
-            return Pairing(None, trigger, missing=(role.firmware_key,))
+            # Perhaps a multi-file release's sidecar, whose stem is a folder: the pipeline
+            # reads it to know.
+            key = role.firmware_key
+            return Pairing(None, trigger, missing=(key,), folder=key)
         # Another sidecar for the same file makes the release ambiguous whichever half
         # (or which sidecar) triggered; report it exactly as the firmware's event would.
         siblings = [
@@ -168,7 +193,16 @@ def find_pair(
     candidates = sidecar_candidates(trigger.key, suffixes)
     found = [info for info in map(head, candidates) if info is not None]
     if not found:
-        return Pairing(trigger, None, missing=candidates)
+        # No sidecar of its own: perhaps a file of a multi-file release in its folder.
+        folder_sidecars = tuple(
+            info
+            for info in map(head, folder_sidecar_candidates(trigger.key, suffixes))
+            if info is not None
+        )
+        folder = trigger.key.rpartition("/")[0] if folder_sidecars else None
+        return Pairing(
+            trigger, None, missing=candidates, folder=folder, folder_sidecars=folder_sidecars
+        )
     if len(found) > 1:
         return Pairing(trigger, found[0], ambiguous=tuple(i.key for i in found))
     return Pairing(trigger, found[0])

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ota_release.firmware_request import FirmwareRequest
+from ota_release.firmware_request import FirmwareRequest, MultiFile
 
 __all__ = [
     "ByteSource",
     "CreatedFirmware",
     "FirmwareRequest",
     "FirmwareSearch",
+    "ListedFile",
     "ListedPackage",
+    "MultiFile",
     "Notifier",
     "ObjectInfo",
     "ObjectStream",
@@ -145,6 +147,15 @@ class Storage(Protocol):
 
 
 @dataclass(frozen=True)
+class ListedFile:
+    """One file of a multi-file package, as QueryOTAFirmware reports its MultiFiles."""
+
+    name: str
+    size: int | None = None
+    sign: str | None = None  # SignValue
+
+
+@dataclass(frozen=True)
 class ListedPackage:
     """A firmware package that already exists, as IoT Platform lists (and queries) it."""
 
@@ -164,6 +175,9 @@ class ListedPackage:
     description: str | None = None
     #: Udi as QueryOTAFirmware reports it ("" for none); None when not asked for.
     udi: str | None = None
+    #: a multi-file package's files (QueryOTAFirmware's MultiFiles); None for a one-file
+    #: package, or when not asked for
+    files: tuple[ListedFile, ...] | None = None
 
     @property
     def need_to_verify(self) -> bool | None:

@@ -42,6 +42,19 @@ UPLOAD_FILE_SUFFIXES = ("bin", "dav", "apk", "tar", "gz", "tar.gz", "zip", "gzip
 PACKAGE_QUOTA = 500
 #: CreateOTAFirmware calls per second per account, shared by its RAM users.
 ACCOUNT_QPS = 10
+#: MultiFiles (a package of several files): "The name must be 1 to 32 characters in length.
+#: You can specify up to 20 file names. Each name must be unique in the OTA update package"
+#: (SDK alibabacloud-iot20180120 5.1.0, CreateOTAFirmwareRequestMultiFiles.name).
+MULTI_FILE_NAME_MAX = 32
+MULTI_FILES_MAX = 20
+#: FirmwareUrl "may be passed only when the package holds one file, and must be then"
+#: (API reference 147311, help.aliyun.com): a one-file package is never sent as MultiFiles.
+MULTI_FILES_MIN = 2
+#: The fields of one MultiFiles entry, as the API names them.
+MULTI_FILE_FIELDS = ("Name", "Url", "Size", "SignValue", "FileMd5")
+#: Parameters that describe the one file of a single-file package (API reference 147311:
+#: "only when the OTA package holds one file may this be passed").
+SINGLE_FILE_ONLY = ("FirmwareUrl", "FirmwareSign", "FirmwareSize")
 
 # Character classes. Kanji/Hanzi, Hiragana and Katakana are allowed in FirmwareName by the
 # Chinese reference; the English one lists ASCII only. Accepting both is the superset.
@@ -58,6 +71,11 @@ IOT_INSTANCE_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 #: notifications, and a UDI is written in its human-readable form (GS1 application
 #: identifiers in parentheses), not with the barcode's GS separator. See docs/sidecar.md.
 FREE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: MultiFiles.N.Name: the API documents its length and uniqueness but no character set.
+#: The project's rule: FirmwareName's ASCII set plus '.', starting with a letter or digit.
+#: The name is also the file's key segment in the release folder (so no '/'), a URL path
+#: segment and a file name on the device (so no '.'/'..', spaces or control characters).
+MULTI_FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._()-]*$"
 
 _NAME_RE = re.compile(FIRMWARE_NAME_PATTERN)
 _VERSION_RE = re.compile(VERSION_PATTERN)
@@ -66,10 +84,14 @@ _PRODUCT_KEY_RE = re.compile(PRODUCT_KEY_PATTERN)
 _INSTANCE_RE = re.compile(IOT_INSTANCE_ID_PATTERN)
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 _FREE_TEXT_RE = re.compile(FREE_TEXT_PATTERN)
+_MULTI_NAME_RE = re.compile(MULTI_FILE_NAME_PATTERN)
 
 #: API parameter names that CreateOTAFirmware accepts for a single-file package.
 API_PARAMETERS = tuple(f.api for f in REQUEST_FIELDS)
+#: FirmwareUrl is required of a single-file package only; a MultiFiles package has a Url
+#: per file instead (:func:`check_create_firmware` applies the difference).
 REQUIRED = ("DestVersion", "FirmwareName", "FirmwareUrl")
+MULTI_FILES = "MultiFiles"
 
 
 @dataclass(frozen=True)
@@ -251,13 +273,97 @@ def check_create_firmware(
     ``required`` lets the sidecar check run before the FirmwareUrl exists.
     """
     p = {k: v for k, v in params.items() if v is not None}
+    files = p.pop(MULTI_FILES, None)
     out: list[Violation] = []
+    if files is not None:
+        required = tuple(r for r in required if r != "FirmwareUrl")
+        out += [
+            Violation(name, MULTI_EXCLUSIVE_RULE, p[name]) for name in SINGLE_FILE_ONLY if name in p
+        ]
+        out += check_multi_files(files, p.get("SignMethod", "MD5"))
     for name in required:
         if name not in p or p[name] == "":
             out.append(Violation(name, "is required", p.get(name)))
     out += _unsendable(p)
     out += _field_rules(p)
     return out + _type_rules(p)
+
+
+MULTI_EXCLUSIVE_RULE = (
+    "may be sent only for a one-file package, not together with MultiFiles "
+    "(each file's Url, Size and SignValue go in MultiFiles)"
+)
+MULTI_NAME_RULE = (
+    "may contain only letters, digits, '.', '-', '_', '(' and ')', and must start with "
+    "a letter or a digit"
+)
+
+
+def api_file_label(index: int, field: str) -> str:
+    """``MultiFiles.3.Name``: the API's 1-based name of an entry's field."""
+    return f"{MULTI_FILES}.{index + 1}.{field}"
+
+
+def check_multi_files(
+    files: Any,
+    sign_method: Any = "MD5",
+    label: Callable[[int, str], str] = api_file_label,
+    whole: str = MULTI_FILES,
+) -> list[Violation]:
+    """MultiFiles' rules: 2 to 20 entries, each a Name (1-32 characters, unique) and the
+    optional Url, Size, SignValue and FileMd5. ``label`` names an entry's field in the
+    caller's words (the sidecar says ``files[2].name``); ``whole`` names the list.
+    """
+    if not isinstance(files, (list, tuple)):
+        return [Violation(whole, "must be a list of files", files)]
+    out: list[Violation] = []
+    if not MULTI_FILES_MIN <= len(files) <= MULTI_FILES_MAX:
+        out.append(
+            Violation(
+                whole,
+                f"must list {MULTI_FILES_MIN} to {MULTI_FILES_MAX} files (a one-file package "
+                "is a single-file release: the file with its own sidecar)",
+                f"{len(files)} files",
+            )
+        )
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(files):
+        if not isinstance(entry, Mapping):
+            out.append(Violation(label(index, ""), "must be a file entry", entry))
+            continue
+        out += _multi_file_entry(entry, index, sign_method, label)
+        name = entry.get("Name")
+        if isinstance(name, str) and name in seen:
+            rule = f"must be unique in the package (also entry {seen[name]})"
+            out.append(Violation(label(index, "Name"), rule, name))
+        elif isinstance(name, str):
+            seen[name] = index
+    return out
+
+
+def check_multi_file_name(value: Any, field: str) -> list[Violation]:
+    if not isinstance(value, str):
+        return [Violation(field, "must be a string", value)]
+    if not 1 <= len(value) <= MULTI_FILE_NAME_MAX:
+        return [Violation(field, f"must be 1 to {MULTI_FILE_NAME_MAX} characters long", value)]
+    if not _MULTI_NAME_RE.fullmatch(value):
+        return [Violation(field, MULTI_NAME_RULE, value)]
+    return []
+
+
+def _multi_file_entry(
+    entry: Mapping[str, Any], index: int, method: Any, label: Callable[[int, str], str]
+) -> list[Violation]:
+    out = check_multi_file_name(entry.get("Name"), label(index, "Name"))
+    if entry.get("Url") is not None:
+        out += check_url(entry["Url"], label(index, "Url"))
+    if entry.get("Size") is not None:
+        out += check_size(entry["Size"], label(index, "Size"))
+    if entry.get("SignValue") is not None:
+        out += check_sign(entry["SignValue"], method, label(index, "SignValue"))
+    if entry.get("FileMd5") is not None:
+        out += check_sign(entry["FileMd5"], "MD5", label(index, "FileMd5"))
+    return out
 
 
 def _unsendable(p: dict[str, Any]) -> list[Violation]:
@@ -377,6 +483,11 @@ RULES_TABLE: dict[str, str] = {
     "ProductKey": f"1-{ID_MAX} chars of letters, digits, - _",
     "IotInstanceId": f"1-{ID_MAX} chars of letters, digits, - _ (required on purchased instances)",
     "FirmwareUrl": "required, http(s) URL of the package in OSS",
+    "MultiFiles.N.Name": f"1-{MULTI_FILE_NAME_MAX} chars of A-Z a-z 0-9 . - _ ( ), starting with "
+    "a letter or digit; unique in the package",
+    "MultiFiles": f"{MULTI_FILES_MIN}-{MULTI_FILES_MAX} files instead of FirmwareUrl/Sign/Size; "
+    f"each Name 1-{MULTI_FILE_NAME_MAX} chars of A-Z a-z 0-9 . - _ ( ) starting with a letter "
+    "or digit, unique in the package",
 }
 
 

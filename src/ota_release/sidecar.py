@@ -15,14 +15,14 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from ota_release import rules
-from ota_release.firmware_request import REQUEST_FIELDS, FirmwareRequest
+from ota_release.firmware_request import REQUEST_FIELDS, FirmwareRequest, MultiFile
 from ota_release.rules import Violation
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
 
@@ -38,11 +38,17 @@ SCHEMA_KEY = "$schema"
 _FORBIDDEN_KEYS = {
     "FirmwareUrl": "the function sets FirmwareUrl from the uploaded object; remove it",
     "url": "the function sets FirmwareUrl from the uploaded object; remove it",
-    "MultiFiles": "multi-file packages are not supported; upload one file per sidecar",
+    "MultiFiles": "write a multi-file package as 'files' (a list of names, each optionally "
+    "with size and sign); the function sets each file's Url",
 }
 #: Sidecar keys that are not CreateOTAFirmware parameters: what happens after the package
 #: is created (``verify``: CreateOTAVerifyJob).
 EXTRA_KEYS = ("verify",)
+#: The multi-file release's list of files (docs/sidecar.md, "Multi-file releases").
+FILES_KEY = "files"
+#: Single-file keys that describe the one file; a release with ``files`` declares them per
+#: file instead (the API takes FirmwareSign/FirmwareSize for one-file packages only).
+_SINGLE_FILE_KEYS = ("size", "sign")
 _TYPE_WORDS = {"full": rules.TYPE_FULL, "diff": rules.TYPE_DIFF, "differential": rules.TYPE_DIFF}
 _DIGEST_BYTES = {"MD5": 16, "SHA256": 32}
 
@@ -72,6 +78,29 @@ class VerifyBlock(BaseModel):
             "minimum": rules.VERIFY_TIMEOUT_MIN,
             "maximum": rules.VERIFY_TIMEOUT_MAX,
         },
+    )
+
+
+class FileEntryDocument(BaseModel):
+    """One entry of ``files`` written as a mapping (a bare string is just the name)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="file entry")
+
+    name: str = Field(
+        description="MultiFiles.N.Name and the file's name in the release folder: "
+        + rules.RULES_TABLE["MultiFiles.N.Name"],
+        json_schema_extra={
+            "pattern": rules.MULTI_FILE_NAME_PATTERN,
+            "maxLength": rules.MULTI_FILE_NAME_MAX,
+        },
+    )
+    size: int | None = Field(
+        default=None, ge=1, description="The file's size in bytes; checked against the object."
+    )
+    sign: str | None = Field(
+        default=None,
+        description="The file's digest in the sidecar's sign_method (hex or base64); checked "
+        "against the bytes and sent as SignValue. Computed when absent.",
     )
 
 
@@ -183,6 +212,17 @@ class SidecarDocument(BaseModel):
         description="Start a verification job (CreateOTAVerifyJob) on these devices once the "
         "package is created; needs product_key and need_to_verify not false.",
     )
+    files: list[str | FileEntryDocument] | None = Field(
+        default=None,
+        description="MultiFiles: a multi-file release. The sidecar <stem><suffix> describes "
+        "the files stored under <stem>/ (each entry a name, or {name, size, sign}); "
+        f"{rules.MULTI_FILES_MIN} to {rules.MULTI_FILES_MAX} files, names unique. Not "
+        "together with size or sign, which are then given per file.",
+        json_schema_extra={
+            "minItems": rules.MULTI_FILES_MIN,
+            "maxItems": rules.MULTI_FILES_MAX,
+        },
+    )
 
 
 class VerifySpec(BaseModel):
@@ -192,6 +232,16 @@ class VerifySpec(BaseModel):
 
     devices: tuple[str, ...]
     timeout_minutes: int | None = None
+
+
+class ReleaseFile(BaseModel):
+    """One file of a multi-file release: its name and what the sidecar declares of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    size: int | None = None
+    sign: str | None = None  # lowercase hex when declared
 
 
 class ReleaseSpec(BaseModel):
@@ -214,6 +264,8 @@ class ReleaseSpec(BaseModel):
     udi: str | None = None
     iot_instance_id: str | None = None
     verify: VerifySpec | None = None
+    #: a multi-file release's files (None: a single-file release)
+    files: tuple[ReleaseFile, ...] | None = None
 
     def firmware_request(self, firmware_url: str, sign: str, size: int) -> FirmwareRequest:
         """The CreateOTAFirmware request for this spec and the measured object."""
@@ -232,6 +284,17 @@ class ReleaseSpec(BaseModel):
             module_name=self.module,
             need_to_verify=self.need_to_verify,
             udi=self.udi,
+        )
+
+    def multi_file_request(self, files: tuple[MultiFile, ...]) -> FirmwareRequest:
+        """The CreateOTAFirmware request for a multi-file release and its placed files."""
+        request = self.firmware_request("", "", 0)
+        return replace(
+            request,
+            firmware_url=None,
+            firmware_sign=None,
+            firmware_size=None,
+            multi_files=files,
         )
 
     def api_params(self, firmware_url: str, sign: str, size: int) -> dict[str, Any]:
@@ -365,8 +428,11 @@ def validate_document(
     """Validate an already-parsed sidecar mapping."""
     errors: list[Violation] = []
     fields, labels = _map_keys(doc, errors)
+    multi = FILES_KEY in fields
+    raw_files = fields.pop(FILES_KEY, None)
     typed = _typed(fields, labels, errors)
     _normalise(typed)
+    files = _release_files(raw_files, typed, labels, errors) if multi else None
     if "product_key" not in typed and default_product_key and "product_key" not in fields:
         typed["product_key"] = default_product_key
     if (
@@ -378,7 +444,9 @@ def validate_document(
 
     name_derived = False
     if fields.get("name") is None and isinstance(typed.get("version"), str):
-        typed["name"] = derive_firmware_name(firmware_key, typed["version"])
+        typed["name"] = derive_firmware_name(
+            firmware_key, typed["version"], strip_extension=not multi
+        )
         name_derived = True
 
     api = {FRIENDLY_TO_API[k]: v for k, v in typed.items() if k in FRIENDLY_TO_API}
@@ -394,7 +462,7 @@ def validate_document(
     errors += verify_violations(typed, labels)
     if errors:
         return SidecarResult(None, errors)
-    spec = ReleaseSpec(name_derived=name_derived, **typed)
+    spec = ReleaseSpec(name_derived=name_derived, files=files, **typed)
     return SidecarResult(spec, [])
 
 
@@ -437,6 +505,70 @@ def verify_violations(typed: Mapping[str, Any], labels: Mapping[str, str]) -> li
             )
         )
     return out
+
+
+def _file_label(index: int, field: str) -> str:
+    """``files[2].name``: an entry's field in the sidecar's words (0-based, as in JSON)."""
+    friendly = {"Name": "name", "Size": "size", "SignValue": "sign"}.get(field, field)
+    return f"{FILES_KEY}[{index}]" + (f".{friendly}" if friendly else "")
+
+
+def _release_files(
+    raw: Any, typed: dict[str, Any], labels: dict[str, str], errors: list[Violation]
+) -> tuple[ReleaseFile, ...] | None:
+    """The ``files`` list checked by the API's MultiFiles rules, or None (errors added)."""
+    for key in _SINGLE_FILE_KEYS:
+        if key in typed:
+            rule = f"must not be given with '{FILES_KEY}': declare each file's {key} in its entry"
+            errors.append(Violation(labels.get(key, key), rule, typed.pop(key)))
+    if not isinstance(raw, list):
+        rule = "must be a list of file names or {name, size, sign} entries"
+        errors.append(Violation(FILES_KEY, rule, raw))
+        return None
+    method = typed.get("sign_method", "MD5")
+    entries = [_file_entry(item, index, method, errors) for index, item in enumerate(raw)]
+    api = [
+        {"Name": e.name, "Size": e.size, "SignValue": e.sign} if e else {"Name": None}
+        for e in entries
+    ]
+    violations = rules.check_multi_files(api, method, label=_file_label, whole=FILES_KEY)
+    # An entry refused for its shape is reported once, by _file_entry.
+    shaped = [v for v in violations if not _is_refused_entry(v, entries)]
+    errors.extend(shaped)
+    if shaped or not all(entries):
+        return None
+    return tuple(e for e in entries if e is not None)
+
+
+def _is_refused_entry(violation: Violation, entries: list[ReleaseFile | None]) -> bool:
+    prefix = f"{FILES_KEY}["
+    if not violation.field.startswith(prefix):
+        return False
+    index = int(violation.field[len(prefix) :].split("]", 1)[0])
+    return entries[index] is None
+
+
+def _file_entry(item: Any, index: int, method: str, errors: list[Violation]) -> ReleaseFile | None:
+    """One ``files`` entry (a name, or a mapping) typed; None when its shape is wrong."""
+    if isinstance(item, str):
+        return ReleaseFile(name=item)
+    if not isinstance(item, dict):
+        rule = "must be a file name or a mapping {name, size, sign}"
+        errors.append(Violation(_file_label(index, ""), rule, item))
+        return None
+    try:
+        entry = FileEntryDocument.model_validate(item)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = str(err["loc"][0]) if err["loc"] else ""
+            seen = None if err.get("type") == "missing" else err.get("input")
+            rule = _pydantic_rule(err)
+            if err.get("type") == "extra_forbidden":
+                rule = "is not a file entry key (an entry has name, size and sign)"
+            errors.append(Violation(_file_label(index, loc), rule, seen))
+        return None
+    sign = normalise_sign(entry.sign, method) if entry.sign is not None else None
+    return ReleaseFile(name=entry.name, size=entry.size, sign=sign)
 
 
 def _typed(
@@ -486,13 +618,14 @@ def _map_keys(
     """Map friendly and API keys onto model fields; report unknown and repeated keys."""
     fields: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    known = [*FRIENDLY_TO_API, *API_TO_FRIENDLY, *EXTRA_KEYS, SCHEMA_KEY]
+    known = [*FRIENDLY_TO_API, *API_TO_FRIENDLY, *EXTRA_KEYS, SCHEMA_KEY, FILES_KEY]
     for key, value in doc.items():
         if not isinstance(key, str):
             errors.append(Violation("sidecar", "keys must be strings", key))
             continue
-        if key == SCHEMA_KEY:
-            fields[SCHEMA_KEY] = value
+        if key in (SCHEMA_KEY, FILES_KEY):
+            fields[key] = value
+            labels[key] = key
             continue
         if key in _FORBIDDEN_KEYS:
             errors.append(Violation(key, _FORBIDDEN_KEYS[key], value))
@@ -589,7 +722,7 @@ def _contains_version(stem: str, version: str) -> bool:
     return re.search(pattern, stem) is not None
 
 
-def derive_firmware_name(firmware_key: str, version: str) -> str:
+def derive_firmware_name(firmware_key: str, version: str, *, strip_extension: bool = True) -> str:
     """A deterministic FirmwareName from the file name and version (docs/sidecar.md).
 
     ``firmware/acme/cam-2.0.0.bin`` + ``2.0.0`` -> ``cam-2_0_0``: the base name without its
@@ -598,10 +731,11 @@ def derive_firmware_name(firmware_key: str, version: str) -> str:
     and every character FirmwareName does not allow replaced by ``_``. Leading characters
     that are not letters or digits are dropped. Longer than 40 characters: the first 31
     characters, ``-`` and 8 hex digits of the SHA-256 of the untruncated name, so two long
-    names that share a prefix stay distinct.
+    names that share a prefix stay distinct. A multi-file release's key is its folder
+    (``firmware/acme/cam-2.0.0``), which has no extension to drop (``strip_extension``).
     """
     base = firmware_key.rsplit("/", 1)[-1]
-    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    stem = base.rsplit(".", 1)[0] if strip_extension and "." in base.lstrip(".") else base
     if not _contains_version(stem, version):
         stem = f"{stem}-{version}"
     name = _NAME_BAD_CHARS.sub("_", stem).lstrip("_-()")
@@ -611,6 +745,19 @@ def derive_firmware_name(firmware_key: str, version: str) -> str:
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
         name = name[: rules.FIRMWARE_NAME_MAX - 9] + "-" + digest
     return name
+
+
+def _name_rules(node: Any) -> None:
+    """Give the bare-string form of a ``files`` entry the name's rules (it is the name)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string":
+            node["pattern"] = rules.MULTI_FILE_NAME_PATTERN
+            node["maxLength"] = rules.MULTI_FILE_NAME_MAX
+        for value in node.values():
+            _name_rules(value)
+    elif isinstance(node, list):
+        for value in node:
+            _name_rules(value)
 
 
 def sidecar_json_schema() -> dict[str, Any]:
@@ -628,4 +775,9 @@ def sidecar_json_schema() -> dict[str, Any]:
     schema["required"] = []
     schema["anyOf"] = [{"required": ["version"]}, {"required": ["DestVersion"]}]
     schema["additionalProperties"] = False
+    _name_rules(props[FILES_KEY])
+    # A multi-file release declares size and sign per file (docs/sidecar.md).
+    single = [k for key in _SINGLE_FILE_KEYS for k in (key, FRIENDLY_TO_API[key])]
+    schema["if"] = {"required": [FILES_KEY]}
+    schema["then"] = {"not": {"anyOf": [{"required": [k]} for k in single]}}
     return schema

@@ -256,6 +256,7 @@ def test_direct_mode_registers_the_uploaded_objects_own_url() -> None:
         assert created["outcome"] == "created"
         assert created["firmware"]["url_mode"] == "direct"
         (record,) = [f for f in cloud.iot.firmwares() if f.firmware_name == "e2e-direct"]
+        assert record.firmware_url is not None
         assert record.firmware_url.startswith(f"{cloud.endpoints.oss}/{cloud.bucket}/")
         # nothing was staged in IoT's bucket
         assert cloud.oss.list_keys(cloud.iot.ota_bucket) == []

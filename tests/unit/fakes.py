@@ -30,6 +30,7 @@ from ota_release.ports import (
     CreatedFirmware,
     FirmwareRequest,
     FirmwareSearch,
+    ListedFile,
     ListedPackage,
     ObjectInfo,
     ObjectTooLarge,
@@ -441,6 +442,7 @@ class FakeOtaPlatform(_Faults):
             status=0 if params.get("NeedToVerify", True) else -1,
             description=params.get("FirmwareDesc"),
             udi=params.get("Udi", ""),
+            files=_listed_files(params.get("MultiFiles")),
         )
         self.firmware.append(record)
         return CreatedFirmware(record.firmware_id, utc_create, f"IOT-CREATE-{number}")
@@ -463,6 +465,13 @@ class FakeOtaPlatform(_Faults):
         self.clock.issued[ticket.key] = self.clock()
         self.tickets.append(ticket)
         return ticket
+
+
+def _listed_files(entries: list[dict[str, Any]] | None) -> tuple[ListedFile, ...] | None:
+    """A created package's MultiFiles as QueryOTAFirmware would report them."""
+    if entries is None:
+        return None
+    return tuple(ListedFile(e["Name"], e.get("Size"), e.get("SignValue")) for e in entries)
 
 
 # Notifier ------------------------------------------------------------------------------------

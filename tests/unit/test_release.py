@@ -307,12 +307,14 @@ def test_firmware_first_waits_for_any_sidecar_suffix() -> None:
     assert h.platform.calls == []
 
 
-def test_sidecar_first_waits_for_the_firmware_without_reading_the_sidecar() -> None:
+def test_sidecar_first_reads_the_sidecar_once_and_waits_for_the_firmware() -> None:
+    # A sidecar whose stem is no object may be a multi-file release's: it is read (once)
+    # to learn that it has no files list, and then waits for its firmware as before.
     h = Harness()
     h.sidecar({"version": "2.0.0"})
     assert h.run(SC_KEY).outcome.value == "waiting"
     assert FW_KEY in h.message()["summary"]
-    assert h.store.count("read_small") == 0
+    assert h.store.count("read_small") == 1
     assert h.platform.calls == []
 
 

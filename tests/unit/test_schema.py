@@ -50,7 +50,13 @@ def test_generator_check_fails_on_a_stale_file_and_passes_after_regenerating(
 def test_schema_accepts_every_friendly_and_api_key_and_nothing_else() -> None:
     schema = sidecar_json_schema()
     props = schema["properties"]
-    assert set(props) == {*FRIENDLY_TO_API, *FRIENDLY_TO_API.values(), *EXTRA_KEYS, "$schema"}
+    assert set(props) == {
+        *FRIENDLY_TO_API,
+        *FRIENDLY_TO_API.values(),
+        *EXTRA_KEYS,
+        "$schema",
+        "files",
+    }
     assert schema["additionalProperties"] is False
     assert props["DestVersion"] == {"$ref": "#/properties/version"}
 
@@ -72,6 +78,7 @@ EXAMPLES_VALID: list[dict[str, Any]] = [
     },
     {"version": "2.0.0", "verify": {"devices": ["cam-lab-01", "cam@lab.02"]}},
     {"version": "2.0.0", "verify": {"devices": ["cam-lab-01"], "timeout_minutes": 1440}},
+    {"version": "2.0.0", "files": ["app.bin", {"name": "boot.img", "size": 4, "sign": "ab"}]},
 ]
 EXAMPLES_INVALID: list[dict[str, Any]] = [
     {},
@@ -87,6 +94,13 @@ EXAMPLES_INVALID: list[dict[str, Any]] = [
     {"version": "1", "verify": {"devices": ["abc"]}},
     {"version": "1", "verify": {"devices": ["cam-lab-01"], "timeout_minutes": 1441}},
     {"version": "1", "verify": {"devices": ["cam-lab-01"], "timeout": 5}},
+    {"version": "1", "files": ["app.bin"]},
+    {"version": "1", "files": ["app.bin", "dir/boot.img"]},
+    {"version": "1", "files": ["app.bin", "x" * 33]},
+    {"version": "1", "files": ["app.bin", {"name": "b", "colour": 1}]},
+    {"version": "1", "files": ["app.bin", "boot.img"], "size": 4},
+    {"version": "1", "files": ["app.bin", "boot.img"], "FirmwareSign": "ab"},
+    {"version": "1", "files": [f"f{i}" for i in range(21)]},
 ]
 
 

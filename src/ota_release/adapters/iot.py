@@ -23,6 +23,7 @@ from ota_release.ports import (
     CreatedFirmware,
     FirmwareRequest,
     FirmwareSearch,
+    ListedFile,
     ListedPackage,
     OtaJob,
     UploadTicket,
@@ -219,7 +220,24 @@ def _job(item: Any) -> OtaJob:
     )
 
 
-def _listed(item: Any, *, udi: str | None) -> ListedPackage:
+def _files_of(fields: dict[str, Any]) -> tuple[ListedFile, ...] | None:
+    """QueryOTAFirmware's MultiFiles as ListedFiles; None for a one-file package."""
+    entries = fields.get("MultiFiles") or []
+    if not entries:
+        return None
+    return tuple(
+        ListedFile(
+            name=str(e.get("Name") or ""),
+            size=int(e["Size"]) if e.get("Size") is not None else None,
+            sign=e.get("SignValue"),
+        )
+        for e in entries
+    )
+
+
+def _listed(
+    item: Any, *, udi: str | None, files: tuple[ListedFile, ...] | None = None
+) -> ListedPackage:
     """One ListOTAFirmware SimpleFirmwareInfo as a ListedPackage."""
     return ListedPackage(
         firmware_id=item.firmware_id,
@@ -236,6 +254,7 @@ def _listed(item: Any, *, udi: str | None) -> ListedPackage:
         status=item.status,
         description=item.firmware_desc,
         udi=udi,
+        files=files,
     )
 
 
@@ -361,7 +380,7 @@ class IotOtaPlatform:
                     queried = self.query_firmware(item.firmware_id, iot_instance_id)
                     if queried.request_id:
                         request_ids.append(queried.request_id)
-                    return _listed(item, udi=queried.udi)
+                    return _listed(item, udi=queried.udi, files=_files_of(queried.fields))
             page_count = int(body.page_count or 0)
             if not items or page >= page_count:
                 return None
@@ -391,6 +410,11 @@ class IotOtaPlatform:
         kwargs = request.sent_attributes()
 
         def call(client: Any, models: Any) -> Any:
+            if request.multi_files is not None:
+                kwargs["multi_files"] = [
+                    models.CreateOTAFirmwareRequestMultiFiles(**vars(f))
+                    for f in request.multi_files
+                ]
             return client.create_otafirmware(models.CreateOTAFirmwareRequest(**kwargs))
 
         body = self._invoke("CreateOTAFirmware", call)

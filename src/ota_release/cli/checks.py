@@ -20,7 +20,7 @@ from ota_release.pairing import role_of
 from ota_release.ports import ObjectTooLarge
 from ota_release.rules import FIRMWARE_SIZE_MAX, Violation
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES
-from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec
+from ota_release.sidecar import FILES_KEY, MAX_SIDECAR_BYTES, ReleaseSpec
 
 
 @dataclass
@@ -38,6 +38,8 @@ class ReleaseCheck:
     sources: dict[str, str] = field(default_factory=dict)
     #: True when a folder defaults file applies to this sidecar
     defaulted: bool = False
+    #: a multi-file release's files checked in its folder, by name
+    files: dict[str, Digest] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -48,7 +50,13 @@ class ReleaseCheck:
         release = None
         if self.spec is not None:
             release = self.spec.model_dump(exclude_none=True)
-        return {
+        files = {}
+        if self.files:
+            files["files"] = [
+                {"name": n, "size": d.size, "sign_method": d.sign_method, "sign": d.sign}
+                for n, d in self.files.items()
+            ]
+        return files | {
             "sidecar": str(self.sidecar),
             "firmware": str(self.firmware) if self.firmware else None,
             "firmware_key": self.firmware_key,
@@ -183,7 +191,9 @@ def check_release(
     result.defaulted = bool(defaults.files or defaults.errors)
     errors.extend(parsed.errors)
     result.spec = parsed.spec
-    if firmware is not None:
+    if firmware is not None and (firmware.is_dir() or (parsed.spec and parsed.spec.files)):
+        result.files = check_folder(firmware, parsed.spec, errors)
+    elif firmware is not None:
         method = parsed.spec.sign_method if parsed.spec else "MD5"
         result.digest = compute_digest(firmware, method)
         errors.extend(_compare(parsed.spec, result.digest))
@@ -216,4 +226,62 @@ def _compare(spec: ReleaseSpec | None, digest: Digest) -> list[Violation]:
                 spec.sign,
             )
         )
+    return out
+
+
+# Multi-file releases: a release folder and the sidecar named after it ---------------------
+# Checked exactly as the function will: every listed file exists and is within the size
+# limits, each declared size/sign matches the bytes, and no file in the folder is missing
+# from the list (the function rejects those).
+
+
+def check_folder(
+    folder: Path, spec: ReleaseSpec | None, errors: list[Violation]
+) -> dict[str, Digest]:
+    """Each listed file's digest; every problem is added to ``errors``."""
+    if not folder.is_dir():
+        rule = "a sidecar with files describes a release folder; this is a file"
+        errors.append(Violation(FILES_KEY, rule, str(folder)))
+        return {}
+    if spec is None:
+        return {}
+    if spec.files is None:
+        rule = "a release folder needs a sidecar with a files list"
+        errors.append(Violation(FILES_KEY, rule, str(folder)))
+        return {}
+    return _check_files(folder, spec, errors)
+
+
+def _check_files(folder: Path, spec: ReleaseSpec, errors: list[Violation]) -> dict[str, Digest]:
+    assert spec.files is not None
+    digests: dict[str, Digest] = {}
+    for index, entry in enumerate(spec.files):
+        path = folder / entry.name
+        if not path.is_file():
+            rule = f"must be a file in the release folder {folder}"
+            errors.append(Violation(f"{FILES_KEY}[{index}].name", rule, entry.name))
+            continue
+        digest = digests[entry.name] = compute_digest(path, spec.sign_method)
+        errors.extend(_declared(index, entry.name, entry.size, entry.sign, digest))
+    listed = {entry.name for entry in spec.files}
+    for extra in sorted(p.name for p in folder.iterdir() if p.name not in listed):
+        rule = "every file in the release folder must be listed (the function rejects others)"
+        errors.append(Violation(FILES_KEY, rule, extra))
+    return digests
+
+
+def _declared(
+    index: int, name: str, size: int | None, sign: str | None, digest: Digest
+) -> list[Violation]:
+    """What the entry declares against what the file holds (the function's own checks)."""
+    out = []
+    if not 1 <= digest.size <= FIRMWARE_SIZE_MAX:
+        rule = f"file must be between 1 and {FIRMWARE_SIZE_MAX} bytes"
+        out.append(Violation(f"{FILES_KEY}[{index}].size", rule, f"{digest.size} ({name})"))
+    if size is not None and size != digest.size:
+        rule = f"must match the file {name} ({digest.size} bytes)"
+        out.append(Violation(f"{FILES_KEY}[{index}].size", rule, size))
+    if sign is not None and sign != digest.sign:
+        rule = f"must match the {digest.sign_method} of the file {name} ({digest.sign})"
+        out.append(Violation(f"{FILES_KEY}[{index}].sign", rule, sign))
     return out

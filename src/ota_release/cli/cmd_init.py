@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,16 +92,23 @@ Examples:
   ota-release init build/cam-2.0.0.bin --version 2.0.0 --product-key a1Cam
   ota-release init cam-2.1.0.bin --version 2.1.0 --type diff --src-version 2.0.0
   ota-release init cam.bin --version 3.0.0 --sign-method SHA256 --format yaml --force
+  ota-release init build/cam-2.0.0 --version 2.0.0 --file app.bin --file boot.img
 
 Writes FIRMWARE.ota.json (or .ota.yaml; the first fitting OTA_SIDECAR_SUFFIXES entry
 when that is set) next to the file. Exit status: 0 written,
 1 refused (file exists without --force, or the values break a rule), 2 usage error.
 """,
 )
-@click.argument(
-    "firmware", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
-)
+@click.argument("firmware", type=click.Path(exists=True, readable=True, path_type=Path))
 @click.option("--version", "version", required=True, help="DestVersion, e.g. 2.0.0.")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="NAME",
+    help="A multi-file release: FIRMWARE is the release folder and NAME one of its files "
+    "(repeat, 2 to 20 times); the sidecar FOLDER.ota.json lists each with size and sign.",
+)
 @click.option("--name", help="FirmwareName (default: derived from the file name and version).")
 @click.option("--module", help="ModuleName (default: the product's default module).")
 @click.option(
@@ -161,6 +169,7 @@ when that is set) next to the file. Exit status: 0 written,
 def init(
     firmware: Path,
     version: str,
+    files: tuple[str, ...],
     name: str | None,
     module: str | None,
     fw_type: str,
@@ -182,22 +191,22 @@ def init(
     together with them, as the function will read it, and the values they supply are
     listed with their files.
     """
-    from ota_release.cli.checks import compute_digest
-    from ota_release.cli.common import escape, print_violations, stdout_console
+    from ota_release.cli.common import escape, stdout_console
     from ota_release.cli.shared import shared_settings
     from ota_release.sidecar import derive_firmware_name
 
     verify = _verify_block(verify_devices, verify_timeout)
     suffixes = shared_settings(sidecar_suffixes=sidecar_suffixes).sidecar_suffixes
+    _check_files_usage(firmware, files)
     target = _target(firmware, fmt, suffixes, force)
     sign_method = sign_method.upper()
-    digest = compute_digest(firmware, sign_method)
+    measured = _measure(firmware, files, sign_method)
     doc = build_document(
         version=version,
-        name=name or derive_firmware_name(firmware.name, version),
-        size=digest.size,
+        name=name or derive_firmware_name(firmware.name, version, strip_extension=not files),
+        size=measured.size,
         sign_method=sign_method,
-        sign=digest.sign,
+        sign=measured.sign,
         module=module,
         fw_type=fw_type,
         src_version=src_version,
@@ -206,10 +215,26 @@ def init(
         schema_ref=schema_ref,
         verify=verify,
     )
-    data = render(doc, fmt)
+    data = render(_with_files(doc, measured), fmt)
     checked, defaulted = _check(data, target, firmware, defaults_root)
+    _write(target, data, checked, force)
+    assert checked.spec is not None
+    what = f"{len(files)} files" if files else f"{measured.size} bytes, {sign_method}"
     console = stdout_console()
+    console.print(
+        f"wrote {escape(target)}: {escape(checked.spec.name)} {escape(checked.spec.version)}, "
+        f"{what} {measured.sign if not files else ''}".rstrip()
+    )
+    for key, source in sorted(defaulted.items()):
+        console.print(f"  {escape(key)} from the folder defaults {escape(source)}")
+
+
+def _write(target: Path, data: bytes, checked: SidecarResult, force: bool) -> None:
+    """Write the checked sidecar, or say which rules its values break (exit 1)."""
+    from ota_release.cli.common import escape, print_violations, stdout_console
+
     if checked.spec is None:
+        console = stdout_console()
         console.print(f"[red]not written[/red] {escape(target)}: the values break these rules")
         print_violations(console, checked.errors)
         raise click.exceptions.Exit(1)
@@ -217,13 +242,6 @@ def init(
         write_new(target, data, overwrite=force)
     except FileExistsError as exc:
         raise CommandFailed(f"{target} already exists; pass --force to overwrite it") from exc
-    spec = checked.spec
-    console.print(
-        f"wrote {escape(target)}: {escape(spec.name)} {escape(spec.version)}, "
-        f"{digest.size} bytes, {digest.sign_method} {digest.sign}"
-    )
-    for key, source in sorted(defaulted.items()):
-        console.print(f"  {escape(key)} from the folder defaults {escape(source)}")
 
 
 def _verify_block(devices: tuple[str, ...], timeout: int | None) -> dict[str, Any] | None:
@@ -250,6 +268,47 @@ def _check(
     effective = effective_spec(data, sidecar_key=key, firmware_key=firmware.name, defaults=defaults)
     from_defaults = {k: v for k, v in effective.sources.items() if v != key}
     return effective.result, from_defaults
+
+
+def _check_files_usage(firmware: Path, files: tuple[str, ...]) -> None:
+    if firmware.is_dir() != bool(files):
+        raise UsageProblem(
+            "--file names the files of a release folder: pass the folder as FIRMWARE with "
+            "--file for each file, or a firmware file without --file"
+        )
+
+
+def _with_files(doc: dict[str, Any], measured: _Measured) -> dict[str, Any]:
+    """A multi-file sidecar declares size and sign per file, in ``files``."""
+    if not measured.files:
+        return doc
+    single = ("size", "sign")
+    return {k: v for k, v in doc.items() if k not in single} | {"files": measured.files}
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """The firmware file's size and sign, or each listed file's entry of a folder."""
+
+    size: int = 0
+    sign: str = ""
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _measure(firmware: Path, files: tuple[str, ...], sign_method: str) -> _Measured:
+    from ota_release.cli.checks import compute_digest
+
+    if not files:
+        digest = compute_digest(firmware, sign_method)
+        return _Measured(digest.size, digest.sign)
+    entries = []
+    for name in files:
+        path = firmware / name
+        if not path.is_file():
+            raise UsageProblem(f"--file {name}: {path} is not a file in the release folder")
+        digest = compute_digest(path, sign_method)
+        entries.append({"name": name, "size": digest.size, "sign": digest.sign})
+    return _Measured(files=entries)
 
 
 def _target(firmware: Path, fmt: str, suffixes: tuple[str, ...], force: bool) -> Path:

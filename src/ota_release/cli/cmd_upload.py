@@ -10,6 +10,7 @@ to; uploading the sidecar last (a PutObject) covers that case too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,14 +107,16 @@ Examples:
       --topic ota-outcomes --json
   ota-release upload cam.bin --bucket b --prefix firmware/ \\
       --oss-endpoint http://127.0.0.1:9100        # against localcloud
+  ota-release upload build/cam-2.0.0 --bucket b --prefix firmware/   # a release folder
+
+FIRMWARE may be a multi-file release's folder: its sidecar FOLDER.ota.json lists the
+files, which are uploaded under <prefix><folder>/ before the sidecar.
 
 Nothing is uploaded unless the sidecar and the file pass the function's checks.
 Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
 """,
 )
-@click.argument(
-    "firmware", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
-)
+@click.argument("firmware", type=click.Path(exists=True, readable=True, path_type=Path))
 @click.option(
     "--sidecar",
     type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
@@ -177,6 +180,14 @@ def upload(
     suffixes = settings.sidecar_suffixes
     sidecar = sidecar or find_sidecar(firmware, suffixes)
     suffix = _sidecar_suffix(sidecar, suffixes)
+    if firmware.is_dir():  # a multi-file release: every listed file, then the sidecar
+        folder = _checked_folder(
+            firmware, sidecar, normalise_prefix(prefix), (suffix, suffixes), settings, as_json
+        )
+        target = resolve_target(profile=profile, region=region, oss_endpoint=oss_endpoint)
+        _put_all(target, bucket, folder.files, folder.sidecar, multipart_threshold, part_size)
+        _report_folder(folder, bucket, topic, as_json)
+        return
     firmware_key, sidecar_key = _keys(firmware, normalise_prefix(prefix), suffix, suffixes)
     spec, digest = _checked(
         sidecar, firmware, firmware_key, settings.product_key, suffixes, as_json
@@ -294,14 +305,27 @@ def _put_both(
     part_size: int,
 ) -> None:
     """Upload the firmware, then the sidecar (whose arrival completes the pair)."""
+    _put_all(target, bucket, [firmware], sidecar, multipart_threshold, part_size)
+
+
+def _put_all(
+    target: CloudTarget,
+    bucket: str,
+    files: list[tuple[str, Path, int]],
+    sidecar: tuple[str, Path, str],
+    multipart_threshold: int,
+    part_size: int,
+) -> None:
+    """Upload every file, then the sidecar (whose arrival usually completes the release)."""
     from ota_release.cli.cloud import failure
 
-    (firmware_key, firmware_path, size), (sidecar_key, sidecar_path, suffix) = firmware, sidecar
+    sidecar_key, sidecar_path, suffix = sidecar
     oss = oss_bucket(target, bucket, enable_crc=crc_is_fast())
     sidecar_bytes = sidecar_path.read_bytes()
     content_type = "application/json" if suffix.endswith("json") else "application/yaml"
     try:
-        _upload_file(oss, firmware_key, firmware_path, size, multipart_threshold, part_size)
+        for key, path, size in files:
+            _upload_file(oss, key, path, size, multipart_threshold, part_size)
         oss.put_object(sidecar_key, sidecar_bytes, headers={"Content-Type": content_type})
     except Exception as exc:
         from ota_release.adapters.oss import classify_oss_error
@@ -356,3 +380,84 @@ def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part
             num_threads=2,
             headers={"Content-Type": "application/octet-stream"},
         )
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """A checked multi-file release: its files' keys, its sidecar's, and its spec."""
+
+    files: list[tuple[str, Path, int]]
+    sidecar: tuple[str, Path, str]
+    spec: ReleaseSpec
+
+
+def _checked_folder(
+    folder: Path,
+    sidecar: Path,
+    prefix: str,
+    suffixes: tuple[str, tuple[str, ...]],
+    settings: Any,
+    as_json: bool,
+) -> _Folder:
+    """The release folder checked as the function will, or exit with every problem.
+
+    ``suffixes`` is the sidecar's suffix and every configured one.
+    """
+    from ota_release.cli.checks import check_release
+    from ota_release.cli.common import (
+        EXIT_FAILED,
+        emit_json,
+        escape,
+        print_violations,
+        stdout_console,
+    )
+    from ota_release.pairing import naming_problem
+
+    (suffix, configured), stem = suffixes, prefix + folder.name
+    check = check_release(
+        sidecar, folder, firmware_key=stem, default_product_key=settings.product_key
+    )
+    if not check.ok:
+        if as_json:
+            emit_json({"uploaded": False, "check": check.as_dict()})
+        else:
+            console = stdout_console()
+            console.print(f"[red]not uploaded[/red]: {escape(folder)} is not a valid release")
+            print_violations(console, check.errors)
+        raise click.exceptions.Exit(EXIT_FAILED)
+    assert check.spec is not None
+    files = [(f"{stem}/{n}", folder / n, d.size) for n, d in check.files.items()]
+    for key in [stem + suffix, *(k for k, _, _ in files)]:
+        problem = naming_problem(key, configured)
+        if problem is not None:
+            raise UsageProblem(f"{key!r}: {problem['rule']} (got {problem['value']})")
+    return _Folder(files, (stem + suffix, sidecar, suffix), check.spec)
+
+
+def _report_folder(folder: _Folder, bucket: str, topic: str | None, as_json: bool) -> None:
+    from ota_release.cli.common import emit_json, escape, stdout_console
+
+    spec = folder.spec
+    what = {
+        "uploaded": True,
+        "bucket": bucket,
+        "sidecar_key": folder.sidecar[0],
+        "files": [{"key": k, "size": size} for k, _, size in folder.files],
+        "name": spec.name,
+        "version": spec.version,
+        "module": spec.module,
+        "product_key": spec.product_key,
+        "topic": topic,
+    }
+    if as_json:
+        emit_json(what)
+        return
+    console = stdout_console()
+    for key, _, size in folder.files:
+        console.print(f"uploaded oss://{escape(bucket)}/{escape(key)} ({size} bytes)")
+    console.print(f"uploaded oss://{escape(bucket)}/{escape(folder.sidecar[0])}")
+    topic_text = f"topic {topic}" if topic else "its outcome topic"
+    console.print(
+        f"the function will register {escape(spec.name)} {escape(spec.version)} "
+        f"({len(folder.files)} files) and notify {escape(topic_text)}"
+    )

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ota_release.cli.checks import ReleaseCheck
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+#: A firmware file, or a multi-file release's folder.
+EXISTING_RELEASE = click.Path(exists=True, readable=True, path_type=Path)
 
 
 @click.command(
@@ -33,14 +35,16 @@ Exit status: 0 every sidecar is valid, 1 at least one is not, 2 usage error
 @click.argument("sidecars", metavar="SIDECAR...", nargs=-1, required=True, type=EXISTING_FILE)
 @click.option(
     "--firmware",
-    type=EXISTING_FILE,
+    type=EXISTING_RELEASE,
     help="The firmware file the (single) sidecar describes: its size and digest are checked "
-    "too, and the derived name comes from its file name.",
+    "too, and the derived name comes from its file name. For a sidecar with files: the "
+    "release folder, whose every listed file is checked.",
 )
 @click.option(
     "--check-firmware",
     is_flag=True,
-    help="Also check each sidecar's firmware file (the sidecar path minus its suffix).",
+    help="Also check each sidecar's firmware file (the sidecar path minus its suffix), or "
+    "for a sidecar with files every file in its release folder.",
 )
 @click.option(
     "--defaults-root",
@@ -106,8 +110,8 @@ def _firmware_of(sidecar: Path, suffixes: tuple[str, ...]) -> Path:
             f"{listed(suffixes)} (OTA_SIDECAR_SUFFIXES)"
         )
     fw = sidecar.with_name(sidecar.name[: -len(suffix)])
-    if not fw.is_file():
-        raise UsageProblem(f"{sidecar}: its firmware file {fw} does not exist")
+    if not fw.exists():
+        raise UsageProblem(f"{sidecar}: its firmware file (or release folder) {fw} does not exist")
     return fw
 
 
@@ -126,6 +130,8 @@ def _print_results(results: list[ReleaseCheck]) -> None:
             )
             verify = r.spec.verify
             verifying = f", verification on {len(verify.devices)} device(s)" if verify else ""
+            if r.files:
+                digest = f", {len(r.files)} files checked"
             console.print(
                 f"[green]valid[/green]   {escape(r.sidecar)}: "
                 f"{escape(r.spec.name)} {escape(r.spec.version)}{escape(derived)}"

@@ -121,9 +121,22 @@ class Release:
     sources: dict[str, str] | None = None
     #: the verification job started (or found, or refused) after ``created``
     verification: Verification | None = None
+    #: a multi-file release's digests, by file name (``digest`` stays None)
+    file_digests: dict[str, Digest] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.key = self.key or self.record.key
+
+    @property
+    def release_key(self) -> str:
+        """The key that names the release (docs/sidecar.md): a multi-file release's
+        folder (its sidecar's stem), else the firmware key the pairing knows, else the key."""
+        pairing = self.pairing
+        if pairing is not None and pairing.multi and pairing.folder is not None:
+            return pairing.folder
+        if pairing is not None and pairing.firmware is not None:
+            return pairing.firmware.key
+        return self.key
 
     @property
     def firmware(self) -> ObjectInfo:

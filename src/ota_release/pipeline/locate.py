@@ -7,9 +7,10 @@ from ota_release.errors import NotFoundError
 from ota_release.notification import ErrorItem, Outcome
 from ota_release.pairing import Pairing, find_pair, role_of
 from ota_release.pipeline.context import Release, Stop
+from ota_release.pipeline.files import pair_folder
 from ota_release.pipeline.folder_defaults import effective_sidecar
 from ota_release.ports import ObjectInfo, ObjectTooLarge
-from ota_release.sidecar import MAX_SIDECAR_BYTES, ReleaseSpec
+from ota_release.sidecar import FILES_KEY, MAX_SIDECAR_BYTES, ReleaseSpec
 
 
 def find_trigger(r: Release) -> ObjectInfo:
@@ -71,6 +72,10 @@ def pair(r: Release, trigger: ObjectInfo) -> Pairing:
     r.pairing = found = find_pair(
         lambda key: r.head(bucket, key), trigger, r.config.sidecar_suffixes
     )
+    if found.folder is not None and found.refusal is None:
+        # A sidecar whose stem is no object, or a file with only its folder's sidecar:
+        # the sidecar says whether this is a multi-file release.
+        r.pairing = found = pair_folder(r, found)
     if found.refusal is not None:
         raise Stop(
             Outcome.REJECTED,
@@ -131,6 +136,19 @@ def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
             f"the sidecar {sidecar.key} has {len(parsed.errors)} problem(s)",
             [ErrorItem.of(v) for v in parsed.errors],
         )
+    if parsed.spec.files is not None:
+        raise Stop(
+            Outcome.REJECTED,
+            f"the sidecar {sidecar.key} lists files, but {firmware.key} is an object",
+            [
+                ErrorItem(
+                    FILES_KEY,
+                    "a multi-file release is a folder: no object may be named like its "
+                    "sidecar's stem (remove the object, or the files list)",
+                    firmware.key,
+                )
+            ],
+        )
     r.spec = parsed.spec
     return parsed.spec
 
@@ -147,8 +165,21 @@ def missing(exc: NotFoundError, bucket: str, what: str) -> str:
 
 def _describe_missing(pairing: Pairing) -> str:
     """``its sidecar p/cam.bin.ota.json (or .ota.yaml, .ota.yml)`` / ``its firmware p/cam.bin``."""
+    if pairing.multi:
+        listed = len(pairing.missing) + len(pairing.files)
+        return (
+            f"{len(pairing.missing)} of the {listed} files of the release {pairing.folder} "
+            f"({', '.join(pairing.missing)})"
+        )
     if pairing.firmware is None:
         return f"its firmware {pairing.missing[0]}"
     first, *rest = pairing.missing
     others = [key[len(pairing.firmware.key) :] for key in rest]
-    return f"its sidecar {first}" + (f" (or {', '.join(others)})" if others else "")
+    folder = pairing.firmware.key.rpartition("/")[0]
+    # A file may also be one of a multi-file release's, whose sidecar is its folder's.
+    release = f", or its release folder's sidecar {folder}{first[len(pairing.firmware.key) :]}"
+    return (
+        f"its sidecar {first}"
+        + (f" (or {', '.join(others)})" if others else "")
+        + (release + " listing it" if folder else "")
+    )

@@ -12,7 +12,13 @@ from ota_release.errors import (
     PermanentError,
     PlatformError,
 )
-from ota_release.notification import ErrorItem, FileRef, Notification, Outcome
+from ota_release.notification import (
+    ErrorItem,
+    FileRef,
+    Notification,
+    Outcome,
+    ReleaseFileRef,
+)
 from ota_release.pipeline.context import ObjectChanged, Release, Stop
 from ota_release.pipeline.locate import missing
 from ota_release.ports import ObjectInfo, PublishReceipt
@@ -51,8 +57,8 @@ def stop_for(r: Release, exc: Exception) -> Stop:
         assert isinstance(exc, PermanentError)
         r.request_ids.add(exc.service, exc.request_id)
         return _refusal(exc, f"{exc.service} {exc.operation} refused: {exc.code}")
-    firmware = r.firmware
     if isinstance(exc, ObjectChanged):
+        firmware = r.firmware
         return Stop(
             Outcome.FAILED,
             f"{firmware.key} was overwritten while it was being released; nothing was "
@@ -66,6 +72,7 @@ def stop_for(r: Release, exc: Exception) -> Stop:
             ],
         )
     if isinstance(exc, NotFoundError):
+        firmware = r.firmware
         return Stop(
             Outcome.FAILED,
             missing(exc, firmware.bucket, firmware.key),
@@ -108,7 +115,29 @@ def notification(r: Release, stop: Stop) -> Notification:
         request_ids=r.request_ids,
         sources=r.sources,
         verification=r.verification,
+        files=_files(r),
     )
+
+
+def _files(r: Release) -> list[ReleaseFileRef] | None:
+    """A multi-file release's files, each as far as it is known (stored, digested)."""
+    pairing, spec = r.pairing, r.spec
+    if pairing is None or not pairing.multi or spec is None or spec.files is None:
+        return None
+    stored = dict(pairing.files)
+    out = []
+    for entry in spec.files:
+        info, digest = stored.get(entry.name), r.file_digests.get(entry.name)
+        out.append(
+            ReleaseFileRef(
+                name=entry.name,
+                key=f"{pairing.folder}/{entry.name}",
+                etag=info.etag if info else None,
+                size=digest.size if digest else (info.size if info else None),
+                sign=digest.sign if digest else None,
+            )
+        )
+    return out
 
 
 def _ref(info: ObjectInfo | None) -> FileRef | None:

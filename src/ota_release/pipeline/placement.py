@@ -29,9 +29,12 @@ class Placed:
     digest: Digest
 
 
-def read_digest(r: Release) -> Digest:
-    """The digest from the ETag when it proves it, else one pinned streamed read."""
-    firmware, sign_method = r.firmware, r.release_spec.sign_method
+def read_digest(r: Release, info: ObjectInfo | None = None) -> Digest:
+    """The digest from the ETag when it proves it, else one pinned streamed read.
+
+    ``info`` is the object to read (a multi-file release's file); the firmware by default.
+    """
+    firmware, sign_method = info or r.firmware, r.release_spec.sign_method
     fast = etag_fast_path(firmware, sign_method)
     if fast is not None:
         return fast
@@ -52,16 +55,18 @@ def read_digest(r: Release) -> Digest:
     return r.pinned(f"GetObject {firmware.key}", stream_once)
 
 
-def place(r: Release) -> Placed:
-    """The FirmwareUrl to register: a staged copy, or (direct mode) the object's own URL."""
+def place(r: Release, info: ObjectInfo | None = None) -> Placed:
+    """The URL to register: a staged copy, or (direct mode) the object's own URL.
+
+    ``info`` is the object to place (a multi-file release's file); the firmware by default.
+    """
     if r.config.url_mode is UrlMode.DIRECT:
-        return _direct(r)
-    return _stage(r)
+        return _direct(r, info or r.firmware)
+    return _stage(r, info or r.firmware)
 
 
-def _direct(r: Release) -> Placed:
-    firmware = r.firmware
-    digest = read_digest(r)
+def _direct(r: Release, firmware: ObjectInfo) -> Placed:
+    digest = read_digest(r, firmware)
     # Direct mode cannot pin its URL: check the object is still the one hashed.
     now = r.head(firmware.bucket, firmware.key)
     if now is None:
@@ -72,13 +77,13 @@ def _direct(r: Release) -> Placed:
     return Placed(url, digest)
 
 
-def _stage(r: Release) -> Placed:
+def _stage(r: Release, firmware: ObjectInfo) -> Placed:
     """Stage the object (one port operation) in one pinned read, hashing as it goes.
 
     Each attempt is a new ``stage``, which asks for its own upload ticket (valid for 60
     seconds): a retry never sends an expired policy, and gets a fresh hasher.
     """
-    firmware, spec = r.firmware, r.release_spec
+    spec = r.release_spec
     suffix = staged_suffix(firmware.key)
 
     def attempt() -> tuple[StagedPackage, Digest]:

@@ -9,6 +9,7 @@ the notification keeps its id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
@@ -19,7 +20,7 @@ from ota_release.notification import ErrorItem, Outcome, PackageRef
 from ota_release.pipeline.checks import check_declared
 from ota_release.pipeline.context import Release, Stop
 from ota_release.pipeline.placement import Placed, read_digest
-from ota_release.ports import CreatedFirmware, ListedPackage
+from ota_release.ports import CreatedFirmware, FirmwareRequest, ListedPackage
 from ota_release.sidecar import ReleaseSpec
 
 
@@ -53,6 +54,12 @@ def create(r: Release, placed: Placed) -> PackageRef:
     """CreateOTAFirmware; a refusal is judged by the package that holds the name, if any."""
     spec = r.release_spec
     request = spec.firmware_request(placed.firmware_url, placed.digest.sign, placed.digest.size)
+    return create_request(r, request)
+
+
+def create_request(r: Release, request: FirmwareRequest) -> PackageRef:
+    """Send ``request`` (a single- or multi-file package) after checking it by the rules."""
+    spec = r.release_spec
     violations = rules.check_create_firmware(request.api_params())
     if violations:  # the sidecar check makes this unreachable unless rules change
         raise Stop(
@@ -90,9 +97,9 @@ def _refused(r: Release, exc: PermanentError) -> NoReturn:
 def judge_existing(r: Release, existing: ListedPackage) -> NoReturn:
     """Stop with what the existing package means for this release."""
     spec, digest = r.release_spec, r.digest
-    assert digest is not None
+    assert digest is not None or spec.files is not None
     package = PackageRef(existing.firmware_id, existing.name, existing.utc_create)
-    differences = _differences(spec, digest, existing)
+    differences = _differences(spec, digest, existing, r.file_digests)
     if differences:
         raise Stop(
             Outcome.CONFLICT,
@@ -146,11 +153,8 @@ def _created_after_upload(r: Release, created: datetime) -> bool:
         return created >= uploaded
     pairing = r.pairing
     assert pairing is not None
-    stamps = [
-        i.last_modified
-        for i in (pairing.firmware, pairing.sidecar)
-        if i is not None and i.last_modified is not None
-    ]
+    objects = (pairing.firmware, pairing.sidecar, *(info for _, info in pairing.files))
+    stamps = [i.last_modified for i in objects if i is not None and i.last_modified is not None]
     if not stamps:
         return False
     newest = max(s if s.tzinfo else s.replace(tzinfo=timezone.utc) for s in stamps)
@@ -167,7 +171,12 @@ def _parse_time(text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _differences(spec: ReleaseSpec, digest: Digest, existing: ListedPackage) -> list[ErrorItem]:
+def _differences(
+    spec: ReleaseSpec,
+    digest: Digest | None,
+    existing: ListedPackage,
+    file_digests: Mapping[str, Digest] | None = None,
+) -> list[ErrorItem]:
     """Everything that makes a package, where the existing one differs from this release.
 
     The same judgement whichever search found the package (by version and product, or
@@ -181,7 +190,7 @@ def _differences(spec: ReleaseSpec, digest: Digest, existing: ListedPackage) -> 
             "must match the registered package",
             f"this upload {ours!r}, registered {theirs!r}",
         )
-        for name, ours, theirs in _package_fields(spec, digest, existing)
+        for name, ours, theirs in _package_fields(spec, digest, existing, file_digests or {})
         if theirs is not _UNKNOWN and ours != theirs
     ]
 
@@ -198,8 +207,44 @@ def _module(value: str | None) -> Any:
     return _UNKNOWN if value is None else (value or "default")
 
 
+def _content_fields(
+    spec: ReleaseSpec,
+    digest: Digest | None,
+    existing: ListedPackage,
+    file_digests: Mapping[str, Digest],
+    *,
+    with_sign: bool,
+) -> list[tuple[str, Any, Any]]:
+    """The bytes: one file's sign and size, or a multi-file package's files (each name,
+    size and sign, in name order). A package of the other kind differs in ``files``.
+    Signs made by another method (``with_sign`` False) are not compared."""
+    if spec.files is None and existing.files is None:
+        assert digest is not None
+        sign = [("sign", digest.sign, _known(existing.sign and existing.sign.lower()))]
+        return [*(sign if with_sign else []), ("size", digest.size, _known(existing.size))]
+    ours = None
+    if spec.files is not None:
+        ours = sorted(
+            (f.name, file_digests[f.name].size, file_digests[f.name].sign if with_sign else None)
+            for f in spec.files
+        )
+    if existing.files is not None:
+        theirs: Any = sorted(
+            (f.name, f.size, (f.sign or "").lower() or None if with_sign else None)
+            for f in existing.files
+        )
+    elif existing.size is not None or existing.sign is not None:
+        theirs = "a single-file package"
+    else:
+        theirs = _UNKNOWN
+    return [("files", ours if ours is not None else "a single-file package", theirs)]
+
+
 def _package_fields(
-    spec: ReleaseSpec, digest: Digest, existing: ListedPackage
+    spec: ReleaseSpec,
+    digest: Digest | None,
+    existing: ListedPackage,
+    file_digests: Mapping[str, Digest],
 ) -> list[tuple[str, Any, Any]]:
     """(field, this release's value, the registered package's value) for every field."""
     fields: list[tuple[str, Any, Any]] = [
@@ -209,12 +254,12 @@ def _package_fields(
         ("module", spec.module or "default", _module(existing.module)),
         ("type", spec.type, _known(existing.type)),
     ]
-    if existing.sign_method and existing.sign_method.upper() != spec.sign_method:
-        fields.append(("sign_method", spec.sign_method, existing.sign_method.upper()))
-    else:
-        fields.append(("sign", digest.sign, _known(existing.sign and existing.sign.lower())))
+    registered_method = (existing.sign_method or "").upper()
+    other_method = bool(registered_method) and registered_method != spec.sign_method
+    if other_method:
+        fields.append(("sign_method", spec.sign_method, registered_method))
+    fields += _content_fields(spec, digest, existing, file_digests, with_sign=not other_method)
     fields += [
-        ("size", digest.size, _known(existing.size)),
         ("description", spec.description or None, existing.description or None),
         ("need_to_verify", spec.need_to_verify is not False, _known(existing.need_to_verify)),
         ("udi", spec.udi or "", _known(existing.udi)),

@@ -31,6 +31,7 @@ from ota_release.pipeline.context import (
     no_checkpoint,
 )
 from ota_release.pipeline.defaults_upload import check_defaults_upload
+from ota_release.pipeline.files import release_files
 from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
@@ -45,6 +46,8 @@ def release(r: Release) -> Stop:
     trigger = find_trigger(r)
     pairing = pair(r, trigger)
     assert pairing.sidecar is not None  # pair() stops unless both halves are there
+    if pairing.multi:  # a folder of files, its sidecar already read (pipeline/files.py)
+        return release_files(r)
     spec = read_sidecar(r, pairing.sidecar)
     check_size(r)
     check_direct_key(r)
