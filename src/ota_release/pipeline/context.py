@@ -16,7 +16,7 @@ from typing import TypeVar
 from ota_release.digest import Digest
 from ota_release.errors import PermanentError
 from ota_release.events import ObjectCreated
-from ota_release.notification import ErrorItem, Outcome, PackageRef, RequestIds
+from ota_release.notification import ErrorItem, Outcome, PackageRef, QuotaUsage, RequestIds
 from ota_release.pairing import Pairing
 from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
@@ -58,6 +58,8 @@ class ReleaseConfig:
     #: A package created after the upload and at most this long ago is the upload's own
     #: earlier attempt (``created`` again, same id); older, it is ``already_registered``.
     retry_window: timedelta = FC_MAX_EVENT_AGE
+    #: OTA_PACKAGE_LIMIT: packages the account (instance) may hold (pipeline/quota.py).
+    package_limit: int = 500
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class Release:
     pairing: Pairing | None = None
     spec: ReleaseSpec | None = None
     digest: Digest | None = None
+    #: the package count against the limit, when the outcome reports it (pipeline/quota.py)
+    quota: QuotaUsage | None = None
 
     def __post_init__(self) -> None:
         self.key = self.key or self.record.key

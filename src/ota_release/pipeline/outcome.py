@@ -106,6 +106,7 @@ def notification(r: Release, stop: Stop) -> Notification:
         digest=r.digest,
         errors=stop.errors,
         request_ids=r.request_ids,
+        quota=r.quota,
     )
 
 

@@ -33,6 +33,7 @@ from ota_release.pipeline.context import (
 from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
+from ota_release.pipeline.quota import PackageCounter, count_for, quota_full
 from ota_release.pipeline.registry import create, settle_existing
 from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
@@ -74,6 +75,7 @@ class ReleasePipeline:
         checkpoint: Checkpoint = no_checkpoint,
         *,
         staging: PackageStaging,
+        counter: PackageCounter | None = None,
     ) -> None:
         self.ports = Ports(storage, platform, notifier, staging)
         self.config = config or ReleaseConfig()
@@ -81,6 +83,9 @@ class ReleasePipeline:
         self.fc_request_id = fc_request_id
         self.clock = clock
         self.checkpoint = checkpoint
+        #: the package counts (pipeline/quota.py); a fresh one asks IoT for every release
+        #: unless shared (the function shares one per process)
+        self.counter = counter or PackageCounter(max_age=0)
 
     def process(self, record: ObjectCreated, deadline: Deadline) -> Result:
         """Take one uploaded object to an outcome and publish it.
@@ -102,8 +107,10 @@ class ReleasePipeline:
         )
         try:
             end = release(r)
+            self.counter.created(r.release_spec.iot_instance_id)
         except Stop as stop:
             end = stop
         except (PermanentError, ObjectChanged) as exc:
-            end = stop_for(r, exc)
+            end = quota_full(r, exc, self.counter) or stop_for(r, exc)
+        r.quota = r.quota or count_for(r, end, self.counter)
         return publish(r, notification(r, end))
