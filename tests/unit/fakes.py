@@ -349,6 +349,17 @@ class FakeOtaPlatform(_Faults):
         self.jobs[firmware_id].append(job)
         return job
 
+    def list_packages(
+        self, product_key: str | None, iot_instance_id: str | None
+    ) -> list[ListedPackage]:
+        """Every package (of ``product_key`` when given), newest first, as one listing."""
+        self._enter("list_packages", product_key, iot_instance_id)
+        return [
+            r
+            for r in reversed(self.firmware)
+            if product_key is None or r.product_key == product_key
+        ]
+
     def count_packages(self, iot_instance_id: str | None) -> int:
         """Every package held (ListOTAFirmware's Total, unfiltered)."""
         self._enter("count_packages", iot_instance_id)

@@ -404,6 +404,34 @@ class IotOtaPlatform:
             )
         return CreatedFirmware(data.firmware_id, data.utc_create, body.request_id)
 
+    def list_packages(
+        self, product_key: str | None, iot_instance_id: str | None
+    ) -> list[ListedPackage]:
+        """Every package (of ``product_key`` when given), all pages of ListOTAFirmware.
+
+        ListOTAFirmware reports no Udi, so ``udi`` is None on each.
+        """
+        packages: list[ListedPackage] = []
+        page = 1
+        while True:
+
+            def call(client: Any, models: Any, page: int = page) -> Any:
+                return client.list_otafirmware(
+                    models.ListOTAFirmwareRequest(
+                        current_page=page,
+                        page_size=PAGE_SIZE,
+                        product_key=product_key,
+                        iot_instance_id=iot_instance_id,
+                    )
+                )
+
+            body = self._invoke("ListOTAFirmware", call)
+            items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
+            packages.extend(_listed(item, udi=None) for item in items)
+            if not items or page >= int(body.page_count or 0):
+                return packages
+            page += 1
+
     def count_packages(self, iot_instance_id: str | None) -> int:
         """The account's (instance's) package count: ListOTAFirmware's Total for one entry.
 
