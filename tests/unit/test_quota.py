@@ -228,8 +228,10 @@ class SlowCount(FakeOtaPlatform):
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
+        self.asked = 0
 
     def count_packages(self, iot_instance_id: str | None) -> int:
+        self.asked += 1
         self.release.wait(5)
         return super().count_packages(iot_instance_id)
 
@@ -261,3 +263,26 @@ def test_a_permanent_refusal_of_another_action_never_counts() -> None:
 
     assert h.message()["outcome"] == "failed"
     assert h.platform.count("count_packages") == 0
+
+
+def test_while_one_caller_renews_an_old_count_the_others_take_the_old_one() -> None:
+    platform = SlowCount()
+    platform.release.set()
+    clock = Clock()
+    counter = PackageCounter(10.0, monotonic=clock, wall=lambda: WALL)
+    counter.usage(platform, None, 500)  # counted: 0 packages
+    platform.add(name="new", dest_version="1")
+    platform.release.clear()
+    clock.now += 11  # the count is old now
+    renewing = threading.Thread(target=lambda: counter.usage(platform, None, 500))
+    renewing.start()
+    while platform.asked < 2:  # the renewal is under way, and blocked
+        threading.Event().wait(0.001)
+
+    old = counter.usage(platform, None, 500)
+
+    platform.release.set()
+    renewing.join(10)
+    assert (old.packages, old.counted_at) == (0, "2025-11-20T04:00:00.000Z")
+    assert counter.usage(platform, None, 500).packages == 1
+    assert platform.count("count_packages") == 2

@@ -71,21 +71,42 @@ class PackageCounter:
     def usage(
         self, platform: OtaPlatform, instance: str | None, limit: int, *, fresh: bool = False
     ) -> QuotaUsage:
-        """The count against ``limit``: cached when young enough (unless ``fresh``)."""
+        """The count against ``limit``: cached when young enough (unless ``fresh``).
+
+        While one caller renews an old count, the others take the old one (with its
+        ``counted_at``) rather than wait; only without any count, with ``fresh`` or with
+        ``max_age`` 0 do they wait for the answer.
+        """
         with self._lock:
             asking = self._asking.setdefault(instance, threading.Lock())
-        with asking:
-            cached = self._young(instance)
-            if cached is not None and not fresh:
-                return QuotaUsage(cached.packages, limit, cached.counted_at)
-            counted_at = utc_millis(self._wall())
-            try:
-                packages = platform.count_packages(instance)
-            except PlatformError as exc:
-                return QuotaUsage(None, limit, None, f"{exc.operation} failed: {exc.code}")
-            with self._lock:
-                self._counts[instance] = _Count(packages, self._monotonic(), counted_at)
-            return QuotaUsage(packages, limit, counted_at)
+            cached = self._counts.get(instance)
+        if cached is not None and not fresh and self._is_young(cached):
+            return QuotaUsage(cached.packages, limit, cached.counted_at)
+        wait = cached is None or fresh or self.max_age == 0
+        if not asking.acquire(blocking=wait):
+            assert cached is not None
+            return QuotaUsage(cached.packages, limit, cached.counted_at)
+        try:
+            return self._ask(platform, instance, limit, fresh)
+        finally:
+            asking.release()
+
+    def _ask(
+        self, platform: OtaPlatform, instance: str | None, limit: int, fresh: bool
+    ) -> QuotaUsage:
+        """Ask IoT, unless a caller that held the turn before us just did."""
+        with self._lock:
+            cached = self._counts.get(instance)
+        if cached is not None and not fresh and self._is_young(cached):
+            return QuotaUsage(cached.packages, limit, cached.counted_at)
+        counted_at = utc_millis(self._wall())
+        try:
+            packages = platform.count_packages(instance)
+        except PlatformError as exc:
+            return QuotaUsage(None, limit, None, f"{exc.operation} failed: {exc.code}")
+        with self._lock:
+            self._counts[instance] = _Count(packages, self._monotonic(), counted_at)
+        return QuotaUsage(packages, limit, counted_at)
 
     def created(self, instance: str | None) -> None:
         """This process registered one more package: a cached count includes it."""
@@ -94,12 +115,8 @@ class PackageCounter:
             if cached is not None:
                 cached.packages += 1
 
-    def _young(self, instance: str | None) -> _Count | None:
-        with self._lock:
-            cached = self._counts.get(instance)
-        if cached is None or self._monotonic() - cached.taken >= self.max_age:
-            return None
-        return cached
+    def _is_young(self, cached: _Count) -> bool:
+        return self._monotonic() - cached.taken < self.max_age
 
 
 _shared_lock = threading.Lock()
