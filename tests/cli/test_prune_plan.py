@@ -1,4 +1,4 @@
-"""``ota-release prune``'s selection and run (cli/prune_plan.py) against the fake platform."""
+"""`ota-release prune`'s selection and run (cli/prune_plan.py) against the fake platform."""
 
 from __future__ import annotations
 
