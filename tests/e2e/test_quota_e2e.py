@@ -2,7 +2,10 @@
 
 The function runs in the local FC against the local IoT (500 packages per instance); the
 account is filled through the backend (``seed_packages``), then one release is uploaded
-and its notification read from the topic. ``OTA_PACKAGE_COUNT_MAX_AGE=0`` makes every
+and its notification read from the topic. "Filled to 450" and "to 499" are the counts the
+notification reports, the release's own package included (449 and 498 seeded); "to 500"
+is the account the release finds full. 450 of 500 is exactly 90 %: the warning starts
+above it (docs/notifications.md, "Package quota"). ``OTA_PACKAGE_COUNT_MAX_AGE=0`` makes every
 release ask IoT, because the test changes the account behind the function's back between
 cases (the reuse of a young count is unit-tested in tests/unit/test_quota.py).
 """

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ota_release.errors import PermanentError
-from ota_release.notification import Outcome
+from ota_release.notification import Outcome, QuotaUsage
 from ota_release.pipeline import ReleaseConfig
 from ota_release.pipeline.quota import PackageCounter
 from tests.unit.fakes import FakeOtaPlatform, permanent, transient
@@ -55,6 +55,17 @@ def test_a_release_that_leaves_499_of_500_warns_in_the_notification_and_the_log(
     assert "499 of 500" in warning and "ota-release prune --keep N" in warning
     assert message["summary"].endswith(f"Warning: {warning}.")
     assert any("499 of 500" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("packages", "warns"), [(449, False), (450, False), (451, True), (500, True), (520, True)]
+)
+def test_the_warning_starts_above_90_percent(packages: int, warns: bool) -> None:
+    # 450 of 500 is exactly 90 %: a tenth of the quota is still free, no warning yet
+    usage = QuotaUsage(packages, 500)
+
+    assert (usage.warning is not None) == warns
+    assert usage.full == (packages >= 500)
 
 
 def test_the_limit_is_a_setting() -> None:
