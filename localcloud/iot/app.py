@@ -116,6 +116,10 @@ class LocalIot:
         """Finish a verification started with ``auto_verify=False``."""
         return self.backend.complete_verification(firmware_id, ok=ok)
 
+    def seed_packages(self, count: int, **options: Any) -> list[StoredPackage]:
+        """Store ``count`` packages at once (see :meth:`IotBackend.seed_packages`)."""
+        return self.backend.seed_packages(count, **options)
+
     def add_upgrade_job(self, firmware_id: str, **options: Any) -> StoredJob:
         """Record an upgrade batch on a package (see :meth:`IotBackend.add_upgrade_job`)."""
         return self.backend.add_upgrade_job(firmware_id, **options)

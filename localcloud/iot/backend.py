@@ -233,6 +233,51 @@ class IotBackend:
         package = self.package(firmware_id)
         return list(reversed(self.jobs.for_firmware(package.firmware_id)))
 
+    def seed_packages(
+        self,
+        count: int,
+        *,
+        product_key: str | None = "seeded",
+        module_name: str = "default",
+        name_prefix: str = "seeded",
+        spacing: timedelta = timedelta(minutes=1),
+    ) -> list[StoredPackage]:
+        """Store ``count`` packages at once (no upload, no quota check), oldest first.
+
+        For tests that need a full account: names ``<prefix>-<n>``, versions ``1.0.<n>``,
+        created ``spacing`` apart and ending now. The quota still refuses later
+        CreateOTAFirmware calls as usual.
+        """
+        now = self.now()
+        seeded: list[StoredPackage] = []
+        with self._lock:
+            start = len(self._packages)
+            for n in range(start, start + count):
+                stamp = iso_ms(now - spacing * (start + count - 1 - n))
+                self._sequence += 1
+                package = StoredPackage(
+                    firmware_id=self._new_firmware_id(),
+                    firmware_name=f"{name_prefix}-{n}",
+                    dest_version=f"1.0.{n}",
+                    src_version=None,
+                    module_name=module_name,
+                    type=0,
+                    sign_method="MD5",
+                    firmware_sign=hashlib.md5(str(n).encode(), usedforsecurity=False).hexdigest(),
+                    firmware_size=1024,
+                    firmware_desc=None,
+                    product_key=product_key,
+                    firmware_url=f"{self.oss_base_url}/{self.ota_bucket}/seeded/{n}.bin",
+                    status=STATUS_NO_VERIFY,
+                    udi=None,
+                    utc_create=stamp,
+                    utc_modified=stamp,
+                    sequence=self._sequence,
+                )
+                self._packages[package.firmware_id] = package
+                seeded.append(package)
+        return seeded
+
     def update_package(self, firmware_id: str, **changes: Any) -> StoredPackage:
         """Change stored fields of a package, as a test does to make one look older."""
         with self._lock:

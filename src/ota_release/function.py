@@ -36,6 +36,7 @@ from ota_release.pipeline import (
     Result,
     no_checkpoint,
 )
+from ota_release.pipeline.quota import PackageCounter
 from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import LOG_LEVELS, Settings, SettingsError
@@ -196,9 +197,13 @@ def handle(
     _summarise_skips(summary, batch)
     if not batch.records:
         return summary
+    # Counts are reused across invocations only against the settings' own IoT endpoint.
+    shared = adapters is None
     if adapters is None:
         adapters = build_adapters(settings, credentials_from(context, env))
     pipeline = _pipeline(settings, adapters, retry or settings.retry_policy(), request_id)
+    if not shared:
+        pipeline.counter = PackageCounter(settings.package_count_max_age)
     pipeline.checkpoint = checkpoint  # crash points of a fault-injection run, else a no-op
     failures = _process_records(pipeline, batch, deadline, summary)
     logger.thread_safe_clear_keys()
@@ -212,6 +217,7 @@ def _pipeline(
 ) -> ReleasePipeline:
     """The release pipeline these settings describe, over these adapters."""
     from ota_release.adapters.staging import TicketedStaging
+    from ota_release.pipeline.quota import shared_counter
 
     staging = adapters.staging or TicketedStaging(adapters.platform, adapters.store)
     return ReleasePipeline(
@@ -225,10 +231,12 @@ def _pipeline(
             product_key=settings.product_key,
             iot_instance_id=settings.iot_instance_id,
             prefix=settings.prefix,
+            package_limit=settings.package_limit,
         ),
         retry=retry,
         fc_request_id=request_id,
         staging=staging,
+        counter=shared_counter(settings.iot_endpoint, settings.package_count_max_age),
     )
 
 

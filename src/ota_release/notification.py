@@ -157,6 +157,63 @@ class Verification:
         return out
 
 
+#: From this share of the package limit on, a notification warns: at 450 of 500 a tenth
+#: of the quota is left, about as many as a nightly pipeline spends in two months.
+QUOTA_WARNING_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """How many OTA packages the account (or instance) holds, against its limit.
+
+    ``packages`` is None when they could not be counted (``error`` says why).
+    ``counted_at`` is when IoT Platform was asked; packages this function instance
+    created since are included. A delivery-time fact: never part of the message id.
+    """
+
+    packages: int | None
+    limit: int
+    counted_at: str | None = None
+    error: str | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.packages is not None and self.packages >= self.limit
+
+    @property
+    def near_full(self) -> bool:
+        """At least :data:`QUOTA_WARNING_SHARE` of the limit is used."""
+        return self.packages is not None and self.packages >= self.limit * QUOTA_WARNING_SHARE
+
+    @property
+    def warning(self) -> str | None:
+        if not self.near_full:
+            return None
+        assert self.packages is not None
+        left = max(0, self.limit - self.packages)
+        return (
+            f"the package quota is almost full: {self.packages} of {self.limit} packages "
+            f"({left} left); free some with `ota-release prune --keep N` (DeleteOTAFirmware)"
+        )
+
+    @property
+    def summary_line(self) -> str:
+        """What the summary adds: the warning, or that the count is unknown; else nothing."""
+        if self.packages is None:
+            return f"Package count unknown ({self.error or 'not counted'})."
+        warning = self.warning
+        return f"Warning: {warning}." if warning else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "packages": self.packages,
+            "limit": self.limit,
+            "warning": self.warning,
+            "counted_at": self.counted_at,
+            "error": self.error,
+        }
+
+
 #: Shorter "request ids" are not masked: they could match ordinary words by chance.
 MIN_MASKED_REQUEST_ID = 8
 
@@ -221,9 +278,18 @@ class Notification:
     verification: Verification | None = None
     #: a multi-file release's files; None (and absent from the body) for one file
     files: list[ReleaseFileRef] | None = None
+    #: the package count and limit (created, already_registered, a full quota); the body
+    #: leaves the key out when None. Not part of the message id: it is a delivery's fact.
+    quota: QuotaUsage | None = None
 
     def __post_init__(self) -> None:
         self.summary = scrub(self.summary)
+
+    @property
+    def published_summary(self) -> str:
+        """The summary as published: the outcome's, then the quota's line when it has one."""
+        line = self.quota.summary_line if self.quota is not None else ""
+        return f"{self.summary} {line}" if line else self.summary
 
     @property
     def about(self) -> list[str]:
@@ -257,7 +323,8 @@ class Notification:
         """What the id is a digest of: the body without the facts of one delivery.
 
         Left out: ``message_id``, ``published_at``, ``request_ids`` (and any of them
-        quoted in an error or the summary), ``errors_dropped`` (derived), the ``event``,
+        quoted in an error or the summary), ``quota`` (and its line in the summary: the
+        package count changes between deliveries), ``errors_dropped`` (derived), the ``event``,
         the object's ``size``, the package's ``utc_create`` (CreateOTAFirmware and
         ListOTAFirmware may spell it differently) and the digest's ``source`` (a staged
         copy hashes the stream, a later judgement of the same package may take the ETag).
@@ -297,7 +364,7 @@ class Notification:
             "schema": SCHEMA,
             "message_id": self.message_id,
             "outcome": self.outcome.value,
-            "summary": self.summary,
+            "summary": self.published_summary,
             "object": {
                 "bucket": self.bucket,
                 "key": self.key,
@@ -317,6 +384,8 @@ class Notification:
             "request_ids": self.request_ids.as_dict(),
             "published_at": utc_millis(now),
         }
+        if self.quota is not None:
+            message["quota"] = self.quota.as_dict()
         return fit_message(message)
 
     def _spec(self) -> dict[str, Any] | None:

@@ -275,6 +275,20 @@ class OtaPlatform(Protocol):
         """CreateOTAVerifyJob on ``devices`` of ``product_key``; the JobId and request id."""
         ...
 
+    def count_packages(self, iot_instance_id: str | None) -> int:
+        """How many packages the account (or the named instance) holds, of every product.
+
+        ListOTAFirmware's Total, asked for one entry and no filter.
+        """
+        ...
+
+    def delete_firmware(self, firmware_id: str, iot_instance_id: str | None) -> str | None:
+        """DeleteOTAFirmware; returns the call's request id.
+
+        Raises :class:`~ota_release.errors.NotFoundError` for an unknown package.
+        """
+        ...
+
     def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
         """Every job on the package (ListOTAJobByFirmware, all pages), newest first.
 

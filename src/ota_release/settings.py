@@ -115,6 +115,10 @@ class Settings(BaseModel):
     )
     retry_cap_seconds: float = Field(RetryPolicy.cap, alias="OTA_RETRY_CAP_SECONDS")
     retry_max_attempts: int = Field(RetryPolicy.max_attempts, alias="OTA_RETRY_MAX_ATTEMPTS")
+    #: Packages the account (or instance) may hold; IoT Platform's documented limit is 500.
+    package_limit: int = Field(500, alias="OTA_PACKAGE_LIMIT")
+    #: How old (seconds) the package count in a notification may be; 0: count every time.
+    package_count_max_age: float = Field(10.0, alias="OTA_PACKAGE_COUNT_MAX_AGE")
 
     @field_validator("region", mode="before")
     @classmethod
@@ -212,6 +216,17 @@ class Settings(BaseModel):
     def _attempts(cls, value: Any) -> Any:
         rule = "must be a whole number of attempts, 1 or more"
         return _number(value, int, rule, lambda n: n >= 1)
+
+    @field_validator("package_limit", mode="before")
+    @classmethod
+    def _package_limit(cls, value: Any) -> Any:
+        rule = "must be a whole number of packages, 1 or more"
+        return _number(value, int, rule, lambda n: n >= 1)
+
+    @field_validator("package_count_max_age", mode="before")
+    @classmethod
+    def _count_age(cls, value: Any) -> Any:
+        return _number(value, float, "must be a number of seconds, 0 or more", lambda n: n >= 0)
 
     @field_validator("buckets", mode="before")
     @classmethod

@@ -198,3 +198,39 @@ def test_job_listing_has_its_own_qps_window(make_iot: IotFactory) -> None:
 
     assert caught.value.code == "Throttling.User"
     assert other.body.success is True and later.success is True
+
+
+# Quota and counting ---------------------------------------------------------------------------
+
+
+def test_seeded_packages_count_in_list_total_and_fill_the_quota(make_iot: IotFactory) -> None:
+    env = make_iot(package_quota=5)
+    seeded = env.iot.seed_packages(4, product_key="pkA")
+
+    counted = adapter(env).count_packages(None)
+    created = env.client().create_otafirmware(create_request(firmware_name="fifth"))
+    refused = env.client().create_otafirmware(create_request(firmware_name="sixth"))
+    listed = env.client().list_otafirmware(
+        iot_models.ListOTAFirmwareRequest(current_page=1, page_size=1)
+    )
+
+    assert counted == 4
+    assert created.body.success is True
+    assert (refused.body.success, refused.body.code) == (False, IotCode.FIRMWARE_COUNT_EXCEED)
+    assert (listed.body.total, len(listed.body.firmware_info.simple_firmware_info)) == (5, 1)
+    assert [p.utc_create for p in seeded] == sorted(p.utc_create for p in seeded)
+    assert len({p.firmware_id for p in seeded}) == 4
+
+
+def test_deleting_a_package_frees_a_place_in_the_quota(make_iot: IotFactory) -> None:
+    env = make_iot(package_quota=3)
+    oldest = env.iot.seed_packages(3)[0]
+    platform = adapter(env)
+
+    request_id = platform.delete_firmware(oldest.firmware_id, None)
+
+    assert request_id
+    assert platform.count_packages(None) == 2
+    assert env.client().create_otafirmware(create_request()).body.success is True
+    with pytest.raises(NotFoundError):
+        platform.delete_firmware(oldest.firmware_id, None)

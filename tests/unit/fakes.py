@@ -308,7 +308,7 @@ class FakeOtaPlatform(_Faults):
     """IoT Platform's OTA packages: unique names, a quota, filtered listing.
 
     Operations for :meth:`fail`: ``find_firmware``, ``create_firmware``,
-    ``generate_upload_url``, ``list_jobs``.
+    ``generate_upload_url``, ``list_jobs``, ``count_packages``, ``delete_firmware``.
     """
 
     def __init__(
@@ -382,6 +382,34 @@ class FakeOtaPlatform(_Faults):
         self.firmware[self.firmware.index(package)] = replace(package, status=2)
         self.verify_jobs.append((firmware_id, product_key, devices, timeout_minutes))
         return job.job_id, f"IOT-VERIFY-{len(self.verify_jobs)}"
+
+    def list_packages(
+        self, product_key: str | None, iot_instance_id: str | None
+    ) -> list[ListedPackage]:
+        """Every package (of ``product_key`` when given), newest first, as one listing."""
+        self._enter("list_packages", product_key, iot_instance_id)
+        return [
+            r
+            for r in reversed(self.firmware)
+            if product_key is None or r.product_key == product_key
+        ]
+
+    def count_packages(self, iot_instance_id: str | None) -> int:
+        """Every package held (ListOTAFirmware's Total, unfiltered)."""
+        self._enter("count_packages", iot_instance_id)
+        return len(self.firmware)
+
+    def delete_firmware(self, firmware_id: str, iot_instance_id: str | None) -> str | None:
+        """Drop a package (and its jobs); an unknown one is NotFoundError."""
+        self._enter("delete_firmware", firmware_id, iot_instance_id)
+        kept = [r for r in self.firmware if r.firmware_id != firmware_id]
+        if len(kept) == len(self.firmware):
+            raise NotFoundError(
+                "iot", "DeleteOTAFirmware", "iot.ota.FirmwareNotFound", "no such package"
+            )
+        self.firmware = kept
+        self.jobs.pop(firmware_id, None)
+        return f"IOT-DELETE-{self.count('delete_firmware')}"
 
     def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
         """The package's jobs, newest first; an unknown package is NotFoundError."""

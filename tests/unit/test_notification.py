@@ -21,6 +21,7 @@ from ota_release.notification import (
     Notification,
     Outcome,
     PackageRef,
+    QuotaUsage,
     RequestIds,
     fit_message,
 )
@@ -122,6 +123,13 @@ _WORDS = st.sampled_from(["", "a", "b", "a\x1fb", "中", "E1", "<request-id>"])
 _ERRORS = st.lists(st.builds(ErrorItem, _WORDS, _WORDS, _WORDS), max_size=2)
 _FILES = st.none() | st.builds(FileRef, _WORDS, st.sampled_from(["E1", "E2"]))
 _SOURCES = st.sampled_from(["etag", "stream"])
+_QUOTAS = st.none() | st.builds(
+    QuotaUsage,
+    st.none() | st.integers(min_value=0, max_value=600),
+    st.sampled_from([10, 500]),
+    st.none() | st.just("2025-11-20T04:00:00.000Z"),
+    st.none() | st.just("ListOTAFirmware failed: Throttling.User"),
+)
 
 
 @st.composite
@@ -139,6 +147,7 @@ def notifications(draw: st.DrawFn) -> Notification:
         package=draw(st.none() | st.builds(PackageRef, _WORDS, _WORDS, st.none())),
         digest=draw(st.none() | st.builds(Digest, st.just(1), st.just("MD5"), _WORDS, _SOURCES)),
         errors=draw(_ERRORS),
+        quota=draw(_QUOTAS),
     )
 
 
@@ -152,6 +161,12 @@ def _content(n: Notification) -> str:
     body = json.loads(n.to_body(NOW))
     for name in ("message_id", "published_at", "request_ids", "errors_dropped", "event"):
         del body[name]
+    # The package count is a delivery's fact: its key, and its line in the summary.
+    quota = body.pop("quota", None)
+    line = n.quota.summary_line if n.quota is not None else ""
+    if quota is not None and line:
+        assert body["summary"] == f"{n.summary} {line}"
+        body["summary"] = n.summary
     body["object"].pop("size")
     fw, sc = n.firmware_file, n.sidecar_file
     if (fw or sc) and n.outcome in RELEASE_OUTCOMES:
@@ -181,13 +196,20 @@ def test_equal_content_shares_an_id_and_different_content_never_does(
     st.text(max_size=8),
     st.integers(min_value=0),
     st.text(max_size=8),
+    _QUOTAS,
 )
 def test_a_replay_with_other_delivery_facts_keeps_its_id(
-    n: Notification, request_id: str, event_time: str, size: int, utc_create: str
+    n: Notification,
+    request_id: str,
+    event_time: str,
+    size: int,
+    utc_create: str,
+    quota: QuotaUsage | None,
 ) -> None:
     # GIVEN the same fact, published by another attempt: other request ids (quoted in an
-    # error too), event time, object size as delivered and the package's creation stamp
-    # and the digest obtained another way (the ETag instead of the stream, say)
+    # error too), event time, object size as delivered and the package's creation stamp,
+    # the digest obtained another way (the ETag instead of the stream, say) and another
+    # package count (with or without its warning)
     package, digest = n.package, n.digest
     replay = dataclasses.replace(
         n,
@@ -198,6 +220,7 @@ def test_a_replay_with_other_delivery_facts_keeps_its_id(
         package=package and dataclasses.replace(package, utc_create=utc_create),
         digest=digest and dataclasses.replace(digest, source="etag"),
         errors=[*n.errors, ErrorItem("f", "r", f"request id: {request_id}")],
+        quota=quota,
     )
     original = dataclasses.replace(
         n,

@@ -109,9 +109,10 @@ def test_staged_release_uploads_the_bytes_and_registers_the_ticket_url() -> None
     # with the ticket's URL and the measured digest
     assert result.outcome.value == "created"
     [ticket] = h.platform.tickets
-    assert h.platform.calls[-2:] == [
+    assert h.platform.calls[-3:] == [
         ("generate_upload_url", ("bin", None)),
         ("create_firmware", (h.platform.created_params[0],)),
+        ("count_packages", (None,)),  # the quota the notification reports
     ]
     staged = h.store.staged[ticket.key]
     assert staged.data == FW
@@ -148,7 +149,7 @@ def test_staged_upload_asks_for_a_suffix_the_platform_accepts(key: str, suffix: 
     h.firmware(key=key)
     h.sidecar({"version": "1.0", "name": "fw"}, key=key + ".ota.json")
     assert h.run(key).outcome.value == "created"
-    assert h.platform.calls[-2] == ("generate_upload_url", (suffix, None))
+    assert h.platform.calls[-3] == ("generate_upload_url", (suffix, None))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +200,8 @@ def test_sidecar_defaults_from_config_reach_the_request() -> None:
     h.run()
     params = h.platform.created_params[0]
     assert (params["ProductKey"], params["IotInstanceId"]) == ("pk-default", "iot-cn-1")
-    assert h.platform.calls[-2] == ("generate_upload_url", ("bin", "iot-cn-1"))
+    assert h.platform.calls[-3] == ("generate_upload_url", ("bin", "iot-cn-1"))
+    assert h.platform.calls[-1] == ("count_packages", ("iot-cn-1",))
 
 
 def test_declared_sha256_is_checked_and_sent() -> None:

@@ -34,9 +34,9 @@ PAGE_SIZE = 100
 JOB_PAGE_SIZE = 200
 #: Actions only the operator's CLI calls (``ota-release prune``), never the function: its
 #: RAM role is not granted them (tests/deploy/test_deploy_least_privilege.py holds the
-#: function's code to that). ListOTAJobByFirmware is the function's too now: the verify
-#: step looks a package's jobs up before it starts a verification.
-OPERATOR_ACTIONS: frozenset[str] = frozenset()
+#: function's code to that). ListOTAJobByFirmware is not one: the verify step looks a
+#: package's jobs up before it starts a verification.
+OPERATOR_ACTIONS = frozenset({"DeleteOTAFirmware"})
 #: Codes worth a retry whatever HTTP status carried them: the public IoT error list's
 #: ``iot.system.SystemException`` ("retry later") and the gateway's throttling codes
 #: (``Throttling``, ``Throttling.User``, ``Throttling.Api``: HTTP 400, sometimes 429).
@@ -466,6 +466,71 @@ class IotOtaPlatform:
                 request_id=body.request_id,
             )
         return str(data.job_id), body.request_id
+
+    def list_packages(
+        self, product_key: str | None, iot_instance_id: str | None
+    ) -> list[ListedPackage]:
+        """Every package (of ``product_key`` when given), all pages of ListOTAFirmware.
+
+        ListOTAFirmware reports no Udi, so ``udi`` is None on each.
+        """
+        packages: list[ListedPackage] = []
+        page = 1
+        while True:
+
+            def call(client: Any, models: Any, page: int = page) -> Any:
+                return client.list_otafirmware(
+                    models.ListOTAFirmwareRequest(
+                        current_page=page,
+                        page_size=PAGE_SIZE,
+                        product_key=product_key,
+                        iot_instance_id=iot_instance_id,
+                    )
+                )
+
+            body = self._invoke("ListOTAFirmware", call)
+            items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
+            packages.extend(_listed(item, udi=None) for item in items)
+            if not items or page >= int(body.page_count or 0):
+                return packages
+            page += 1
+
+    def count_packages(self, iot_instance_id: str | None) -> int:
+        """The account's (instance's) package count: ListOTAFirmware's Total for one entry.
+
+        No product or version filter, so every package of the instance counts, as the
+        500-package quota does.
+        """
+        body = self._invoke(
+            "ListOTAFirmware",
+            lambda client, models: client.list_otafirmware(
+                models.ListOTAFirmwareRequest(
+                    current_page=1, page_size=1, iot_instance_id=iot_instance_id
+                )
+            ),
+        )
+        if body.total is None:
+            raise TransientError(
+                "iot",
+                "ListOTAFirmware",
+                "EmptyResponse",
+                "Success=true without a Total",
+                request_id=body.request_id,
+            )
+        return int(body.total)
+
+    def delete_firmware(self, firmware_id: str, iot_instance_id: str | None) -> str | None:
+        """DeleteOTAFirmware; the call's request id. An unknown id raises NotFoundError."""
+        body = self._invoke(
+            "DeleteOTAFirmware",
+            lambda client, models: client.delete_otafirmware(
+                models.DeleteOTAFirmwareRequest(
+                    firmware_id=firmware_id, iot_instance_id=iot_instance_id
+                )
+            ),
+        )
+        request_id: str | None = body.request_id
+        return request_id
 
     def list_jobs(self, firmware_id: str, iot_instance_id: str | None) -> list[OtaJob]:
         """Every job on the package (verifications and upgrade batches), all pages.

@@ -1,4 +1,5 @@
-"""The ``ota-release`` command line: check, write and upload releases; replay; status; capacity.
+"""The ``ota-release`` command line: check, write and upload releases; replay; status;
+capacity; prune.
 
 Commands import what they need when they run: ``ota-release --help`` and ``validate``
 never load oss2, the IoT SDK or fc2, so the CI check on every pull request stays quick.
@@ -10,6 +11,7 @@ import click
 
 from ota_release.cli.cmd_capacity import capacity
 from ota_release.cli.cmd_init import init
+from ota_release.cli.cmd_prune import prune
 from ota_release.cli.cmd_replay import replay
 from ota_release.cli.cmd_status import status
 from ota_release.cli.cmd_upload import upload
@@ -28,6 +30,8 @@ Typical release:
   ota-release validate build/cam-2.0.0.bin.ota.json --firmware build/cam-2.0.0.bin
   ota-release upload build/cam-2.0.0.bin --bucket acme-firmware --prefix firmware/acme/
   ota-release status --name cam-2_0_0 --version 2.0.0
+Near the 500-package quota (notifications warn from 90 %):
+  ota-release prune --keep 5 --older-than 30d [--yes]
 Once per deployment (cap FC instances so OTA_IOT_QPS x cap fits IoT's 10 calls/s):
   ota-release capacity --service ota-release --function create-firmware --max-instances 1
 
@@ -49,6 +53,7 @@ cli.add_command(upload)
 cli.add_command(replay)
 cli.add_command(status)
 cli.add_command(capacity)
+cli.add_command(prune)
 
 
 def main() -> None:

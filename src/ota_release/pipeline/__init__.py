@@ -1,7 +1,8 @@
 """The release pipeline: one uploaded object in, one published outcome out.
 
 ``run`` holds the sequence of steps; ``context`` what they share; ``locate``, ``checks``,
-``placement`` and ``registry`` the steps; ``outcome`` turns the end into the notification.
+``placement`` and ``registry`` the steps; ``quota`` the package count the notification
+carries; ``outcome`` turns the end into the notification.
 """
 
 from ota_release.pipeline.context import (

@@ -16,7 +16,14 @@ from typing import TypeVar
 from ota_release.digest import Digest
 from ota_release.errors import PermanentError
 from ota_release.events import ObjectCreated
-from ota_release.notification import ErrorItem, Outcome, PackageRef, RequestIds, Verification
+from ota_release.notification import (
+    ErrorItem,
+    Outcome,
+    PackageRef,
+    QuotaUsage,
+    RequestIds,
+    Verification,
+)
 from ota_release.pairing import Pairing
 from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
@@ -60,6 +67,8 @@ class ReleaseConfig:
     #: A package created after the upload and at most this long ago is the upload's own
     #: earlier attempt (``created`` again, same id); older, it is ``already_registered``.
     retry_window: timedelta = FC_MAX_EVENT_AGE
+    #: OTA_PACKAGE_LIMIT: packages the account (instance) may hold (pipeline/quota.py).
+    package_limit: int = 500
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,8 @@ class Release:
     verification: Verification | None = None
     #: a multi-file release's digests, by file name (``digest`` stays None)
     file_digests: dict[str, Digest] = field(default_factory=dict)
+    #: the package count against the limit, when the outcome reports it (pipeline/quota.py)
+    quota: QuotaUsage | None = None
 
     def __post_init__(self) -> None:
         self.key = self.key or self.record.key

@@ -116,6 +116,7 @@ def notification(r: Release, stop: Stop) -> Notification:
         sources=r.sources,
         verification=r.verification,
         files=_files(r),
+        quota=r.quota,
     )
 
 

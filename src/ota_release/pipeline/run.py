@@ -35,6 +35,7 @@ from ota_release.pipeline.files import release_files
 from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
+from ota_release.pipeline.quota import PackageCounter, count_for, quota_full
 from ota_release.pipeline.registry import create, settle_existing
 from ota_release.pipeline.verify import verify
 from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
@@ -79,6 +80,7 @@ class ReleasePipeline:
         checkpoint: Checkpoint = no_checkpoint,
         *,
         staging: PackageStaging,
+        counter: PackageCounter | None = None,
     ) -> None:
         self.ports = Ports(storage, platform, notifier, staging)
         self.config = config or ReleaseConfig()
@@ -86,6 +88,9 @@ class ReleasePipeline:
         self.fc_request_id = fc_request_id
         self.clock = clock
         self.checkpoint = checkpoint
+        #: the package counts (pipeline/quota.py); a fresh one asks IoT for every release
+        #: unless shared (the function shares one per process)
+        self.counter = counter or PackageCounter(max_age=0)
 
     def process(self, record: ObjectCreated, deadline: Deadline) -> Result:
         """Take one uploaded object to an outcome and publish it.
@@ -99,14 +104,16 @@ class ReleasePipeline:
         r = self._release(record, deadline)
         try:
             end = release(r)
+            self.counter.created(r.release_spec.iot_instance_id)
         except Stop as stop:
             end = stop
         except (PermanentError, ObjectChanged) as exc:
-            end = stop_for(r, exc)
+            end = quota_full(r, exc, self.counter) or stop_for(r, exc)
         if end.outcome is Outcome.CREATED and end.package is not None:
             # Whichever way it was reached (created now, or found as this upload's own
             # earlier attempt), a created package gets the verification its sidecar asks for.
             verify(r, end.package)
+        r.quota = r.quota or count_for(r, end, self.counter)
         return publish(r, notification(r, end))
 
     def process_defaults(self, record: ObjectCreated, deadline: Deadline) -> Result | str:
