@@ -34,7 +34,7 @@ from ota_release.pipeline import (
     Result,
     no_checkpoint,
 )
-from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
+from ota_release.ports import Notifier, OtaPlatform, OutcomeStore, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import LOG_LEVELS, Settings, SettingsError
 
@@ -117,6 +117,8 @@ class Adapters:
     platform: OtaPlatform
     notifier: Notifier
     staging: PackageStaging | None = None
+    #: where outcome objects are written (when OTA_RESULTS_PREFIX is in effect)
+    outcomes: OutcomeStore | None = None
 
 
 def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
@@ -143,6 +145,7 @@ def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapter
         platform=platform,
         notifier=MnsNotifier(credentials, settings.mns_endpoint, settings.notify_topic),
         staging=TicketedStaging(platform, store),
+        outcomes=store,
     )
 
 
@@ -222,10 +225,12 @@ def _pipeline(
             sidecar_suffixes=settings.sidecar_suffixes,
             product_key=settings.product_key,
             iot_instance_id=settings.iot_instance_id,
+            results_prefix=settings.results_prefix,
         ),
         retry=retry,
         fc_request_id=request_id,
         staging=staging,
+        outcomes=adapters.outcomes,
     )
 
 

@@ -18,7 +18,14 @@ from ota_release.errors import PermanentError
 from ota_release.events import ObjectCreated
 from ota_release.notification import ErrorItem, Outcome, PackageRef, RequestIds
 from ota_release.pairing import Pairing
-from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, PackageStaging, Storage
+from ota_release.ports import (
+    Notifier,
+    ObjectInfo,
+    OtaPlatform,
+    OutcomeStore,
+    PackageStaging,
+    Storage,
+)
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES, UrlMode
 from ota_release.sidecar import ReleaseSpec
@@ -58,6 +65,8 @@ class ReleaseConfig:
     #: A package created after the upload and at most this long ago is the upload's own
     #: earlier attempt (``created`` again, same id); older, it is ``already_registered``.
     retry_window: timedelta = FC_MAX_EVENT_AGE
+    #: Where outcome objects go (OTA_RESULTS_PREFIX); None: none are written.
+    results_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class Ports:
     platform: OtaPlatform
     notifier: Notifier
     staging: PackageStaging
+    #: where outcome objects are written; None: nowhere
+    outcomes: OutcomeStore | None = None
 
 
 class Stop(Exception):
@@ -124,6 +135,20 @@ class Release:
         """The firmware object's HEAD (only once the pair is complete)."""
         assert self.pairing is not None and self.pairing.firmware is not None
         return self.pairing.firmware
+
+    @property
+    def release_key(self) -> str:
+        """What names the release (its outcome object, for one): the firmware's key.
+
+        The firmware key the pairing knows (the firmware's own, or the one a sidecar
+        names), else the triggering object's key.
+        """
+        pairing = self.pairing
+        if pairing is not None and pairing.firmware is not None:
+            return pairing.firmware.key
+        if pairing is not None and pairing.missing and pairing.firmware is None:
+            return pairing.missing[0]  # a sidecar whose firmware has not arrived
+        return self.key
 
     @property
     def release_spec(self) -> ReleaseSpec:

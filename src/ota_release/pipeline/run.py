@@ -34,7 +34,8 @@ from ota_release.pipeline.locate import find_trigger, pair, read_sidecar
 from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
 from ota_release.pipeline.registry import create, settle_existing
-from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
+from ota_release.pipeline.results import store_outcome
+from ota_release.ports import Notifier, OtaPlatform, OutcomeStore, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 
 
@@ -74,8 +75,9 @@ class ReleasePipeline:
         checkpoint: Checkpoint = no_checkpoint,
         *,
         staging: PackageStaging,
+        outcomes: OutcomeStore | None = None,
     ) -> None:
-        self.ports = Ports(storage, platform, notifier, staging)
+        self.ports = Ports(storage, platform, notifier, staging, outcomes)
         self.config = config or ReleaseConfig()
         self.retry = retry or RetryPolicy()
         self.fc_request_id = fc_request_id
@@ -88,7 +90,8 @@ class ReleasePipeline:
         Transient failures that outlive the retry budget propagate (as RetriesExhausted)
         without a notification, so Function Compute retries the invocation; so does a
         DuplicateNameError whose package is not listed yet. Everything else ends in
-        exactly one published outcome.
+        exactly one published outcome, then written to the release's outcome object
+        (pipeline/results.py) when the deployment has a results prefix.
         """
         r = Release(
             record,
@@ -106,4 +109,6 @@ class ReleasePipeline:
             end = stop
         except (PermanentError, ObjectChanged) as exc:
             end = stop_for(r, exc)
-        return publish(r, notification(r, end))
+        result = publish(r, notification(r, end))
+        result.outcome_key = store_outcome(r, result)
+        return result
