@@ -267,7 +267,7 @@ class FakeStorage(_Faults):
         self.outcome_writes.append((key, body))
         return f"OSS-PUT-{len(self.outcome_writes)}"
 
-    def outcome(self, key: str, *, bucket: str = BUCKET) -> dict[str, Any] | None:
+    def outcome(self, key: str, *, bucket: str = BUCKET) -> Any:
         """The outcome document stored at ``key``, or None."""
         stored = self.objects.get((bucket, key))
         return json.loads(stored.data) if stored else None

@@ -10,6 +10,7 @@ to; uploading the sidecar last (a PutObject) covers that case too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,16 @@ import click
 from ota_release.cli.cloud import CloudTarget, credential_options, oss_endpoint_option
 from ota_release.cli.common import ByteSize, UsageProblem
 from ota_release.cli.shared import shared_settings_options
+from ota_release.results import Upload
+from ota_release.settings import DEFAULT_RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from ota_release.digest import Digest
     from ota_release.sidecar import ReleaseSpec
 
 DEFAULT_PREFIX = "firmware/"
+#: Seconds ``upload --wait`` waits for the outcome unless --timeout says otherwise.
+DEFAULT_WAIT_TIMEOUT = 600.0
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_PART_SIZE = 16 * 1024 * 1024
 
@@ -107,8 +112,14 @@ Examples:
   ota-release upload cam.bin --bucket b --prefix firmware/ \\
       --oss-endpoint http://127.0.0.1:9100        # against localcloud
 
+  ota-release upload cam.bin --bucket b --prefix firmware/ --wait --timeout 300
+
 Nothing is uploaded unless the sidecar and the file pass the function's checks.
-Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
+--wait then waits for this upload's outcome (the function's outcome object under
+--results-prefix) and prints it; --json prints the outcome document itself.
+Exit status: 0 uploaded (with --wait: created or already_registered), 1 invalid, the
+upload failed, or (with --wait) rejected, conflict or failed, 2 usage error,
+3 (--wait) no outcome within --timeout.
 """,
 )
 @click.argument(
@@ -150,8 +161,33 @@ Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
     show_default="16MiB",
     help="Part size for multipart uploads.",
 )
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="After uploading, wait for this upload's outcome and exit with it "
+    "(0 created/already_registered, 1 rejected/conflict/failed, 3 timeout).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help=f"With --wait: give up after this many seconds [default {DEFAULT_WAIT_TIMEOUT:g}].",
+)
+@click.option(
+    "--results-prefix",
+    envvar="OTA_RESULTS_PREFIX",
+    default=DEFAULT_RESULTS_PREFIX,
+    show_default=True,
+    help="The function's OTA_RESULTS_PREFIX, where --wait reads the outcome "
+    "[env OTA_RESULTS_PREFIX].",
+)
 @shared_settings_options(product_key=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON (with --wait: the outcome document).",
+)
 @credential_options
 @oss_endpoint_option
 def upload(
@@ -162,6 +198,9 @@ def upload(
     topic: str | None,
     multipart_threshold: int,
     part_size: int,
+    wait: bool,
+    timeout: float | None,
+    results_prefix: str,
     product_key: str | None,
     sidecar_suffixes: str | None,
     as_json: bool,
@@ -173,16 +212,20 @@ def upload(
     from ota_release.cli.cloud import resolve_target
     from ota_release.cli.shared import shared_settings
 
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout applies to --wait only")
     settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
     suffixes = settings.sidecar_suffixes
     sidecar = sidecar or find_sidecar(firmware, suffixes)
     suffix = _sidecar_suffix(sidecar, suffixes)
     firmware_key, sidecar_key = _keys(firmware, normalise_prefix(prefix), suffix, suffixes)
+    if wait:
+        _check_results_prefix(results_prefix, normalise_prefix(prefix), firmware_key)
     spec, digest = _checked(
         sidecar, firmware, firmware_key, settings.product_key, suffixes, as_json
     )
     target = resolve_target(profile=profile, region=region, oss_endpoint=oss_endpoint)
-    _put_both(
+    oss, uploaded = _put_both(
         target,
         bucket,
         (firmware_key, firmware, digest.size),
@@ -204,7 +247,63 @@ def upload(
         "product_key": spec.product_key,
         "topic": topic,
     }
-    _report(what, as_json)
+    if not wait:
+        _report(what, as_json)
+        return
+    if not as_json:
+        _report(what, as_json)
+    _wait(target, oss, results_prefix, firmware_key, uploaded, timeout, as_json, what)
+
+
+def _check_results_prefix(results_prefix: str, prefix: str, firmware_key: str) -> None:
+    """Refuse a results prefix the function would refuse, or too long for this key."""
+    from ota_release.results import fits
+
+    if not results_prefix.endswith("/") or results_prefix.startswith("/"):
+        raise UsageProblem(
+            f"--results-prefix {results_prefix!r}: a key prefix ending in '/', not "
+            "starting with '/' (the function's OTA_RESULTS_PREFIX)"
+        )
+    if prefix and (results_prefix.startswith(prefix) or prefix.startswith(results_prefix)):
+        raise UsageProblem(
+            f"--results-prefix {results_prefix!r} overlaps --prefix {prefix!r}; the "
+            "function refuses such an OTA_RESULTS_PREFIX"
+        )
+    if not fits(results_prefix, firmware_key):
+        raise UsageProblem(
+            f"{firmware_key!r} is too long for an outcome object under {results_prefix!r} "
+            "(OSS keys are at most 1023 bytes): the function writes none, so --wait "
+            "cannot be used"
+        )
+
+
+def _wait(
+    target: CloudTarget,
+    oss: Any,
+    results_prefix: str,
+    firmware_key: str,
+    uploaded: Upload,
+    timeout: float | None,
+    as_json: bool,
+    report: dict[str, Any],
+) -> None:
+    """Wait for this upload's outcome, print it, exit with its code."""
+    from ota_release.cli.cloud import failure
+    from ota_release.cli.wait import ProgressLine, finish, oss_reader, wait_for_outcome
+    from ota_release.errors import PlatformError
+    from ota_release.results import final_key
+
+    limit = timeout if timeout is not None else DEFAULT_WAIT_TIMEOUT
+    progress = ProgressLine()
+    try:
+        waited = wait_for_outcome(
+            oss_reader(oss), results_prefix, firmware_key, uploaded, limit, progress=progress
+        )
+    except PlatformError as exc:
+        raise failure(exc, target, "reading the outcome", target.oss()) from exc
+    finally:
+        progress.close()
+    finish(waited, limit, final_key(results_prefix, firmware_key), as_json, report)
 
 
 def _sidecar_suffix(sidecar: Path, suffixes: tuple[str, ...]) -> str:
@@ -292,8 +391,12 @@ def _put_both(
     sidecar: tuple[str, Path, str],
     multipart_threshold: int,
     part_size: int,
-) -> None:
-    """Upload the firmware, then the sidecar (whose arrival completes the pair)."""
+) -> tuple[Any, Upload]:
+    """Upload the firmware, then the sidecar (whose arrival completes the pair).
+
+    Returns the bucket and what identifies this upload: both ETags OSS answered, and
+    OSS's time of the firmware's upload (the Date of its answer).
+    """
     from ota_release.cli.cloud import failure
 
     (firmware_key, firmware_path, size), (sidecar_key, sidecar_path, suffix) = firmware, sidecar
@@ -301,14 +404,29 @@ def _put_both(
     sidecar_bytes = sidecar_path.read_bytes()
     content_type = "application/json" if suffix.endswith("json") else "application/yaml"
     try:
-        _upload_file(oss, firmware_key, firmware_path, size, multipart_threshold, part_size)
-        oss.put_object(sidecar_key, sidecar_bytes, headers={"Content-Type": content_type})
+        put = _upload_file(oss, firmware_key, firmware_path, size, multipart_threshold, part_size)
+        put_sidecar = oss.put_object(
+            sidecar_key, sidecar_bytes, headers={"Content-Type": content_type}
+        )
     except Exception as exc:
         from ota_release.adapters.oss import classify_oss_error
 
         raise failure(
             classify_oss_error(exc, "upload"), target, f"uploading to {bucket}", target.oss()
         ) from exc
+    etags = {firmware_key: put.etag, sidecar_key: put_sidecar.etag}
+    return oss, Upload(etags, not_before=_server_time(put))
+
+
+def _server_time(result: Any) -> datetime | None:
+    """The Date header of an OSS answer (OSS's clock, whole seconds), if it has one."""
+    from email.utils import parsedate_to_datetime
+
+    value = (getattr(result, "headers", None) or {}).get("Date")
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _report(what: dict[str, Any], as_json: bool) -> None:
@@ -335,8 +453,10 @@ def _report(what: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part_size: int) -> None:
-    """PutObject below the threshold, resumable multipart above it, with a progress bar."""
+def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part_size: int) -> Any:
+    """PutObject below the threshold, resumable multipart above it, with a progress bar.
+
+    Returns oss2's answer (its ``etag`` is the object's ETag)."""
     import oss2
 
     from ota_release.cli.common import byte_progress
@@ -346,7 +466,7 @@ def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part
         def advance(consumed: int, total: int | None) -> None:
             progress.set(consumed)
 
-        oss2.resumable_upload(
+        return oss2.resumable_upload(
             oss,
             key,
             str(path),
