@@ -26,7 +26,7 @@ def yaml_blocks() -> list[Any]:
     return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
 
 
-def github() -> dict[str, Any]:
+def github() -> dict[Any, Any]:
     (found,) = [b for b in yaml_blocks() if isinstance(b, dict) and "jobs" in b]
     return found
 
