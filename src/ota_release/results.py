@@ -70,9 +70,13 @@ def normal_etag(value: object) -> str:
 
 @dataclass(frozen=True)
 class Upload:
-    """What the uploader knows of its upload: each object's key and ETag, and when."""
+    """What the uploader knows of its upload: each object's key and ETag, the request ids
+    OSS answered its uploads with, and when."""
 
     etags: Mapping[str, str]
+    #: x-oss-request-id of each upload's answer; OSS's event for an upload carries it
+    #: (``responseElements.requestId``), and the notification as ``request_ids.oss_event``
+    request_ids: frozenset[str] = frozenset()
     #: the earliest time (OSS's clock, the PutObject answer's Date) of the upload, or None
     not_before: datetime | None = None
 
@@ -94,13 +98,18 @@ def is_about_upload(doc: Mapping[str, Any], upload: Upload) -> bool:
     """Whether ``doc`` reports this upload (not an older one of the same keys).
 
     Every object the document names with an ETag must be one of the upload's, with the
-    upload's ETag, and it must name at least one; and the event it answers must not be
-    older than the upload (an identical re-upload has the same ETags as the original).
+    upload's ETag, and it must name at least one. An identical re-upload has the same
+    ETags as the original, so the event the document answers must also be one of this
+    upload's: by its OSS request id when both sides know it, else by not being older
+    than the upload.
     """
     named = refs(doc)
     mine = {key: normal_etag(etag) for key, etag in upload.etags.items()}
     if not named or any(mine.get(key) != etag for key, etag in named.items()):
         return False
+    event_request = (doc.get("request_ids") or {}).get("oss_event")
+    if upload.request_ids and event_request:
+        return event_request in upload.request_ids
     if upload.not_before is None:
         return True
     event_time = _parse_time((doc.get("event") or {}).get("time"))

@@ -249,6 +249,14 @@ def test_an_upload_is_told_by_every_etag_and_by_not_being_older_than_the_documen
     assert not is_about_upload({"object": {"key": FW_KEY, "etag": None}}, mine)
 
 
+def test_an_identical_re_upload_is_told_by_the_request_id_of_its_event() -> None:
+    doc = {**_doc("F1"), "request_ids": {"oss_event": "REQ-OLD"}}
+    etags = {FW_KEY: "F1", SC_KEY: "S1"}
+
+    assert not is_about_upload(doc, Upload(etags, frozenset({"REQ-NEW-FW", "REQ-NEW-SC"})))
+    assert is_about_upload(doc, Upload(etags, frozenset({"REQ-OLD", "REQ-NEW-SC"})))
+
+
 BASE = {"OTA_REGION": "cn-shanghai", "OTA_NOTIFY_TOPIC": "t", "OTA_ACCOUNT_ID": "1"}
 
 

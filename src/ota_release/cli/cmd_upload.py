@@ -394,8 +394,8 @@ def _put_both(
 ) -> tuple[Any, Upload]:
     """Upload the firmware, then the sidecar (whose arrival completes the pair).
 
-    Returns the bucket and what identifies this upload: both ETags OSS answered, and
-    OSS's time of the firmware's upload (the Date of its answer).
+    Returns the bucket and what identifies this upload: both ETags and request ids OSS
+    answered, and OSS's time of the firmware's upload (the Date of its answer).
     """
     from ota_release.cli.cloud import failure
 
@@ -415,7 +415,8 @@ def _put_both(
             classify_oss_error(exc, "upload"), target, f"uploading to {bucket}", target.oss()
         ) from exc
     etags = {firmware_key: put.etag, sidecar_key: put_sidecar.etag}
-    return oss, Upload(etags, not_before=_server_time(put))
+    request_ids = frozenset(r for r in (put.request_id, put_sidecar.request_id) if r)
+    return oss, Upload(etags, request_ids, not_before=_server_time(put))
 
 
 def _server_time(result: Any) -> datetime | None:
