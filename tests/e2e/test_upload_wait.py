@@ -229,3 +229,16 @@ def test_status_of_a_key_shows_its_stored_outcome(cloud: LocalCloud, tmp_path: P
     missing = invoke(cloud, "status", release.prefix + "never-uploaded.bin")
     assert missing.exit_code == 1
     assert "no outcome stored for" in missing.stderr
+
+
+def test_the_upload_event_carries_the_request_id_of_the_upload_answer(
+    cloud: LocalCloud, events: list[dict[str, Any]]
+) -> None:
+    # What --wait matches an identical re-upload by (docs/fidelity.md, OSS).
+    key = f"{cloud.prefix}{uuid.uuid4().hex[:8]}/probe.bin"
+
+    answer = cloud.sdk_bucket().put_object(key, b"probe")
+
+    assert cloud.wait_idle(60)
+    (event,) = [e for e in events if e["events"][0]["oss"]["object"]["key"] == key]
+    assert event["events"][0]["responseElements"]["requestId"] == answer.request_id
