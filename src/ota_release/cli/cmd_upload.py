@@ -233,7 +233,25 @@ def upload(
         multipart_threshold,
         part_size,
     )
-    what = {
+    what = _uploaded(bucket, firmware_key, sidecar_key, spec, digest, topic)
+    if not wait:
+        _report(what, as_json)
+        return
+    if not as_json:
+        _report(what, as_json)
+    _wait(target, oss, results_prefix, firmware_key, uploaded, timeout, as_json, what)
+
+
+def _uploaded(
+    bucket: str,
+    firmware_key: str,
+    sidecar_key: str,
+    spec: ReleaseSpec,
+    digest: Digest,
+    topic: str | None,
+) -> dict[str, Any]:
+    """What was uploaded, as the report (and ``--json``) shows it."""
+    return {
         "uploaded": True,
         "bucket": bucket,
         "firmware_key": firmware_key,
@@ -247,12 +265,6 @@ def upload(
         "product_key": spec.product_key,
         "topic": topic,
     }
-    if not wait:
-        _report(what, as_json)
-        return
-    if not as_json:
-        _report(what, as_json)
-    _wait(target, oss, results_prefix, firmware_key, uploaded, timeout, as_json, what)
 
 
 def _check_results_prefix(results_prefix: str, prefix: str, firmware_key: str) -> None:
