@@ -111,7 +111,6 @@ Examples:
       --topic ota-outcomes --json
   ota-release upload cam.bin --bucket b --prefix firmware/ \\
       --oss-endpoint http://127.0.0.1:9100        # against localcloud
-
   ota-release upload cam.bin --bucket b --prefix firmware/ --wait --timeout 300
 
 Nothing is uploaded unless the sidecar and the file pass the function's checks.
