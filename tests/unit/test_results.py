@@ -6,6 +6,7 @@ import json
 import logging
 import random
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -284,3 +285,24 @@ def test_a_results_prefix_the_trigger_could_fire_on_is_refused(
     (error,) = caught.value.errors
     assert error["field"] == "OTA_RESULTS_PREFIX" and error["value"] == results
     assert rule in error["rule"]
+
+
+def test_the_handler_wires_the_results_prefix_from_the_settings() -> None:
+    from ota_release import function
+    from tests.unit.fakes import oss_trigger_event
+
+    ports = Ports()
+    ports.store.put(FW_KEY, V1)
+    ports.store.put(SC_KEY, SIDECAR)
+    adapters = function.Adapters(ports.store, ports.platform, ports.notifier, outcomes=ports.store)
+    context = SimpleNamespace(request_id="fc-1", account_id="7", credentials=None, function=None)
+    summary = function.handle(
+        oss_trigger_event([SC_KEY]),
+        context,
+        env={**BASE, "OTA_PREFIX": "firmware/"},
+        adapters=adapters,
+        retry=RetryPolicy(sleep=lambda _s: None, rng=random.Random(0)),
+    )
+
+    assert summary["results"][0]["outcome"] == "created"
+    assert ports.store.outcome(FINAL)["message_id"] == summary["results"][0]["message_id"]
