@@ -202,6 +202,11 @@ class LocalCloud:
         return self.spec.triggers[0].prefix if self.spec.triggers else ""
 
     @property
+    def results_prefix(self) -> str:
+        """Where the function writes outcome objects (its OTA_RESULTS_PREFIX)."""
+        return str(self.spec.env.get("OTA_RESULTS_PREFIX", ""))
+
+    @property
     def notify_topic(self) -> str:
         return str(self.spec.env.get("OTA_NOTIFY_TOPIC", "ota-release-notifications"))
 
@@ -233,6 +238,7 @@ class LocalCloud:
             "OTA_ACCOUNT_ID": ACCOUNT_ID,
             "OTA_BUCKET": self.bucket,
             "OTA_PREFIX": self.prefix,
+            "OTA_RESULTS_PREFIX": self.results_prefix,
             "OTA_NOTIFY_TOPIC": self.notify_topic,
         }
 

@@ -44,6 +44,7 @@ if str(_REPO) not in sys.path:
 from localcloud.cloud import LocalCloud  # noqa: E402
 from localcloud.faults import FaultPlan, FaultRule, crash_env, read_ledger, rule  # noqa: E402
 from localcloud.oss.events import event_time  # noqa: E402
+from ota_release.results import FINAL_OUTCOMES, final_key, waiting_key  # noqa: E402
 
 #: Outcomes each upload may legitimately end in, by what the upload was.
 ALLOWED = {
@@ -59,7 +60,9 @@ _RETRY_LINE = re.compile(r"failed with \S+, retry \d+ in")
 
 def mixed_faults(seed: int) -> FaultPlan:
     """Every kind of service fault, on the operations the function uses, a few % each."""
-    oss_ops = ("HeadObject", "GetObject", "PostObject")
+    # PutObject: the function's outcome objects (and the workload's own uploads, which
+    # Workload.put retries as any uploader would).
+    oss_ops = ("HeadObject", "GetObject", "PostObject", "PutObject")
     rules: list[FaultRule] = [
         rule("oss", "latency", 0.03, *oss_ops, seconds=0.02),
         rule("oss", "error500", 0.03, *oss_ops),
@@ -136,6 +139,12 @@ class Report:
     unexpected_outcomes: list[str] = field(default_factory=list)
     created_ids_disagree: list[str] = field(default_factory=list)
     registered_without_notification: list[str] = field(default_factory=list)
+    outcome_objects: int = 0
+    #: releases whose outcome object is not the last final notification about the
+    #: objects stored now (or is missing, or holds a waiting)
+    outcome_not_current: list[str] = field(default_factory=list)
+    #: objects the function wrote anywhere but a release's two outcome keys
+    stray_objects: list[str] = field(default_factory=list)
 
     PROBLEMS = (
         "double_registered",
@@ -146,6 +155,8 @@ class Report:
         "unexpected_outcomes",
         "created_ids_disagree",
         "registered_without_notification",
+        "outcome_not_current",
+        "stray_objects",
     )
 
     def problems(self) -> dict[str, list[str]]:
@@ -166,6 +177,7 @@ class Report:
             "notifications": self.notifications,
             "duplicate_notifications_absorbed": self.duplicate_notifications,
             "on_failure_records": self.on_failure,
+            "outcome_objects": self.outcome_objects,
             "lost": len(self.lost),
             "problems": {k: len(v) for k, v in self.problems().items()},
         }
@@ -230,7 +242,7 @@ class Workload:
             self.duplicates_delivered += copies
 
     def put(self, key: str, data: bytes, role: str, release: str) -> None:
-        result = self.bucket.put_object(key, data)
+        result = self._put_retried(key, data)
         # Read back in-process (no HTTP, so no injected fault): the event's eventTime is
         # the object's Last-Modified, and no other upload writes this key concurrently.
         stored = self.cloud.oss.head(self.cloud.bucket, key)
@@ -239,6 +251,21 @@ class Workload:
             self.uploads.append(
                 Upload(key, result.etag, event_time(stored.last_modified), role, release)
             )
+
+    def _put_retried(self, key: str, data: bytes) -> Any:
+        """PutObject, again after an injected 5xx, throttle or reset (which stored nothing:
+        the fault seam runs before OSS acts), as an uploader's SDK retry would."""
+        import oss2
+
+        for attempt in range(10):
+            try:
+                return self.bucket.put_object(key, data)
+            except (oss2.exceptions.ServerError, oss2.exceptions.RequestError) as exc:
+                status = getattr(exc, "status", 0) or 0
+                if attempt == 9 or not (status < 0 or status >= 500 or status == 429):
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
 
     def release(self, r: Release) -> None:
         fw_role = "release" if r.valid else "invalid_firmware"
@@ -350,7 +377,74 @@ def account(cloud: LocalCloud, work: Workload, releases: list[Release], report: 
             report.created_ids_disagree.append(name)
         if not seen and name not in failed_releases:
             report.registered_without_notification.append(name)
+    account_outcome_objects(cloud, releases, failed_releases, report)
     return report
+
+
+def account_outcome_objects(
+    cloud: LocalCloud, releases: list[Release], failed_releases: set[str], report: Report
+) -> None:
+    """One current outcome per release (docs/notifications.md, "Outcome objects").
+
+    For every release, the final outcome object is the last final notification about the
+    objects stored now (same ``message_id``, so the same content), its ``.waiting``
+    object holds only a waiting, and the function wrote nothing else anywhere. A release
+    with an event on the OnFailure topic may lack its outcome object, as it may lack its
+    notification.
+    """
+    results = cloud.results_prefix
+    bodies = [json.loads(m.body) for m in cloud.mns.messages(cloud.notify_topic)]
+    expected_keys: set[str] = set()
+    for r in releases:
+        expected_keys |= {final_key(results, r.firmware_key), waiting_key(results, r.firmware_key)}
+        problem = _outcome_problem(cloud, r, bodies, r.name in failed_releases)
+        if problem:
+            report.outcome_not_current.append(f"{r.firmware_key}: {problem}")
+    written = cloud.oss.list_keys(cloud.bucket, results)
+    report.outcome_objects = len(written)
+    report.stray_objects += sorted(set(written) - expected_keys)
+    watched = {u for r in releases for u in (r.firmware_key, r.sidecar_key)}
+    report.stray_objects += sorted(
+        key
+        for key in cloud.oss.list_keys(cloud.bucket, "")
+        if not key.startswith(results) and key not in watched
+    )
+
+
+def _outcome_problem(
+    cloud: LocalCloud, r: Release, bodies: list[dict[str, Any]], on_failure: bool
+) -> str | None:
+    """Why the release's outcome objects are not its one current outcome, or None."""
+    fw, sc = (cloud.oss.head(cloud.bucket, key) for key in (r.firmware_key, r.sidecar_key))
+    now = (fw.etag if fw else None, sc.etag if sc else None)
+    about_now = [
+        b
+        for b in bodies
+        if b["outcome"] in FINAL_OUTCOMES
+        and b["firmware_key"] == r.firmware_key
+        and (b.get("firmware_etag"), b.get("sidecar_etag")) == now
+    ]
+    final = _stored(cloud, final_key(cloud.results_prefix, r.firmware_key))
+    waiting = _stored(cloud, waiting_key(cloud.results_prefix, r.firmware_key))
+    if waiting is not None and waiting["outcome"] != "waiting":
+        return f"the waiting object holds {waiting['outcome']}"
+    if final is not None and final["outcome"] not in FINAL_OUTCOMES:
+        return f"the final object holds {final['outcome']}"
+    if not about_now:
+        return None if final is None or on_failure else "an outcome no notification reports"
+    if final is None:
+        return None if on_failure else f"no outcome object ({about_now[-1]['outcome']} published)"
+    if final["message_id"] != about_now[-1]["message_id"]:
+        return f"holds {final['outcome']}, the last notification is {about_now[-1]['outcome']}"
+    return None
+
+
+def _stored(cloud: LocalCloud, key: str) -> dict[str, Any] | None:
+    try:
+        doc: dict[str, Any] = json.loads(cloud.oss.read_object(cloud.bucket, key))
+    except FileNotFoundError:
+        return None
+    return doc
 
 
 def _count_retry_lines(cloud: LocalCloud) -> int:

@@ -37,7 +37,7 @@ from ota_release.pipeline import (
     no_checkpoint,
 )
 from ota_release.pipeline.quota import PackageCounter
-from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
+from ota_release.ports import Notifier, OtaPlatform, OutcomeStore, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import LOG_LEVELS, Settings, SettingsError
 
@@ -120,6 +120,8 @@ class Adapters:
     platform: OtaPlatform
     notifier: Notifier
     staging: PackageStaging | None = None
+    #: where outcome objects are written (when OTA_RESULTS_PREFIX is in effect)
+    outcomes: OutcomeStore | None = None
 
 
 def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
@@ -146,6 +148,7 @@ def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapter
         platform=platform,
         notifier=MnsNotifier(credentials, settings.mns_endpoint, settings.notify_topic),
         staging=TicketedStaging(platform, store),
+        outcomes=store,
     )
 
 
@@ -232,11 +235,13 @@ def _pipeline(
             iot_instance_id=settings.iot_instance_id,
             prefix=settings.prefix,
             package_limit=settings.package_limit,
+            results_prefix=settings.results_prefix,
         ),
         retry=retry,
         fc_request_id=request_id,
         staging=staging,
         counter=shared_counter(settings.iot_endpoint, settings.package_count_max_age),
+        outcomes=adapters.outcomes,
     )
 
 

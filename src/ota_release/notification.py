@@ -340,6 +340,7 @@ class Notification:
             "summary": _mask_request_ids(self.summary, rids),
             "firmware_key": self.firmware_file.key if self.firmware_file else None,
             "sidecar_key": self.sidecar_file.key if self.sidecar_file else None,
+            **self._etags(),
             "spec": self._spec(),
             "firmware": _without(self._package(), "utc_create"),
             "digest": _without(self._digest(), "source"),
@@ -374,6 +375,7 @@ class Notification:
             "event": {"name": self.event_name, "time": self.event_time},
             "firmware_key": self.firmware_file.key if self.firmware_file else None,
             "sidecar_key": self.sidecar_file.key if self.sidecar_file else None,
+            **self._etags(),
             "spec": self._spec(),
             "firmware": self._package(),
             "digest": self._digest(),
@@ -387,6 +389,11 @@ class Notification:
         if self.quota is not None:
             message["quota"] = self.quota.as_dict()
         return fit_message(message)
+
+    def _etags(self) -> dict[str, str | None]:
+        """Each half's ETag as it was read: how an uploader tells its upload's outcome."""
+        fw, sc = self.firmware_file, self.sidecar_file
+        return {"firmware_etag": fw.etag if fw else None, "sidecar_etag": sc.etag if sc else None}
 
     def _spec(self) -> dict[str, Any] | None:
         if self.spec is None:

@@ -27,6 +27,7 @@ __all__ = [
     "ObjectTooLarge",
     "OtaJob",
     "OtaPlatform",
+    "OutcomeStore",
     "PackageStaging",
     "PublishReceipt",
     "SmallObject",
@@ -339,5 +340,17 @@ class PackageStaging(Protocol):
         ``observe`` before it is sent, with its errors. ``request_id(service, id)`` hears
         each call's request id (``"iot"``, ``"oss"``) as soon as the call answers, so a
         failed attempt's calls are still accounted for.
+        """
+        ...
+
+
+class OutcomeStore(Protocol):
+    """Where the function leaves each release's outcome document for its uploader."""
+
+    def put_outcome(self, bucket: str, key: str, body: bytes) -> str | None:
+        """PutObject ``body`` (a JSON document) at ``key``, replacing what is there.
+
+        Returns the call's request id. The key lies under OTA_RESULTS_PREFIX, the only
+        place the function's role may write (deploy/ram-policy.*.json).
         """
         ...

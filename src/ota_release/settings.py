@@ -30,6 +30,10 @@ from ota_release import rules
 from ota_release.retry import RetryPolicy
 
 DEFAULT_SIDECAR_SUFFIXES = (".ota.json", ".ota.yaml", ".ota.yml")
+#: Where outcome objects go when OTA_PREFIX is set and OTA_RESULTS_PREFIX is not.
+DEFAULT_RESULTS_PREFIX = "ota-results/"
+#: Longest OTA_RESULTS_PREFIX: it comes before every release key in an outcome's key.
+MAX_RESULTS_PREFIX_BYTES = 128
 SIGNED_URL_TTL_MIN = 60
 SIGNED_URL_TTL_MAX = 7 * 24 * 3600
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -109,6 +113,10 @@ class Settings(BaseModel):
     buckets: tuple[str, ...] = Field((), alias="OTA_BUCKETS")
     #: Key prefix the function handles (OTA_PREFIX); empty: every key.
     prefix: str = Field("", alias="OTA_PREFIX")
+    #: Where each release's outcome document is written (OTA_RESULTS_PREFIX), in the
+    #: bucket the upload came to; outside OTA_PREFIX, so the trigger never fires on it.
+    #: None (the default without OTA_PREFIX): no outcome objects (docs/configuration.md).
+    results_prefix: str | None = Field(None, alias="OTA_RESULTS_PREFIX")
     retry_base_seconds: float = Field(RetryPolicy.base, alias="OTA_RETRY_BASE_SECONDS")
     retry_throttle_base_seconds: float = Field(
         RetryPolicy.throttle_base, alias="OTA_RETRY_THROTTLE_BASE_SECONDS"
@@ -249,6 +257,29 @@ class Settings(BaseModel):
             raise _refuse("a key prefix, not starting with '/', at most 1023 bytes")
         return prefix
 
+    @field_validator("results_prefix", mode="before")
+    @classmethod
+    def _results_prefix(cls, value: Any, info: ValidationInfo) -> Any:
+        prefix = str(value)
+        if prefix.startswith("/") or not prefix.endswith("/"):
+            raise _refuse("a key prefix ending in '/', not starting with '/'")
+        if len(prefix.encode("utf-8", "surrogatepass")) > MAX_RESULTS_PREFIX_BYTES:
+            raise _refuse(f"at most {MAX_RESULTS_PREFIX_BYTES} bytes")
+        watched = info.data.get("prefix")
+        if watched is None:  # OTA_PREFIX itself was refused: reported on its own
+            return prefix
+        if not watched:
+            raise _refuse(
+                "needs OTA_PREFIX: without it the function handles every key, its own "
+                "outcome objects included"
+            )
+        if prefix.startswith(watched) or watched.startswith(prefix):
+            raise _refuse(
+                f"must lie outside OTA_PREFIX ({watched!r}), or the trigger would fire on "
+                "the function's own outcome objects"
+            )
+        return prefix
+
     @classmethod
     def from_env(
         cls, env: Mapping[str, str] | None = None, account_id: str | None = None
@@ -291,6 +322,9 @@ def _resolved(env: Mapping[str, str], account_id: str | None) -> dict[str, str]:
     values.setdefault("OTA_IOT_ENDPOINT", f"iot.{at}.aliyuncs.com")
     values.setdefault("OTA_OSS_ENDPOINT", f"https://oss-{at}-internal.aliyuncs.com")
     values.setdefault("OTA_OSS_PUBLIC_ENDPOINT", f"https://oss-{at}.aliyuncs.com")
+    # Outcome objects need a watched prefix to lie outside of (docs/configuration.md).
+    if get("OTA_PREFIX"):
+        values.setdefault("OTA_RESULTS_PREFIX", DEFAULT_RESULTS_PREFIX)
     return values
 
 

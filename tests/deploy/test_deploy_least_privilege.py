@@ -39,6 +39,7 @@ RAM_ACTIONS: dict[tuple[str, str], str | None] = {
     ("oss", "GetObject"): "oss:GetObject",
     ("oss", "HeadObject"): "oss:GetObject",
     ("oss", "PostObject"): None,
+    ("oss", "PutObject"): "oss:PutObject",
     ("mns", "PublishMessage"): "mns:PublishMessage",
 }
 #: Needed by FC itself, not by the code: FC writes the function's logs with this role.
@@ -224,12 +225,40 @@ def test_direct_mode_policy_only_drops_generate_upload_url():
     assert set(actions_in(direct)) <= set(actions_in(staged))
 
 
-def test_oss_read_is_limited_to_the_watched_prefix_of_the_bucket():
-    policy = policy_file("staged", policy_params())
-    (oss,) = [s for s in policy["Statement"] if any(a.startswith("oss:") for a in s["Action"])]
+def _oss_statement(policy: dict[str, Any], action: str) -> dict[str, Any]:
+    (found,) = [s for s in policy["Statement"] if action in s["Action"]]
+    return found
+
+
+@pytest.mark.parametrize("mode", ["staged", "direct"])
+def test_oss_read_is_limited_to_the_watched_prefix_of_the_bucket(mode: str) -> None:
+    oss = _oss_statement(policy_file(mode, policy_params()), "oss:GetObject")
 
     assert oss["Action"] == ["oss:GetObject"]
     assert oss["Resource"] == ["acs:oss:*:*:my-firmware-bucket/firmware/*"]
+
+
+@pytest.mark.parametrize("mode", ["staged", "direct"])
+def test_oss_write_is_limited_to_the_results_prefix_outside_the_watched_one(mode: str) -> None:
+    # The function writes outcome objects only; the trigger never fires on them.
+    params = policy_params()
+    oss = _oss_statement(policy_file(mode, params), "oss:PutObject")
+
+    assert oss["Action"] == ["oss:PutObject"]
+    assert oss["Resource"] == ["acs:oss:*:*:my-firmware-bucket/ota-results/*"]
+    watched, results = params["WatchPrefix"], params["ResultsPrefix"]
+    assert not results.startswith(watched) and not watched.startswith(results)
+    oss_actions = {a for a in needed_actions() if a.startswith("oss:")}
+    assert oss_actions == {"oss:GetObject", "oss:PutObject"}
+
+
+def test_the_only_oss_write_the_adapters_make_is_the_outcome_put():
+    writes = [
+        (op, where)
+        for service, op, where in adapter_operations()
+        if service == "oss" and op not in ("GetObject", "HeadObject")
+    ]
+    assert sorted(op for op, _ in writes) == ["PostObject", "PutObject"], writes
 
 
 def test_publish_is_limited_to_the_two_topics():

@@ -22,6 +22,7 @@ from tests.deploy.deploy_views import (
 PARAM_TO_VAR = {
     "BucketName": "bucketName",
     "WatchPrefix": "watchPrefix",
+    "ResultsPrefix": "resultsPrefix",
     "FirmwareUrlMode": "firmwareUrlMode",
     "SignedUrlTtl": "signedUrlTtl",
     "IotInstanceId": "iotInstanceId",
@@ -51,6 +52,7 @@ def test_defaults_resolve_to_the_same_deployment():
     "overrides",
     [
         {"BucketName": "acme-fw", "WatchPrefix": "incoming/", "FirmwareUrlMode": "direct"},
+        {"ResultsPrefix": "release-outcomes/"},
         {"IotInstanceId": "iot-cn-abc123", "ProductKey": "a1B2c3", "SignedUrlTtl": "3600"},
     ],
 )
@@ -73,6 +75,8 @@ def test_resolved_environment_is_accepted_by_the_function_settings():
     assert settings.mns_endpoint == f"https://{ACCOUNT_ID}.mns.{REGION}.aliyuncs.com"
     assert settings.url_mode is UrlMode.STAGED
     assert settings.iot_instance_id is None and settings.product_key is None
+    # outcome objects outside the watched prefix: the trigger never fires on them
+    assert (settings.prefix, settings.results_prefix) == ("firmware/", "ota-results/")
 
 
 def test_topics_in_environment_and_destination_are_the_declared_mns_topics():

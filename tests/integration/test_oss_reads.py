@@ -91,7 +91,10 @@ def _oss2_request(
     )
     bucket = oss2.Bucket(auth, endpoint, "my-bucket", region="cn-shanghai")
     with pytest.raises(_Sent):
-        (bucket.head_object if verb == "HEAD" else bucket.get_object)(key)
+        if verb == "PUT":
+            bucket.put_object(key, BODY, headers={"Content-Type": "application/json"})
+        else:
+            (bucket.head_object if verb == "HEAD" else bucket.get_object)(key)
     return captured[0]
 
 
@@ -101,7 +104,16 @@ def _our_request(
     """What OssReads sends for the same call: (host, path, headers), captured before I/O."""
     captured: list[tuple[str, str, dict[str, str]]] = []
 
-    def capture(self: Any, verb: str, op: str, host: str, path: str, headers: Any, limit: int):
+    def capture(
+        self: Any,
+        verb: str,
+        op: str,
+        host: str,
+        path: str,
+        headers: Any,
+        limit: int,
+        body: bytes | None = None,
+    ) -> Any:
         captured.append((host, path, headers))
         raise _Sent
 
@@ -113,14 +125,21 @@ def _our_request(
         clock=MOMENT.timestamp,
     )
     with pytest.raises(_Sent):
-        reads.head("my-bucket", key) if verb == "HEAD" else reads.read("my-bucket", key, 10)
+        if verb == "PUT":
+            reads.put("my-bucket", key, BODY, "application/json")
+        else:
+            reads.head("my-bucket", key) if verb == "HEAD" else reads.read("my-bucket", key, 10)
     return captured[0]
+
+
+#: An outcome document, as the function PUTs it (OssReads.put).
+BODY = b'{"outcome": "created"}'
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("key", KEYS)
 @pytest.mark.parametrize("token", [None, TOKEN])
-@pytest.mark.parametrize("verb", ["GET", "HEAD"])
+@pytest.mark.parametrize("verb", ["GET", "HEAD", "PUT"])
 def test_request_equals_oss2s_own_v4_request(
     verb: str, token: str | None, key: str, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,6 +160,8 @@ def test_request_equals_oss2s_own_v4_request(
     assert signed["x-oss-date"] == "20261127T100000Z"
     assert signed["x-oss-content-sha256"] == "UNSIGNED-PAYLOAD"
     assert signed.get("x-oss-security-token") == token
+    if verb == "PUT":  # Content-Type is signed too: the same value on both sides
+        assert ours["Content-Type"] == theirs.headers["Content-Type"] == "application/json"
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import cast
 import pytest
 
 from localcloud.cloud import LocalCloud
+from ota_release.results import final_key, waiting_key
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,10 +139,16 @@ def test_waiting_and_rejected_invocations_never_load_oss2_requests_or_the_iot_sd
             env=env,
             check=True,
         )
+        # (and its outcome object written, by the same hand-signed requests)
+        release_key = folder + "cam-1.0.0.bin"
+        stored_at = (final_key if outcome == "rejected" else waiting_key)(
+            cloud.results_prefix, release_key
+        )
+        stored = json.loads(cloud.oss.read_object(cloud.bucket, stored_at))
     state = json.loads(proc.stdout.strip().splitlines()[-1])
-    # THEN the outcome was reached and published with the small reads and MNS only (and a
-    # JSON sidecar needs no YAML parser)
-    assert state["outcome"] == outcome
+    # THEN the outcome was reached, published and stored with the small reads, one PUT
+    # and MNS only (and a JSON sidecar needs no YAML parser)
+    assert state["outcome"] == outcome == stored["outcome"]
     roots = set(state["roots"])
     assert "mns" in roots, "the outcome is published"
     assert not roots & {"oss2", "requests", "urllib3", "alibabacloud_iot20180120", "yaml"}

@@ -31,6 +31,8 @@ def _assert_every_guarantee_held(report: soak.Report) -> None:
     assert report.unexpected_outcomes == []
     assert report.created_ids_disagree == [], "'created' named another package"
     assert report.registered_without_notification == []
+    assert report.outcome_not_current == [], "an outcome object is not the current outcome"
+    assert report.stray_objects == [], "the function wrote outside its outcome keys"
 
 
 def test_mixed_workload_under_faults_registers_each_release_once_and_loses_nothing() -> None:
@@ -46,6 +48,7 @@ def test_mixed_workload_under_faults_registers_each_release_once_and_loses_nothi
     assert report.duplicate_events > 0
     assert report.duplicate_notifications > 0, "duplicates are expected and must be absorbed"
     assert {"created", "rejected", "conflict", "already_registered"} <= set(report.outcomes)
+    assert report.outcome_objects > 0
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -194,7 +195,7 @@ class FakeStorage(_Faults):
     """The watched bucket plus the IoT staging host, in a dict.
 
     Operations for :meth:`fail`: ``head``, ``read_small``, ``open_stream``, ``object_url``,
-    ``post_object``.
+    ``post_object``, ``put_outcome``.
     """
 
     def __init__(self, clock: FakeClock | None = None) -> None:
@@ -207,6 +208,9 @@ class FakeStorage(_Faults):
         self.clock = clock or FakeClock()
         #: called with each chunk as it is staged (a test can change the object meanwhile)
         self.during_copy: Any = None
+        #: every outcome object written, in order: (key, body)
+        self.outcome_writes: list[tuple[str, bytes]] = []
+        self.before_outcome: Any = None
 
     def put(
         self,
@@ -252,6 +256,25 @@ class FakeStorage(_Faults):
         if len(stored.data) > limit:
             raise ObjectTooLarge(key, limit)
         return SmallObject(stored.data, f"OSS-GET-{key}")
+
+    def put_outcome(self, bucket: str, key: str, body: bytes) -> str | None:
+        """OutcomeStore: a PutObject into the same bucket (``put_outcome`` for :meth:`fail`).
+
+        ``before_outcome``, when set, is called with the key first (a test can let another
+        event run at that moment).
+        """
+        if self.before_outcome is not None:
+            self.before_outcome(key)
+        self._enter("put_outcome", bucket, key)
+        self._bucket_exists(bucket, "PutObject")
+        self.objects[(bucket, key)] = FakeObject(body)
+        self.outcome_writes.append((key, body))
+        return f"OSS-PUT-{len(self.outcome_writes)}"
+
+    def outcome(self, key: str, *, bucket: str = BUCKET) -> Any:
+        """The outcome document stored at ``key``, or None."""
+        stored = self.objects.get((bucket, key))
+        return json.loads(stored.data) if stored else None
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> FakeStream:
         self._enter("open_stream", bucket, key, if_match)

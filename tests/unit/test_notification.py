@@ -55,6 +55,8 @@ def test_body_has_every_documented_field() -> None:
         "event",
         "firmware_key",
         "sidecar_key",
+        "firmware_etag",
+        "sidecar_etag",
         "spec",
         "firmware",
         "digest",

@@ -245,7 +245,8 @@ class _MultipartForm:
 
 
 class OssObjectStore:
-    """Reads the watched bucket; writes only to the staged upload host IoT hands out."""
+    """Reads the watched bucket; writes only outcome objects (under OTA_RESULTS_PREFIX)
+    and to the staged upload host IoT hands out."""
 
     def __init__(
         self,
@@ -297,6 +298,11 @@ class OssObjectStore:
 
     def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         return self._reads().read(bucket, key, limit)
+
+    def put_outcome(self, bucket: str, key: str, body: bytes) -> str | None:
+        """PutObject of an outcome document, hand-signed like the small reads: a
+        ``waiting`` or ``rejected`` invocation still never imports oss2."""
+        return self._reads().put(bucket, key, body, "application/json")
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> ObjectStream:
         headers = {"If-Match": f'"{if_match}"'} if if_match else None

@@ -241,6 +241,14 @@ class OssReads:
             raise ObjectTooLarge(key, limit)
         return SmallObject(resp.body, resp.headers.get("x-oss-request-id"))
 
+    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str | None:
+        """PutObject a small body (replacing the object); the request id OSS answered."""
+        resp = self._call(
+            "PUT", "PutObject", bucket, key, limit=0, body=body, content_type=content_type
+        )
+        self._raise_for(resp, "PutObject")
+        return resp.headers.get("x-oss-request-id")
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -254,13 +262,25 @@ class OssReads:
             return self._netloc, f"/{bucket}/{path}"
         return f"{bucket}.{self._netloc}", f"/{path}"
 
-    def _call(self, verb: str, operation: str, bucket: str, key: str, limit: int) -> _Response:
+    def _call(
+        self,
+        verb: str,
+        operation: str,
+        bucket: str,
+        key: str,
+        limit: int,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> _Response:
         host, path = self._target(bucket, key)
         now = datetime.fromtimestamp(self._clock(), timezone.utc)
         headers = {"Host": host, "Accept-Encoding": "identity"}
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+            headers["Content-Type"] = content_type or "application/octet-stream"
         headers = v4_authorization(self._credentials, self._region, verb, bucket, key, headers, now)
         try:
-            return self._send(verb, operation, host, path, headers, limit)
+            return self._send(verb, operation, host, path, headers, limit, body)
         except PlatformError:
             self.close()
             raise
@@ -269,10 +289,17 @@ class OssReads:
             raise TransientError("oss", operation, type(exc).__name__, str(exc)) from exc
 
     def _send(
-        self, verb: str, operation: str, host: str, path: str, headers: dict[str, str], limit: int
+        self,
+        verb: str,
+        operation: str,
+        host: str,
+        path: str,
+        headers: dict[str, str],
+        limit: int,
+        body: bytes | None = None,
     ) -> _Response:
         conn = self._connection(host)
-        conn.request(verb, path, headers=headers)
+        conn.request(verb, path, body=body, headers=headers)
         resp = conn.getresponse()
         status = resp.status
         names = {k.lower(): v for k, v in resp.getheaders()}

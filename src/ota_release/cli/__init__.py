@@ -28,7 +28,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 Typical release:
   ota-release init build/cam-2.0.0.bin --version 2.0.0 --product-key a1Cam
   ota-release validate build/cam-2.0.0.bin.ota.json --firmware build/cam-2.0.0.bin
-  ota-release upload build/cam-2.0.0.bin --bucket acme-firmware --prefix firmware/acme/
+  ota-release upload build/cam-2.0.0.bin --bucket acme-firmware --prefix firmware/acme/ --wait
   ota-release status --name cam-2_0_0 --version 2.0.0
 Near the 500-package quota (notifications warn from 90 %):
   ota-release prune --keep 5 --older-than 30d [--yes]
@@ -39,7 +39,8 @@ Once per deployment (cap FC instances so OTA_IOT_QPS x cap fits IoT's 10 calls/s
 Credentials: --profile (aliyun CLI), else ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET
 (/ALIBABA_CLOUD_SECURITY_TOKEN), else the aliyun CLI profile named by
 ALIBABA_CLOUD_PROFILE, else its current profile.
-Exit status: 0 ok, 1 invalid or failed, 2 usage error. See docs/cli.md.
+Exit status: 0 ok, 1 invalid, failed or (upload --wait) refused, 2 usage error,
+3 upload --wait saw no outcome in time. See docs/cli.md.
 """,
 )
 @click.version_option(package_name="ota-release", prog_name="ota-release")

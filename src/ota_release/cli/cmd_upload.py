@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +20,16 @@ import click
 from ota_release.cli.cloud import CloudTarget, credential_options, oss_endpoint_option
 from ota_release.cli.common import ByteSize, UsageProblem
 from ota_release.cli.shared import shared_settings_options
+from ota_release.results import Upload
+from ota_release.settings import DEFAULT_RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from ota_release.digest import Digest
     from ota_release.sidecar import ReleaseSpec
 
 DEFAULT_PREFIX = "firmware/"
+#: Seconds ``upload --wait`` waits for the outcome unless --timeout says otherwise.
+DEFAULT_WAIT_TIMEOUT = 600.0
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_PART_SIZE = 16 * 1024 * 1024
 
@@ -107,13 +112,18 @@ Examples:
       --topic ota-outcomes --json
   ota-release upload cam.bin --bucket b --prefix firmware/ \\
       --oss-endpoint http://127.0.0.1:9100        # against localcloud
+  ota-release upload cam.bin --bucket b --prefix firmware/ --wait --timeout 300
   ota-release upload build/cam-2.0.0 --bucket b --prefix firmware/   # a release folder
 
 FIRMWARE may be a multi-file release's folder: its sidecar FOLDER.ota.json lists the
 files, which are uploaded under <prefix><folder>/ before the sidecar.
 
 Nothing is uploaded unless the sidecar and the file pass the function's checks.
-Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
+--wait then waits for this upload's outcome (the function's outcome object under
+--results-prefix) and prints it; --json prints the outcome document itself.
+Exit status: 0 uploaded (with --wait: created or already_registered), 1 invalid, the
+upload failed, or (with --wait) rejected, conflict or failed, 2 usage error,
+3 (--wait) no outcome within --timeout.
 """,
 )
 @click.argument("firmware", type=click.Path(exists=True, readable=True, path_type=Path))
@@ -153,8 +163,33 @@ Exit status: 0 uploaded, 1 invalid or the upload failed, 2 usage error.
     show_default="16MiB",
     help="Part size for multipart uploads.",
 )
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="After uploading, wait for this upload's outcome and exit with it "
+    "(0 created/already_registered, 1 rejected/conflict/failed, 3 timeout).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help=f"With --wait: give up after this many seconds [default {DEFAULT_WAIT_TIMEOUT:g}].",
+)
+@click.option(
+    "--results-prefix",
+    envvar="OTA_RESULTS_PREFIX",
+    default=DEFAULT_RESULTS_PREFIX,
+    show_default=True,
+    help="The function's OTA_RESULTS_PREFIX, where --wait reads the outcome "
+    "[env OTA_RESULTS_PREFIX].",
+)
 @shared_settings_options(product_key=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON (with --wait: the outcome document).",
+)
 @credential_options
 @oss_endpoint_option
 def upload(
@@ -165,6 +200,9 @@ def upload(
     topic: str | None,
     multipart_threshold: int,
     part_size: int,
+    wait: bool,
+    timeout: float | None,
+    results_prefix: str,
     product_key: str | None,
     sidecar_suffixes: str | None,
     as_json: bool,
@@ -176,6 +214,8 @@ def upload(
     from ota_release.cli.cloud import resolve_target
     from ota_release.cli.shared import shared_settings
 
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout applies to --wait only")
     settings = shared_settings(sidecar_suffixes=sidecar_suffixes, product_key=product_key)
     suffixes = settings.sidecar_suffixes
     sidecar = sidecar or find_sidecar(firmware, suffixes)
@@ -184,16 +224,19 @@ def upload(
         folder = _checked_folder(
             firmware, sidecar, normalise_prefix(prefix), (suffix, suffixes), settings, as_json
         )
+        waiting = _Wait(timeout, results_prefix, normalise_prefix(prefix)) if wait else None
         target = resolve_target(profile=profile, region=region, oss_endpoint=oss_endpoint)
-        _put_all(target, bucket, folder.files, folder.sidecar, multipart_threshold, part_size)
-        _report_folder(folder, bucket, topic, as_json)
+        sizes = (multipart_threshold, part_size)
+        _upload_folder(target, bucket, folder, topic, sizes, waiting, as_json)
         return
     firmware_key, sidecar_key = _keys(firmware, normalise_prefix(prefix), suffix, suffixes)
+    if wait:
+        _check_results_prefix(results_prefix, normalise_prefix(prefix), firmware_key)
     spec, digest = _checked(
         sidecar, firmware, firmware_key, settings.product_key, suffixes, as_json
     )
     target = resolve_target(profile=profile, region=region, oss_endpoint=oss_endpoint)
-    _put_both(
+    oss, uploaded = _put_both(
         target,
         bucket,
         (firmware_key, firmware, digest.size),
@@ -201,7 +244,62 @@ def upload(
         multipart_threshold,
         part_size,
     )
-    what = {
+    what = _uploaded(bucket, firmware_key, sidecar_key, spec, digest, topic)
+    if not wait:
+        _report(what, as_json)
+        return
+    if not as_json:
+        _report(what, as_json)
+    _wait(target, oss, results_prefix, firmware_key, uploaded, timeout, as_json, what)
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """``--wait``'s options, and the upload's prefix (the results prefix must not overlap)."""
+
+    timeout: float | None
+    results_prefix: str
+    prefix: str
+
+
+def _upload_folder(
+    target: CloudTarget,
+    bucket: str,
+    folder: _Folder,
+    topic: str | None,
+    sizes: tuple[int, int],
+    waiting: _Wait | None,
+    as_json: bool = False,
+) -> None:
+    """Upload a checked release folder; with ``waiting``, wait for its outcome."""
+    if waiting is not None:
+        _check_results_prefix(waiting.results_prefix, waiting.prefix, folder.release_key)
+    oss, uploaded = _put_all(target, bucket, folder.files, folder.sidecar, *sizes)
+    # With --wait --json the outcome document is the one thing printed.
+    what = _report_folder(folder, bucket, topic, as_json, quiet=waiting is not None and as_json)
+    if waiting is not None:
+        _wait(
+            target,
+            oss,
+            waiting.results_prefix,
+            folder.release_key,
+            uploaded,
+            waiting.timeout,
+            as_json,
+            what,
+        )
+
+
+def _uploaded(
+    bucket: str,
+    firmware_key: str,
+    sidecar_key: str,
+    spec: ReleaseSpec,
+    digest: Digest,
+    topic: str | None,
+) -> dict[str, Any]:
+    """What was uploaded, as the report (and ``--json``) shows it."""
+    return {
         "uploaded": True,
         "bucket": bucket,
         "firmware_key": firmware_key,
@@ -215,7 +313,57 @@ def upload(
         "product_key": spec.product_key,
         "topic": topic,
     }
-    _report(what, as_json)
+
+
+def _check_results_prefix(results_prefix: str, prefix: str, firmware_key: str) -> None:
+    """Refuse a results prefix the function would refuse, or too long for this key."""
+    from ota_release.results import fits
+
+    if not results_prefix.endswith("/") or results_prefix.startswith("/"):
+        raise UsageProblem(
+            f"--results-prefix {results_prefix!r}: a key prefix ending in '/', not "
+            "starting with '/' (the function's OTA_RESULTS_PREFIX)"
+        )
+    if prefix and (results_prefix.startswith(prefix) or prefix.startswith(results_prefix)):
+        raise UsageProblem(
+            f"--results-prefix {results_prefix!r} overlaps --prefix {prefix!r}; the "
+            "function refuses such an OTA_RESULTS_PREFIX"
+        )
+    if not fits(results_prefix, firmware_key):
+        raise UsageProblem(
+            f"{firmware_key!r} is too long for an outcome object under {results_prefix!r} "
+            "(OSS keys are at most 1023 bytes): the function writes none, so --wait "
+            "cannot be used"
+        )
+
+
+def _wait(
+    target: CloudTarget,
+    oss: Any,
+    results_prefix: str,
+    firmware_key: str,
+    uploaded: Upload,
+    timeout: float | None,
+    as_json: bool,
+    report: dict[str, Any],
+) -> None:
+    """Wait for this upload's outcome, print it, exit with its code."""
+    from ota_release.cli.cloud import failure
+    from ota_release.cli.wait import ProgressLine, finish, oss_reader, wait_for_outcome
+    from ota_release.errors import PlatformError
+    from ota_release.results import final_key
+
+    limit = timeout if timeout is not None else DEFAULT_WAIT_TIMEOUT
+    progress = ProgressLine()
+    try:
+        waited = wait_for_outcome(
+            oss_reader(oss), results_prefix, firmware_key, uploaded, limit, progress=progress
+        )
+    except PlatformError as exc:
+        raise failure(exc, target, "reading the outcome", target.oss()) from exc
+    finally:
+        progress.close()
+    finish(waited, limit, final_key(results_prefix, firmware_key), as_json, report)
 
 
 def _sidecar_suffix(sidecar: Path, suffixes: tuple[str, ...]) -> str:
@@ -303,9 +451,9 @@ def _put_both(
     sidecar: tuple[str, Path, str],
     multipart_threshold: int,
     part_size: int,
-) -> None:
+) -> tuple[Any, Upload]:
     """Upload the firmware, then the sidecar (whose arrival completes the pair)."""
-    _put_all(target, bucket, [firmware], sidecar, multipart_threshold, part_size)
+    return _put_all(target, bucket, [firmware], sidecar, multipart_threshold, part_size)
 
 
 def _put_all(
@@ -315,8 +463,12 @@ def _put_all(
     sidecar: tuple[str, Path, str],
     multipart_threshold: int,
     part_size: int,
-) -> None:
-    """Upload every file, then the sidecar (whose arrival usually completes the release)."""
+) -> tuple[Any, Upload]:
+    """Upload every file, then the sidecar (whose arrival usually completes the release).
+
+    Returns the bucket and what identifies this upload: every ETag and request id OSS
+    answered, and OSS's time of the first file's upload (the Date of its answer).
+    """
     from ota_release.cli.cloud import failure
 
     sidecar_key, sidecar_path, suffix = sidecar
@@ -324,15 +476,33 @@ def _put_all(
     sidecar_bytes = sidecar_path.read_bytes()
     content_type = "application/json" if suffix.endswith("json") else "application/yaml"
     try:
-        for key, path, size in files:
-            _upload_file(oss, key, path, size, multipart_threshold, part_size)
-        oss.put_object(sidecar_key, sidecar_bytes, headers={"Content-Type": content_type})
+        puts = {
+            key: _upload_file(oss, key, path, size, multipart_threshold, part_size)
+            for key, path, size in files
+        }
+        puts[sidecar_key] = oss.put_object(
+            sidecar_key, sidecar_bytes, headers={"Content-Type": content_type}
+        )
     except Exception as exc:
         from ota_release.adapters.oss import classify_oss_error
 
         raise failure(
             classify_oss_error(exc, "upload"), target, f"uploading to {bucket}", target.oss()
         ) from exc
+    etags = {key: put.etag for key, put in puts.items()}
+    request_ids = frozenset(put.request_id for put in puts.values() if put.request_id)
+    return oss, Upload(etags, request_ids, not_before=_server_time(next(iter(puts.values()))))
+
+
+def _server_time(result: Any) -> datetime | None:
+    """The Date header of an OSS answer (OSS's clock, whole seconds), if it has one."""
+    from email.utils import parsedate_to_datetime
+
+    value = (getattr(result, "headers", None) or {}).get("Date")
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _report(what: dict[str, Any], as_json: bool) -> None:
@@ -359,8 +529,10 @@ def _report(what: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part_size: int) -> None:
-    """PutObject below the threshold, resumable multipart above it, with a progress bar."""
+def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part_size: int) -> Any:
+    """PutObject below the threshold, resumable multipart above it, with a progress bar.
+
+    Returns oss2's answer (its ``etag`` is the object's ETag)."""
     import oss2
 
     from ota_release.cli.common import byte_progress
@@ -370,7 +542,7 @@ def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part
         def advance(consumed: int, total: int | None) -> None:
             progress.set(consumed)
 
-        oss2.resumable_upload(
+        return oss2.resumable_upload(
             oss,
             key,
             str(path),
@@ -389,6 +561,12 @@ class _Folder:
     files: list[tuple[str, Path, int]]
     sidecar: tuple[str, Path, str]
     spec: ReleaseSpec
+
+    @property
+    def release_key(self) -> str:
+        """The key that names the release (its outcome object): the sidecar's stem."""
+        key, _, suffix = self.sidecar
+        return key[: -len(suffix)]
 
 
 def _checked_folder(
@@ -434,7 +612,10 @@ def _checked_folder(
     return _Folder(files, (stem + suffix, sidecar, suffix), check.spec)
 
 
-def _report_folder(folder: _Folder, bucket: str, topic: str | None, as_json: bool) -> None:
+def _report_folder(
+    folder: _Folder, bucket: str, topic: str | None, as_json: bool, *, quiet: bool = False
+) -> dict[str, Any]:
+    """What was uploaded: printed (unless ``quiet``) and returned."""
     from ota_release.cli.common import emit_json, escape, stdout_console
 
     spec = folder.spec
@@ -449,9 +630,11 @@ def _report_folder(folder: _Folder, bucket: str, topic: str | None, as_json: boo
         "product_key": spec.product_key,
         "topic": topic,
     }
+    if quiet:
+        return what
     if as_json:
         emit_json(what)
-        return
+        return what
     console = stdout_console()
     for key, _, size in folder.files:
         console.print(f"uploaded oss://{escape(bucket)}/{escape(key)} ({size} bytes)")
@@ -461,3 +644,4 @@ def _report_folder(folder: _Folder, bucket: str, topic: str | None, as_json: boo
         f"the function will register {escape(spec.name)} {escape(spec.version)} "
         f"({len(folder.files)} files) and notify {escape(topic_text)}"
     )
+    return what

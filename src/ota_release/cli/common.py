@@ -1,8 +1,9 @@
 """Exit codes, error types, output and progress helpers shared by every command.
 
 Exit codes are a contract CI scripts rely on: 0 success, 1 the thing checked or attempted
-failed (invalid sidecar, service said no), 2 the command was called wrongly (click's own
-usage errors, missing files, no credentials or region configured).
+failed (invalid sidecar, service said no, a release refused), 2 the command was called
+wrongly (click's own usage errors, missing files, no credentials or region configured),
+3 ``upload --wait`` saw no outcome for its upload in time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: ``upload --wait``: no outcome for this upload within ``--timeout`` seconds.
+EXIT_TIMEOUT = 3
 
 
 class CommandFailed(click.ClickException):

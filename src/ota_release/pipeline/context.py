@@ -25,7 +25,14 @@ from ota_release.notification import (
     Verification,
 )
 from ota_release.pairing import Pairing
-from ota_release.ports import Notifier, ObjectInfo, OtaPlatform, PackageStaging, Storage
+from ota_release.ports import (
+    Notifier,
+    ObjectInfo,
+    OtaPlatform,
+    OutcomeStore,
+    PackageStaging,
+    Storage,
+)
 from ota_release.retry import Deadline, RetryPolicy
 from ota_release.settings import DEFAULT_SIDECAR_SUFFIXES, UrlMode
 from ota_release.sidecar import ReleaseSpec
@@ -69,6 +76,8 @@ class ReleaseConfig:
     retry_window: timedelta = FC_MAX_EVENT_AGE
     #: OTA_PACKAGE_LIMIT: packages the account (instance) may hold (pipeline/quota.py).
     package_limit: int = 500
+    #: Where outcome objects go (OTA_RESULTS_PREFIX); None: none are written.
+    results_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class Ports:
     platform: OtaPlatform
     notifier: Notifier
     staging: PackageStaging
+    #: where outcome objects are written; None: nowhere
+    outcomes: OutcomeStore | None = None
 
 
 class Stop(Exception):
@@ -140,13 +151,16 @@ class Release:
 
     @property
     def release_key(self) -> str:
-        """The key that names the release (docs/sidecar.md): a multi-file release's
-        folder (its sidecar's stem), else the firmware key the pairing knows, else the key."""
+        """The key that names the release (its outcome object, for one): a multi-file
+        release's folder (its sidecar's stem), else the firmware key the pairing knows (the
+        firmware's own, or the one a sidecar names), else the triggering object's key."""
         pairing = self.pairing
         if pairing is not None and pairing.multi and pairing.folder is not None:
             return pairing.folder
         if pairing is not None and pairing.firmware is not None:
             return pairing.firmware.key
+        if pairing is not None and pairing.missing:
+            return pairing.missing[0]  # a sidecar whose firmware has not arrived
         return self.key
 
     @property

@@ -35,6 +35,10 @@ class Result:
     message_id: str
     notification: Notification
     receipt: PublishReceipt | None = None
+    #: the published body, as it went out
+    body: str = ""
+    #: the outcome object written for it (pipeline/results.py), if any
+    outcome_key: str | None = None
 
 
 def is_invalid_input(error: PlatformError) -> bool:
@@ -157,4 +161,4 @@ def publish(r: Release, note: Notification) -> Result:
         r.key,
         extra={"outcome": note.outcome.value, "object_key": r.key, "message_id": note.message_id},
     )
-    return Result(note.outcome, r.key, note.message_id, note, receipt)
+    return Result(note.outcome, r.key, note.message_id, note, receipt, body)

@@ -37,8 +37,9 @@ from ota_release.pipeline.outcome import Result, notification, publish, stop_for
 from ota_release.pipeline.placement import place
 from ota_release.pipeline.quota import PackageCounter, count_for, quota_full
 from ota_release.pipeline.registry import create, settle_existing
+from ota_release.pipeline.results import store_outcome
 from ota_release.pipeline.verify import verify
-from ota_release.ports import Notifier, OtaPlatform, PackageStaging, Storage
+from ota_release.ports import Notifier, OtaPlatform, OutcomeStore, PackageStaging, Storage
 from ota_release.retry import Deadline, RetryPolicy
 
 
@@ -81,8 +82,9 @@ class ReleasePipeline:
         *,
         staging: PackageStaging,
         counter: PackageCounter | None = None,
+        outcomes: OutcomeStore | None = None,
     ) -> None:
-        self.ports = Ports(storage, platform, notifier, staging)
+        self.ports = Ports(storage, platform, notifier, staging, outcomes)
         self.config = config or ReleaseConfig()
         self.retry = retry or RetryPolicy()
         self.fc_request_id = fc_request_id
@@ -98,8 +100,10 @@ class ReleasePipeline:
         Transient failures that outlive the retry budget propagate (as RetriesExhausted)
         without a notification, so Function Compute retries the invocation; so does a
         DuplicateNameError whose package is not listed yet. Everything else ends in
-        exactly one published outcome. A ``created`` release whose sidecar asks for
-        verification gets its job first (:func:`~ota_release.pipeline.verify.verify`).
+        exactly one published outcome, then written to the release's outcome object
+        (pipeline/results.py) when the deployment has a results prefix. A ``created``
+        release whose sidecar asks for verification gets its job first
+        (:func:`~ota_release.pipeline.verify.verify`).
         """
         r = self._release(record, deadline)
         try:
@@ -114,7 +118,9 @@ class ReleasePipeline:
             # earlier attempt), a created package gets the verification its sidecar asks for.
             verify(r, end.package)
         r.quota = r.quota or count_for(r, end, self.counter)
-        return publish(r, notification(r, end))
+        result = publish(r, notification(r, end))
+        result.outcome_key = store_outcome(r, result)
+        return result
 
     def process_defaults(self, record: ObjectCreated, deadline: Deadline) -> Result | str:
         """Judge an uploaded folder defaults file (``defaults.is_defaults_key``).
