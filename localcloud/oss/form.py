@@ -51,13 +51,16 @@ class Readable(Protocol):
 class _Buffer:
     """One bytearray filled from the stream with ``readinto``; ``data[start:end]`` is unread."""
 
-    def __init__(self, stream: Readable, size: int) -> None:
+    def __init__(self, stream: Readable, size: int, *, growable: bool = False) -> None:
         self.stream = stream
         self.data = bytearray(size)
         self.view = memoryview(self.data)
         self.start = 0
         self.end = 0
         self.eof = False
+        #: Without a memory limit (werkzeug then holds a field or header block of any
+        #: size), a full buffer doubles instead of refusing the body.
+        self.growable = growable
 
     def fill(self) -> bool:
         """Move the unread bytes to the front and read until full or EOF.
@@ -72,7 +75,12 @@ class _Buffer:
             self.data[: len(unread)] = unread
             self.start, self.end = 0, len(unread)
         if self.end == len(self.data):
-            raise RequestEntityTooLarge()
+            if not self.growable:
+                raise RequestEntityTooLarge()
+            # A new buffer, not a resize: slices of the old view may still be referenced.
+            grown = bytearray(2 * len(self.data))
+            grown[: self.end] = self.view[: self.end]
+            self.data, self.view = grown, memoryview(grown)
         while self.end < len(self.data):
             got = self.stream.readinto(self.view[self.end :])
             if not got:
@@ -111,7 +119,7 @@ class MultipartParser:
         if self.max_form_memory_size is not None:
             # A field or a header block must fit in the buffer whole.
             size = max(size, self.max_form_memory_size + _LOOKAHEAD + len(boundary) + 4)
-        buf = _Buffer(stream, size)
+        buf = _Buffer(stream, size, growable=self.max_form_memory_size is None)
         dash_boundary = b"--" + boundary
         fields: list[tuple[str, str]] = []
         files: list[tuple[str, FileStorage]] = []

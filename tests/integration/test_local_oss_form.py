@@ -138,6 +138,20 @@ def test_generated_bodies_parse_as_werkzeug_parses_them(body: bytes, step: int) 
     assert _ours(body, step, None, None) == _werkzeug(body, None, None)
 
 
+def test_without_a_memory_limit_a_header_block_longer_than_the_buffer_parses_as_werkzeug() -> None:
+    # Found by the test above: a boundary line ended by a lone CR, then 137 NULs, makes one
+    # header block (no blank line until the next part's) longer than the 256-byte buffer.
+    # werkzeug without max_form_memory_size holds any size; so does ours (it grows).
+    body = (
+        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="field0"\r\n\r\n'
+        b"--" + BOUNDARY + b"\r" + b"\x00" * 137 + b"\r\n--" + BOUNDARY + b"\r\n"
+        b'Content-Disposition: form-data; name="file1"; filename="f1.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\r\n--" + BOUNDARY + b"--\r\n"
+    )
+    assert _ours(body, 1, None, None) == _werkzeug(body, None, None)
+    assert _ours(body, 1, None, None)[0] == [("field0", "")]
+
+
 def _form(fields: list[tuple[str, bytes]], file: bytes) -> bytes:
     body = b""
     for name, value in fields:
