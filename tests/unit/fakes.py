@@ -300,11 +300,18 @@ class FakeStorage(_Faults):
     ) -> StagedCopy:
         """GET pinned to ``source.etag``, each chunk observed, then a PostObject.
 
-        A ticket older than its validity is refused as OSS refuses an expired policy.
+        A ticket older than its validity is refused as OSS refuses an expired policy, and
+        as the adapter reports it (transient: a retry stages with a fresh ticket).
         """
         self._enter("stage_copy", source.key, ticket.key, filename)
         if self.clock() - self.clock.issued.get(ticket.key, 0.0) > UPLOAD_TICKET_SECONDS:
-            raise PermanentError("oss", "PostObject", "AccessDenied", "Policy expired.", status=403)
+            raise TransientError(
+                "oss",
+                "PostObject",
+                "PolicyExpired",
+                "Invalid according to Policy: Policy expired.",
+                status=403,
+            )
         body = self.open_stream(source.bucket, source.key, if_match=source.etag)
         parts = []
         while chunk := body.read(64 * 1024):

@@ -811,6 +811,27 @@ def test_a_slow_failing_first_copy_is_retried_with_a_fresh_ticket() -> None:
     assert h.platform.created_params[0]["FirmwareUrl"] == second.firmware_url
 
 
+def test_a_copy_that_outlasts_its_ticket_is_staged_again_with_a_fresh_one() -> None:
+    # GIVEN the first attempt's ticket expires before its form is received whole
+    h = Harness()
+    h.both()
+    calls: list[int] = []
+    generate = h.platform.generate_upload_url
+
+    def late_first_ticket(suffix: str, instance: str | None) -> Any:
+        ticket = generate(suffix, instance)
+        if not calls:
+            calls.append(1)
+            h.ports.clock.advance(61)  # e.g. a slow, large copy
+        return ticket
+
+    h.platform.generate_upload_url = late_first_ticket  # type: ignore[method-assign]
+    # WHEN released THEN the refusal is retried with a new ticket, and the package created
+    assert h.run().outcome.value == "created"
+    _first, second = h.platform.tickets
+    assert list(h.store.staged) == [second.key]
+
+
 def test_a_failed_staging_attempt_keeps_its_tickets_request_id_in_the_notification() -> None:
     # GIVEN the first copy into its ticket fails and the second staging succeeds
     h = Harness()

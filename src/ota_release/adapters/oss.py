@@ -378,14 +378,26 @@ def _form_fields(ticket: UploadTicket) -> dict[str, str]:
     }
 
 
+#: OSS's refusal of a form whose policy expired before the whole request arrived (EC
+#: 0006-00000213: "the deadline by which the server must receive the complete request").
+POLICY_EXPIRED = "Policy expired"
+
+
 def _post_error(response: Any) -> PlatformError:
+    """PostObject's refusal as the ports' error.
+
+    An expired policy is transient: every staging attempt asks for a fresh upload ticket,
+    so a retry sends an unexpired one (a slow copy, a long pause before the post).
+    """
     code, message, request_id = xml_error(response.text)
     status = response.status_code
-    error_cls = TransientError if status >= 500 or status == 429 else PermanentError
+    expired = status == 403 and POLICY_EXPIRED in (message or "")
+    transient = status >= 500 or status == 429 or expired
+    error_cls = TransientError if transient else PermanentError
     return error_cls(
         "oss",
         "PostObject",
-        code or f"HTTP{status}",
+        "PolicyExpired" if expired else code or f"HTTP{status}",
         message or response.reason,
         request_id=request_id or response.headers.get("x-oss-request-id"),
         status=status,
