@@ -825,7 +825,7 @@ def test_a_copy_that_outlasts_its_ticket_is_staged_again_with_a_fresh_one() -> N
             h.ports.clock.advance(61)  # e.g. a slow, large copy
         return ticket
 
-    h.platform.generate_upload_url = late_first_ticket  # type: ignore[method-assign]
+    h.platform.generate_upload_url = late_first_ticket  # type: ignore[method-assign,assignment]
     # WHEN released THEN the refusal is retried with a new ticket, and the package created
     assert h.run().outcome.value == "created"
     _first, second = h.platform.tickets
