@@ -242,3 +242,38 @@ def test_the_upload_event_carries_the_request_id_of_the_upload_answer(
     assert cloud.wait_idle(60)
     (event,) = [e for e in events if e["events"][0]["oss"]["object"]["key"] == key]
     assert event["events"][0]["responseElements"]["requestId"] == answer.request_id
+
+
+def test_a_release_folder_waits_for_its_multi_file_outcome(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # GIVEN a release folder of three files and its multi-file sidecar made by init
+    folder = tmp_path / "hub-7.0.0"
+    folder.mkdir()
+    names = ["app.bin", "boot.img", "config.json"]
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(PAYLOAD + bytes([i]) * (i + 1))
+    files = [a for name in names for a in ("--file", name)]
+    made = invoke(cloud, "init", folder, "--version", "7.0.0", *files)
+    assert made.exit_code == 0, made.output
+    prefix = f"{cloud.prefix}{uuid.uuid4().hex[:8]}/"
+
+    # WHEN the folder is uploaded with --wait
+    result = invoke(cloud, "upload", folder, "--prefix", prefix, "--wait", "--json")
+
+    # THEN the release's own outcome (every file's ETag is this upload's) ends it with 0
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["outcome"] == "created"
+    assert sorted(f["name"] for f in doc["files"]) == names
+    bucket = cloud.sdk_bucket()
+    for entry in doc["files"]:
+        assert entry["etag"] == str(bucket.head_object(entry["key"]).etag).upper()
+    assert (
+        doc["message_id"]
+        == json.loads(
+            cloud.oss.read_object(
+                cloud.bucket, final_key(cloud.results_prefix, prefix + "hub-7.0.0")
+            )
+        )["message_id"]
+    )
