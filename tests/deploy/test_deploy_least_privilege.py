@@ -58,7 +58,8 @@ def _str_arg(call: ast.Call, index: int) -> str | None:
 def adapter_operations() -> Iterator[tuple[str, str, str]]:
     """(service, operation, where) for every cloud API call in the function's adapters.
 
-    - IoT: ``self._invoke("<Action>", ...)`` (every IoT call goes through it);
+    - IoT: ``self._invoke("<Action>", ...)`` (every IoT call goes through it), or
+      ``self._pages("<Action>", ...)`` (which calls it for each page);
     - OSS small reads: ``self._call(<verb>, "<Operation>", ...)``;
     - OSS staged copy: ``requests.post(...)`` is the PostObject to IoT's upload host;
     - SDK methods (oss2.Bucket, mns Topic) by name, from SDK_METHODS. Any other method
@@ -74,7 +75,7 @@ def adapter_operations() -> Iterator[tuple[str, str, str]]:
                 continue
             name, where = node.func.attr, f"{path.name}:{node.lineno}"
             owner = node.func.value
-            if name == "_invoke" and (op := _str_arg(node, 0)):
+            if name in ("_invoke", "_pages") and (op := _str_arg(node, 0)):
                 yield "iot", op, where
             elif name == "_call" and (op := _str_arg(node, 1)):
                 yield "oss", op, where

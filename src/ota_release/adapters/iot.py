@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,6 +220,16 @@ def _job(item: Any) -> OtaJob:
     )
 
 
+def _firmware_items(body: Any) -> list[Any]:
+    """ListOTAFirmware's packages on one page."""
+    return list(body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
+
+
+def _job_items(body: Any) -> list[Any]:
+    """ListOTAJobByFirmware's jobs on one page."""
+    return list(body.data.simple_otajob_info or []) if body.data else []
+
+
 def _files_of(fields: dict[str, Any]) -> tuple[ListedFile, ...] | None:
     """QueryOTAFirmware's MultiFiles as ListedFiles; None for a one-file package."""
     entries = fields.get("MultiFiles") or []
@@ -357,33 +367,42 @@ class IotOtaPlatform:
         iot_instance_id: str | None,
         request_ids: list[str],
     ) -> ListedPackage | None:
-        page = 1
-        while True:
-
-            def call(client: Any, models: Any, page: int = page) -> Any:
-                return client.list_otafirmware(
-                    models.ListOTAFirmwareRequest(
-                        current_page=page,
-                        page_size=PAGE_SIZE,
-                        dest_version=dest_version,
-                        product_key=product_key,
-                        iot_instance_id=iot_instance_id,
-                    )
+        def call_for(page: int) -> Callable[[Any, Any], Any]:
+            return lambda client, models: client.list_otafirmware(
+                models.ListOTAFirmwareRequest(
+                    current_page=page,
+                    page_size=PAGE_SIZE,
+                    dest_version=dest_version,
+                    product_key=product_key,
+                    iot_instance_id=iot_instance_id,
                 )
+            )
 
-            body = self._invoke("ListOTAFirmware", call)
+        for body, items in self._pages("ListOTAFirmware", call_for, _firmware_items):
             if body.request_id:
                 request_ids.append(body.request_id)
-            items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
             for item in items:
                 if item.firmware_name == name:
                     queried = self.query_firmware(item.firmware_id, iot_instance_id)
                     if queried.request_id:
                         request_ids.append(queried.request_id)
                     return _listed(item, udi=queried.udi, files=_files_of(queried.fields))
-            page_count = int(body.page_count or 0)
-            if not items or page >= page_count:
-                return None
+        return None
+
+    def _pages(
+        self,
+        action: str,
+        call_for: Callable[[int], Callable[[Any, Any], Any]],
+        items_of: Callable[[Any], list[Any]],
+    ) -> Iterator[tuple[Any, list[Any]]]:
+        """Each page's answer and its items, from page 1 to the answer's PageCount."""
+        page = 1
+        while True:
+            body = self._invoke(action, call_for(page))
+            items = items_of(body)
+            yield body, items
+            if not items or page >= int(body.page_count or 0):
+                return
             page += 1
 
     def query_firmware(self, firmware_id: str, iot_instance_id: str | None) -> QueriedFirmware:
@@ -474,26 +493,19 @@ class IotOtaPlatform:
 
         ListOTAFirmware reports no Udi, so ``udi`` is None on each.
         """
-        packages: list[ListedPackage] = []
-        page = 1
-        while True:
 
-            def call(client: Any, models: Any, page: int = page) -> Any:
-                return client.list_otafirmware(
-                    models.ListOTAFirmwareRequest(
-                        current_page=page,
-                        page_size=PAGE_SIZE,
-                        product_key=product_key,
-                        iot_instance_id=iot_instance_id,
-                    )
+        def call_for(page: int) -> Callable[[Any, Any], Any]:
+            return lambda client, models: client.list_otafirmware(
+                models.ListOTAFirmwareRequest(
+                    current_page=page,
+                    page_size=PAGE_SIZE,
+                    product_key=product_key,
+                    iot_instance_id=iot_instance_id,
                 )
+            )
 
-            body = self._invoke("ListOTAFirmware", call)
-            items = (body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
-            packages.extend(_listed(item, udi=None) for item in items)
-            if not items or page >= int(body.page_count or 0):
-                return packages
-            page += 1
+        pages = self._pages("ListOTAFirmware", call_for, _firmware_items)
+        return [_listed(item, udi=None) for _, items in pages for item in items]
 
     def count_packages(self, iot_instance_id: str | None) -> int:
         """The account's (instance's) package count: ListOTAFirmware's Total for one entry.
@@ -538,26 +550,19 @@ class IotOtaPlatform:
         ListOTAJobByFirmware at its largest page (200), paged by the answer's PageCount.
         An unknown package raises :class:`~ota_release.errors.NotFoundError`.
         """
-        jobs: list[OtaJob] = []
-        page = 1
-        while True:
 
-            def call(client: Any, models: Any, page: int = page) -> Any:
-                return client.list_otajob_by_firmware(
-                    models.ListOTAJobByFirmwareRequest(
-                        firmware_id=firmware_id,
-                        current_page=page,
-                        page_size=JOB_PAGE_SIZE,
-                        iot_instance_id=iot_instance_id,
-                    )
+        def call_for(page: int) -> Callable[[Any, Any], Any]:
+            return lambda client, models: client.list_otajob_by_firmware(
+                models.ListOTAJobByFirmwareRequest(
+                    firmware_id=firmware_id,
+                    current_page=page,
+                    page_size=JOB_PAGE_SIZE,
+                    iot_instance_id=iot_instance_id,
                 )
+            )
 
-            body = self._invoke("ListOTAJobByFirmware", call)
-            items = (body.data.simple_otajob_info or []) if body.data else []
-            jobs.extend(_job(item) for item in items)
-            if not items or page >= int(body.page_count or 0):
-                return jobs
-            page += 1
+        pages = self._pages("ListOTAJobByFirmware", call_for, _job_items)
+        return [_job(item) for _, items in pages for item in items]
 
     def generate_upload_url(self, file_suffix: str, iot_instance_id: str | None) -> UploadTicket:
         body = self._invoke(

@@ -7,7 +7,8 @@ from ota_release.defaults import check_defaults_document
 from ota_release.errors import NotFoundError
 from ota_release.notification import ErrorItem, Outcome
 from ota_release.pipeline.context import Release, Stop
-from ota_release.pipeline.locate import find_trigger, missing
+from ota_release.pipeline.locate import find_trigger
+from ota_release.pipeline.sidecar_read import missing
 from ota_release.ports import ObjectTooLarge
 from ota_release.sidecar import MAX_SIDECAR_BYTES
 

@@ -22,15 +22,14 @@ from ota_release.notification import ErrorItem, Outcome, PackageRef
 from ota_release.pairing import Pairing, sidecar_candidates
 from ota_release.pipeline.checks import direct_url_key_problem
 from ota_release.pipeline.context import ObjectChanged, Release, Stop
-from ota_release.pipeline.folder_defaults import effective_sidecar
 from ota_release.pipeline.placement import Placed, place, read_digest
 from ota_release.pipeline.registry import create_request, find_existing, judge_existing
-from ota_release.ports import ObjectInfo, ObjectTooLarge
+from ota_release.pipeline.sidecar_read import read_sidecar_bytes, valid_spec
+from ota_release.ports import ObjectInfo
 from ota_release.rules import MULTI_FILES
 from ota_release.settings import UrlMode
 from ota_release.sidecar import (
     FILES_KEY,
-    MAX_SIDECAR_BYTES,
     ReleaseSpec,
     load_document,
     sidecar_format,
@@ -56,7 +55,7 @@ def pair_folder(r: Release, found: Pairing) -> Pairing:
     assert sidecar is not None
     r.pairing = replace(found, sidecar=sidecar)
     try:
-        raw = _read(r, sidecar)
+        raw = read_sidecar_bytes(r, sidecar)
         doc, problems = load_document(raw, sidecar_format(sidecar.key))
     except Stop as stop:
         if found.firmware is None and stop.outcome is Outcome.REJECTED:
@@ -74,44 +73,8 @@ def pair_folder(r: Release, found: Pairing) -> Pairing:
         )
     if FILES_KEY not in doc and MULTI_FILES not in doc:  # (MultiFiles: refused, naming it)
         return replace(found, folder=None, folder_sidecars=())
-    r.spec = _parse(r, raw, sidecar, found.folder)
+    r.spec = valid_spec(r, raw, sidecar, found.folder)
     return _gather(r, found, sidecar, found.folder, r.spec)
-
-
-def _read(r: Release, sidecar: ObjectInfo) -> bytes:
-    bucket = sidecar.bucket
-    try:
-        read = r.call(
-            f"GetObject {sidecar.key}",
-            lambda: r.ports.storage.read_small(bucket, sidecar.key, MAX_SIDECAR_BYTES),
-        )
-    except NotFoundError as exc:
-        raise Stop(
-            Outcome.FAILED,
-            f"the sidecar {sidecar.key} no longer exists; it was deleted before it could be read",
-            [ErrorItem("sidecar", "must exist when the function runs", sidecar.key)],
-        ) from exc
-    except ObjectTooLarge as exc:
-        rule = f"must be at most {MAX_SIDECAR_BYTES} bytes"
-        raise Stop(
-            Outcome.REJECTED,
-            "the sidecar is too large",
-            [ErrorItem("sidecar", rule, f"{sidecar.size} bytes")],
-        ) from exc
-    r.request_ids.add("oss", read.request_id)
-    return read.data
-
-
-def _parse(r: Release, raw: bytes, sidecar: ObjectInfo, folder: str) -> ReleaseSpec:
-    # The sidecar over its folder defaults, exactly as a single-file release reads it.
-    parsed = effective_sidecar(r, raw, sidecar.key, folder)
-    if parsed.spec is None:
-        raise Stop(
-            Outcome.REJECTED,
-            f"the sidecar {sidecar.key} has {len(parsed.errors)} problem(s)",
-            [ErrorItem.of(v) for v in parsed.errors],
-        )
-    return parsed.spec
 
 
 def _ambiguous(folder: str, keys: list[str]) -> None:

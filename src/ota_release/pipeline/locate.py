@@ -8,9 +8,9 @@ from ota_release.notification import ErrorItem, Outcome
 from ota_release.pairing import Pairing, find_pair, role_of
 from ota_release.pipeline.context import Release, Stop
 from ota_release.pipeline.files import pair_folder
-from ota_release.pipeline.folder_defaults import effective_sidecar
-from ota_release.ports import ObjectInfo, ObjectTooLarge
-from ota_release.sidecar import FILES_KEY, MAX_SIDECAR_BYTES, ReleaseSpec
+from ota_release.pipeline.sidecar_read import missing, read_sidecar_bytes, valid_spec
+from ota_release.ports import ObjectInfo
+from ota_release.sidecar import FILES_KEY, ReleaseSpec
 
 
 def find_trigger(r: Release) -> ObjectInfo:
@@ -112,31 +112,10 @@ def _refuse_defaults_as_firmware(r: Release) -> None:
 
 def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
     """The sidecar read and validated; a missing, oversized or invalid one stops here."""
-    bucket, firmware = sidecar.bucket, r.firmware
-    try:
-        read = r.call(
-            f"GetObject {sidecar.key}",
-            lambda: r.ports.storage.read_small(bucket, sidecar.key, MAX_SIDECAR_BYTES),
-        )
-    except NotFoundError as exc:
-        raise Stop(Outcome.FAILED, missing(exc, bucket, f"the sidecar {sidecar.key}")) from exc
-    except ObjectTooLarge as exc:
-        rule = f"must be at most {MAX_SIDECAR_BYTES} bytes"
-        raise Stop(
-            Outcome.REJECTED,
-            "the sidecar is too large",
-            [ErrorItem("sidecar", rule, f"{sidecar.size} bytes")],
-        ) from exc
-    r.request_ids.add("oss", read.request_id)
+    firmware = r.firmware
     # The sidecar over its folder defaults (none: the sidecar alone), by the CLI's rules.
-    parsed = effective_sidecar(r, read.data, sidecar.key, firmware.key)
-    if parsed.spec is None:
-        raise Stop(
-            Outcome.REJECTED,
-            f"the sidecar {sidecar.key} has {len(parsed.errors)} problem(s)",
-            [ErrorItem.of(v) for v in parsed.errors],
-        )
-    if parsed.spec.files is not None:
+    spec = valid_spec(r, read_sidecar_bytes(r, sidecar), sidecar, firmware.key)
+    if spec.files is not None:
         raise Stop(
             Outcome.REJECTED,
             f"the sidecar {sidecar.key} lists files, but {firmware.key} is an object",
@@ -149,18 +128,8 @@ def read_sidecar(r: Release, sidecar: ObjectInfo) -> ReleaseSpec:
                 )
             ],
         )
-    r.spec = parsed.spec
-    return parsed.spec
-
-
-def missing(exc: NotFoundError, bucket: str, what: str) -> str:
-    """What a 404 means, by its code: the bucket and the object are different stories."""
-    if exc.code == "NoSuchBucket":
-        return (
-            f"the bucket {bucket} does not exist (NoSuchBucket), so {what} cannot be read; "
-            "check the trigger's bucket and the function's OSS endpoint and region"
-        )
-    return f"{what} no longer exists; it was deleted before it could be processed"
+    r.spec = spec
+    return spec
 
 
 def _describe_missing(pairing: Pairing) -> str:

@@ -20,7 +20,7 @@ from ota_release.notification import (
     ReleaseFileRef,
 )
 from ota_release.pipeline.context import ObjectChanged, Release, Stop
-from ota_release.pipeline.locate import missing
+from ota_release.pipeline.sidecar_read import missing
 from ota_release.ports import ObjectInfo, PublishReceipt
 
 logger = logging.getLogger("ota_release.pipeline")
