@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,16 +165,27 @@ def _value_problems(values: dict[str, Any]) -> list[Violation]:
     return result.errors
 
 
-def resolve(read: Reader, sidecar_key: str, prefix: str = "") -> Defaults:
+#: Which defaults file names a folder holds (``folder`` ends in ``/`` or is ""); None
+#: when the reader cannot tell, and each name is read in turn.
+NamesIn = Callable[[str], "Collection[str] | None"]
+
+
+def resolve(
+    read: Reader, sidecar_key: str, prefix: str = "", names_in: NamesIn | None = None
+) -> Defaults:
     """The defaults files for ``sidecar_key``, read through ``read`` (OSS or local folders).
 
-    Each folder's defaults file names are looked up in turn; two in one folder are refused
-    (which would win is not obvious). A bad file's problems are reported with its key.
+    Each folder's defaults file names are looked up in turn (or, with ``names_in``, only
+    those it lists: one listing per folder instead of a read per name); two in one
+    folder are refused (which would win is not obvious). A bad file's problems are
+    reported with its key.
     """
     found = Defaults()
     for folder in folders_for(sidecar_key, prefix):
+        listed = names_in(folder) if names_in is not None else None
         present = []
-        for name in DEFAULTS_NAMES:
+        names = DEFAULTS_NAMES if listed is None else [n for n in DEFAULTS_NAMES if n in listed]
+        for name in names:
             key = folder + name
             try:
                 data = read(key)

@@ -18,6 +18,7 @@ __all__ = [
     "CreatedFirmware",
     "FirmwareRequest",
     "FirmwareSearch",
+    "KeyListing",
     "ListedFile",
     "ListedPackage",
     "MultiFile",
@@ -70,6 +71,16 @@ class SmallObject:
 
 
 @dataclass(frozen=True)
+class KeyListing:
+    """ListObjectsV2's answer: each object's key and ETag (unquoted), in key order."""
+
+    etags: dict[str, str]
+    #: more objects start with the prefix than were asked for
+    truncated: bool = False
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class StagedCopy:
     """The request ids of ``Storage.stage_copy``'s pinned GetObject and its PostObject."""
 
@@ -114,6 +125,10 @@ class Storage(Protocol):
 
     def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         """Read an object of at most ``limit`` bytes (a larger one raises ObjectTooLarge)."""
+        ...
+
+    def list_keys(self, bucket: str, prefix: str, limit: int) -> KeyListing:
+        """The first ``limit`` objects whose keys start with ``prefix``, with their ETags."""
         ...
 
     def open_stream(self, bucket: str, key: str, if_match: str | None = None) -> ObjectStream:

@@ -225,19 +225,19 @@ class SidecarDocument(BaseModel):
     )
 
 
-class VerifySpec(BaseModel):
+# Plain dataclasses, not models: they are only ever built from validated values, and a
+# model class costs a cold start more to define (docs/benchmarks.md, "cold start").
+@dataclass(frozen=True)
+class VerifySpec:
     """A validated ``verify`` block."""
-
-    model_config = ConfigDict(frozen=True)
 
     devices: tuple[str, ...]
     timeout_minutes: int | None = None
 
 
-class ReleaseFile(BaseModel):
+@dataclass(frozen=True)
+class ReleaseFile:
     """One file of a multi-file release: its name and what the sidecar declares of it."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     size: int | None = None

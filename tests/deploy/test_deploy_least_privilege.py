@@ -40,6 +40,7 @@ RAM_ACTIONS: dict[tuple[str, str], str | None] = {
     ("oss", "HeadObject"): "oss:GetObject",
     ("oss", "PostObject"): None,
     ("oss", "PutObject"): "oss:PutObject",
+    ("oss", "ListObjects"): "oss:ListObjects",
     ("mns", "PublishMessage"): "mns:PublishMessage",
 }
 #: Needed by FC itself, not by the code: FC writes the function's logs with this role.
@@ -250,14 +251,14 @@ def test_oss_write_is_limited_to_the_results_prefix_outside_the_watched_one(mode
     watched, results = params["WatchPrefix"], params["ResultsPrefix"]
     assert not results.startswith(watched) and not watched.startswith(results)
     oss_actions = {a for a in needed_actions() if a.startswith("oss:")}
-    assert oss_actions == {"oss:GetObject", "oss:PutObject"}
+    assert oss_actions == {"oss:GetObject", "oss:PutObject", "oss:ListObjects"}
 
 
 def test_the_only_oss_write_the_adapters_make_is_the_outcome_put():
     writes = [
         (op, where)
         for service, op, where in adapter_operations()
-        if service == "oss" and op not in ("GetObject", "HeadObject")
+        if service == "oss" and op not in ("GetObject", "HeadObject", "ListObjects")
     ]
     assert sorted(op for op, _ in writes) == ["PostObject", "PutObject"], writes
 
@@ -281,3 +282,12 @@ def test_s_yaml_role_is_the_role_docs_tell_you_to_create():
     assert "role/${vars.roleName}" in doc["resources"]["create-firmware"]["props"]["role"]
     assert role_name in docs
     assert "ram-policy.staged.json" in docs and "ram-policy.direct.json" in docs
+
+
+@pytest.mark.parametrize("mode", ["staged", "direct"])
+def test_listing_is_limited_to_the_watched_prefix_of_the_bucket(mode: str) -> None:
+    listing = _oss_statement(policy_file(mode, policy_params()), "oss:ListObjects")
+
+    assert listing["Action"] == ["oss:ListObjects"]
+    assert listing["Resource"] == ["acs:oss:*:*:my-firmware-bucket"]
+    assert listing["Condition"] == {"StringLike": {"oss:Prefix": ["firmware/*"]}}

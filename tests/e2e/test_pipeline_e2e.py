@@ -120,9 +120,10 @@ def test_sidecar_then_firmware_registers_once_and_notifies_waiting_then_created(
     assert package.firmware_sign == hashlib.md5(data).hexdigest()  # noqa: S324
     assert package.dest_version == "2.0.0"
     # AND every call's request id is reported: ListOTAFirmware, GenerateOTAUploadURL and
-    # CreateOTAFirmware; two HEADs, the sidecar's GetObject, the copy's GetObject and PostObject
+    # CreateOTAFirmware; two HEADs, the sidecar's GetObject, one defaults listing per
+    # folder from the watched prefix down (two here), the copy's GetObject and PostObject
     assert len(created["request_ids"]["iot"]) == 3
-    assert len(created["request_ids"]["oss"]) == 5
+    assert len(created["request_ids"]["oss"]) == 7
 
 
 def test_firmware_then_yaml_sidecar_with_sha256_and_differential_type(harness: Harness) -> None:

@@ -492,3 +492,60 @@ def test_a_head_without_content_length_is_transient_not_size_zero(raw_server: An
         reads.head(BUCKET, "fw.bin")
 
     assert caught.value.code == "InvalidResponse"
+
+
+# -- ListObjectsV2 (folder defaults and the outcome object's check use it) -----------------
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+@pytest.mark.parametrize("prefix", ["firmware/acme/.ota-defaults.", "固件/摄像头 v2.bin"])
+def test_a_listing_is_signed_as_oss2_signs_the_same_query(
+    prefix: str, token: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN oss2's own ListObjectsV2 request, captured (its query has empty-valued names)
+    from ota_release.adapters.oss_reads import v4_authorization
+
+    _freeze_oss2(monkeypatch)
+    captured: list[Any] = []
+
+    def capture(self: Any, req: Any, timeout: Any) -> Any:
+        captured.append(req)
+        raise _Sent
+
+    monkeypatch.setattr(oss2.http.Session, "do_request", capture)
+    auth = oss2.StsAuth(AK, SK, token, auth_version="v4") if token else oss2.AuthV4(AK, SK)
+    bucket = oss2.Bucket(auth, ENDPOINTS[0], "my-bucket", region="cn-shanghai")
+    with pytest.raises(_Sent):
+        bucket.list_objects_v2(prefix=prefix, max_keys=10, encoding_type="url")
+    theirs = captured[0]
+
+    # WHEN the adapter's signer signs the same query at the same moment
+    headers = {"Host": "my-bucket.oss-cn-shanghai-internal.aliyuncs.com"}
+    credentials = CloudCredentials(AK, SK, token)
+    ours = v4_authorization(
+        credentials, "cn-shanghai", "GET", "my-bucket", "", headers, MOMENT, theirs.params
+    )
+
+    # THEN the Authorization is oss2's, query names without a value included
+    assert ours["Authorization"] == theirs.headers["authorization"]
+
+
+def test_a_listing_names_every_key_under_the_prefix_with_its_etag(
+    local: tuple[LocalOss, str],
+) -> None:
+    # GIVEN awkward keys under one prefix, and one beside it
+    for key in KEYS:
+        put(local, "list/" + key, key.encode())
+    put(local, "listing-elsewhere.bin", b"x")
+    reads = reads_for(local[1], CloudCredentials("STS.reads", "sts-secret", TOKEN))
+
+    # WHEN the adapter lists the prefix (signed V4 with the query, checked by the local OSS)
+    listed = reads.list_keys(BUCKET, "list/", 100)
+
+    # THEN every key comes back decoded, with the ETag a HEAD reports
+    assert sorted(listed.etags) == sorted("list/" + k for k in KEYS)
+    for key, etag in listed.etags.items():
+        info = reads.head(BUCKET, key)
+        assert info is not None and info.etag == etag
+    assert not listed.truncated and listed.request_id
+    assert reads.list_keys(BUCKET, "list/", 2).truncated

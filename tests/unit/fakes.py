@@ -31,6 +31,7 @@ from ota_release.ports import (
     CreatedFirmware,
     FirmwareRequest,
     FirmwareSearch,
+    KeyListing,
     ListedFile,
     ListedPackage,
     ObjectInfo,
@@ -256,6 +257,14 @@ class FakeStorage(_Faults):
         if len(stored.data) > limit:
             raise ObjectTooLarge(key, limit)
         return SmallObject(stored.data, f"OSS-GET-{key}")
+
+    def list_keys(self, bucket: str, prefix: str, limit: int) -> KeyListing:
+        """ListObjectsV2 in key order, at most ``limit`` keys."""
+        self._enter("list_keys", bucket, prefix, limit)
+        self._bucket_exists(bucket, "ListObjects")
+        keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+        etags = {k: self.objects[(bucket, k)].info(bucket, k).etag for k in keys[:limit]}
+        return KeyListing(etags, len(keys) > limit, f"OSS-LIST-{prefix}")
 
     def put_outcome(self, bucket: str, key: str, body: bytes) -> str | None:
         """OutcomeStore: a PutObject into the same bucket (``put_outcome`` for :meth:`fail`).

@@ -606,12 +606,16 @@ def test_notification_carries_schema_object_spec_firmware_and_request_ids() -> N
     ids = message["request_ids"]
     assert ids["fc"] == "fc-request-1"
     assert ids["oss_event"] == "691E84B3A2F5C10D3E7B9A42"
-    # every call's request id, in order: HEADs, the sidecar's GetObject, the staged copy's
-    # pinned GetObject and PostObject; ListOTAFirmware, the upload ticket, the create
+    # every call's request id, in order: HEADs, the sidecar's GetObject, one listing per
+    # folder for its defaults files, the staged copy's pinned GetObject and PostObject;
+    # ListOTAFirmware, the upload ticket, the create
     assert ids["oss"] == [
         f"OSS-{FW_KEY}",
         f"OSS-{SC_KEY}",
         f"OSS-GET-{SC_KEY}",
+        "OSS-LIST-.ota-defaults.",
+        "OSS-LIST-firmware/.ota-defaults.",
+        "OSS-LIST-firmware/acme/.ota-defaults.",
         "OSS-STREAM-1",
         "OSS-POST-1",
     ]

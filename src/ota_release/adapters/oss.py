@@ -34,7 +34,14 @@ from ota_release.adapters.oss_reads import (
 )
 from ota_release.digest import prefetched
 from ota_release.errors import PermanentError, PlatformError, TransientError
-from ota_release.ports import ObjectInfo, ObjectStream, SmallObject, StagedCopy, UploadTicket
+from ota_release.ports import (
+    KeyListing,
+    ObjectInfo,
+    ObjectStream,
+    SmallObject,
+    StagedCopy,
+    UploadTicket,
+)
 
 POST_CHUNK = 1024 * 1024
 
@@ -298,6 +305,9 @@ class OssObjectStore:
 
     def read_small(self, bucket: str, key: str, limit: int) -> SmallObject:
         return self._reads().read(bucket, key, limit)
+
+    def list_keys(self, bucket: str, prefix: str, limit: int) -> KeyListing:
+        return self._reads().list_keys(bucket, prefix, limit)
 
     def put_outcome(self, bucket: str, key: str, body: bytes) -> str | None:
         """PutObject of an outcome document, hand-signed like the small reads: a

@@ -22,15 +22,15 @@ import hmac
 import http.client
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from ota_release.adapters import CloudCredentials
 from ota_release.errors import NotFoundError, PermanentError, PlatformError, TransientError
-from ota_release.ports import ObjectInfo, ObjectTooLarge, SmallObject
+from ota_release.ports import KeyListing, ObjectInfo, ObjectTooLarge, SmallObject
 from ota_release.settings import REGION_PATTERN
 
 #: OSS error codes that are worth retrying whatever the HTTP status.
@@ -111,8 +111,9 @@ def v4_authorization(
     key: str,
     headers: dict[str, str],
     now: datetime,
+    query: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The headers that sign a request without query or body: ``headers`` plus the V4 set.
+    """The headers that sign a request without a body: ``headers`` plus the V4 set.
 
     Adds ``x-oss-date``, ``x-oss-content-sha256`` (UNSIGNED-PAYLOAD), the STS token when
     there is one, and ``Authorization``. Signed are every ``x-oss-*`` header plus
@@ -131,7 +132,7 @@ def v4_authorization(
         if name.lower().startswith("x-oss-") or name.lower() in _V4_DEFAULT_SIGNED
     )
     canonical = (
-        f"{verb}\n{v4_uri_encode(f'/{bucket}/{key}', True)}\n\n".encode()
+        f"{verb}\n{v4_uri_encode(f'/{bucket}/{key}', True)}\n{canonical_query(query)}\n".encode()
         + b"".join(f"{n}:{v}\n".encode() for n, v in canonical_headers)
         + f"\n\n{UNSIGNED_PAYLOAD}".encode()
     )
@@ -146,6 +147,15 @@ def v4_authorization(
         f"{V4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, Signature={signature}"
     )
     return signed
+
+
+def canonical_query(query: Mapping[str, str] | None) -> str:
+    """V4's canonical query string: each name and value encoded, sorted by name, a name
+    with an empty value written alone."""
+    encoded = sorted(
+        (v4_uri_encode(k, False), v4_uri_encode(v, False)) for k, v in (query or {}).items()
+    )
+    return "&".join(f"{k}={v}" if v else k for k, v in encoded)
 
 
 def classify_status(
@@ -241,6 +251,21 @@ class OssReads:
             raise ObjectTooLarge(key, limit)
         return SmallObject(resp.body, resp.headers.get("x-oss-request-id"))
 
+    def list_keys(self, bucket: str, prefix: str, max_keys: int) -> KeyListing:
+        """ListObjectsV2: the first ``max_keys`` objects whose keys start with ``prefix``.
+
+        Keys come URL-encoded (``encoding-type=url``), so any key survives the XML.
+        """
+        query = {
+            "encoding-type": "url",
+            "list-type": "2",
+            "max-keys": str(max_keys),
+            "prefix": prefix,
+        }
+        resp = self._call("GET", "ListObjects", bucket, "", limit=1024 * 1024, query=query)
+        self._raise_for(resp, "ListObjects")
+        return _listed_keys(resp.body, resp.headers.get("x-oss-request-id"))
+
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str | None:
         """PutObject a small body (replacing the object); the request id OSS answered."""
         resp = self._call(
@@ -271,14 +296,19 @@ class OssReads:
         limit: int,
         body: bytes | None = None,
         content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> _Response:
         host, path = self._target(bucket, key)
+        if query:
+            path += "?" + urlencode(query, quote_via=quote, safe="")
         now = datetime.fromtimestamp(self._clock(), timezone.utc)
         headers = {"Host": host, "Accept-Encoding": "identity"}
         if body is not None:
             headers["Content-Length"] = str(len(body))
             headers["Content-Type"] = content_type or "application/octet-stream"
-        headers = v4_authorization(self._credentials, self._region, verb, bucket, key, headers, now)
+        headers = v4_authorization(
+            self._credentials, self._region, verb, bucket, key, headers, now, query
+        )
         try:
             return self._send(verb, operation, host, path, headers, limit, body)
         except PlatformError:
@@ -406,6 +436,25 @@ class OssReads:
             message or resp.reason,
             request_id or resp.headers.get("x-oss-request-id"),
         )
+
+
+def _listed_keys(body: bytes, request_id: str | None) -> KeyListing:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - a response from the OSS endpoint
+    except ET.ParseError as exc:
+        raise TransientError(
+            "oss", "ListObjects", "InvalidResponse", f"not a listing: {exc}", request_id=request_id
+        ) from exc
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
+    etags = {}
+    for item in root.iter(f"{ns}Contents"):
+        key = item.findtext(f"{ns}Key") or ""
+        etags[unquote(key) if encoded else key] = (item.findtext(f"{ns}ETag") or "").strip('"')
+    truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
+    return KeyListing(etags, truncated, request_id)
 
 
 def xml_error(body: bytes | str) -> tuple[str | None, str | None, str | None]:

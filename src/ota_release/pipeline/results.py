@@ -60,6 +60,11 @@ def store_outcome(r: Release, result: Result) -> str | None:
     return key
 
 
+#: Keys asked for in the one listing that checks a single-file release: the firmware, its
+#: sidecars (one per suffix) and room for a few more keys that start with the firmware's.
+_LISTING_LIMIT = 10
+
+
 def _changed_objects(r: Release, note: Notification) -> str | None:
     """Why the outcome no longer reports the stored upload, or None when it still does."""
     named = {ref.key: ref.etag for ref in (note.firmware_file, note.sidecar_file) if ref}
@@ -68,27 +73,55 @@ def _changed_objects(r: Release, note: Notification) -> str | None:
         named = {note.key: note.etag}
     if not named:
         return "it names no object by ETag, so no upload can be told by it"
+    listing = _listed(r, note, named)
+    stored = dict(listing or {})
+    if listing is None:  # not one listing's worth: each object is looked up
+        for key in named:
+            info = r.head(note.bucket, key)
+            if info is not None:
+                stored[key] = info.etag
     for key, etag in named.items():
-        now = r.head(note.bucket, key)
-        if now is None:
+        if key not in stored:
             return f"{key} no longer exists"
-        if normal_etag(now.etag) != normal_etag(etag):
-            return f"{key} was overwritten since (ETag {normal_etag(now.etag)} now)"
-    return _second_sidecar(r, note)
+        if normal_etag(stored[key]) != normal_etag(etag):
+            return f"{key} was overwritten since (ETag {normal_etag(stored[key])} now)"
+    return _second_sidecar(r, note, listing)
 
 
-def _second_sidecar(r: Release, note: Notification) -> str | None:
+def _listed(r: Release, note: Notification, named: dict[str, str]) -> dict[str, str] | None:
+    """The firmware and its sidecars as one ListObjectsV2 sees them (their keys all start
+    with the firmware's); None when that does not cover them (a multi-file release, a
+    ``waiting`` about one object, a long listing, a role without oss:ListObjects)."""
+    firmware = note.firmware_file
+    if firmware is None or note.files or not all(k.startswith(firmware.key) for k in named):
+        return None
+    try:
+        listing = r.call(
+            f"ListObjects {firmware.key}",
+            lambda: r.ports.storage.list_keys(note.bucket, firmware.key, _LISTING_LIMIT),
+        )
+    except PermanentError:
+        return None
+    r.request_ids.add("oss", listing.request_id)
+    return None if listing.truncated else dict(listing.etags)
+
+
+def _second_sidecar(r: Release, note: Notification, listing: dict[str, str] | None) -> str | None:
     """A sidecar stored since this release paired its firmware with another one.
 
     Its own event judges the firmware with both sidecars (``rejected``: one sidecar per
     firmware), and that is the current outcome; this one, about the earlier pair, must
-    not replace it when it happens to be written last.
+    not replace it when it happens to be written last. A ``listing`` of the firmware's
+    keys already shows them; without one each candidate is looked up.
     """
     pairing = r.pairing
     if pairing is None or pairing.multi or note.firmware_file is None or not note.sidecar_file:
         return None
     used = note.sidecar_file.key
     for key in sidecar_candidates(note.firmware_file.key, r.config.sidecar_suffixes):
-        if key != used and key not in pairing.ambiguous and r.head(note.bucket, key):
+        if key == used or key in pairing.ambiguous:
+            continue
+        stored = key in listing if listing is not None else r.head(note.bucket, key)
+        if stored:
             return f"a second sidecar {key} is stored now; its event reports the release"
     return None
