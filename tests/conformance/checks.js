@@ -216,6 +216,43 @@ checks['oss-wrong-secret'] = async (target, style) => {
   throw new CheckFailed('PutObject signed with a wrong secret was accepted');
 };
 
+checks['oss-list'] = async (target, style) => {
+  // ListObjectsV2 under a fresh folder: the two keys put there, each with the MD5 ETag
+  // of the bytes sent, and the listing cut short (IsTruncated) at max-keys 1.
+  const client = ossClient(target, style);
+  const folder = `conformance/${uniqueName('list')}/`;
+  const contents = [crypto.randomBytes(700), crypto.randomBytes(900)];
+  const keys = [`${folder}a (1).bin`, `${folder}b+2.bin`];
+  for (let i = 0; i < keys.length; i += 1) {
+    await client.put(keys[i], contents[i]);
+  }
+  let whole;
+  try {
+    whole = await client.listV2({ prefix: folder, 'max-keys': 10, 'encoding-type': 'url' });
+  } catch (error) {
+    // ali-oss parses the answer as a ListBucketResult: anything else is not a listing.
+    throw new CheckFailed(`ListObjectsV2 did not answer with a listing: ${error.message}`);
+  }
+  const names = (whole.objects || []).map((o) => decodeURIComponent(o.name));
+  expect(
+    JSON.stringify(names) === JSON.stringify(keys),
+    `ListObjectsV2 listed ${JSON.stringify(names)}, not ${JSON.stringify(keys)}`
+  );
+  (whole.objects || []).forEach((o, i) => {
+    const etag = String(o.etag || '').replace(/"/g, '');
+    expect(
+      etag === md5Hex(contents[i]).toUpperCase(),
+      `ListObjectsV2 gave ${keys[i]} the ETag ${etag}, not the MD5 of its bytes`
+    );
+  });
+  const cut = await client.listV2({ prefix: folder, 'max-keys': 1 });
+  expect(
+    (cut.objects || []).length === 1 && cut.isTruncated === true,
+    `max-keys 1 listed ${(cut.objects || []).length} object(s), truncated=${cut.isTruncated}`
+  );
+  return { keys: names };
+};
+
 // IoT Platform (RPC API through the POP gateway) ------------------------------------------
 
 function iotClient(target, secret) {
@@ -256,7 +293,7 @@ checks['iot-refused-parameter'] = async (target) => {
       typeof data.ErrorMessage === 'string' && data.ErrorMessage.includes('FirmwareName'),
       `the refusal's ErrorMessage does not name FirmwareName: ${JSON.stringify(data.ErrorMessage)}`
     );
-    return { status, code: error.code, errorMessage: data.ErrorMessage };
+    return { status, code: error.code, errorMessage: data.ErrorMessage, name: BAD_FIRMWARE_NAME };
   }
   throw new CheckFailed(
     `CreateOTAFirmware with FirmwareName ${JSON.stringify(BAD_FIRMWARE_NAME)} was accepted: ` +
@@ -282,6 +319,66 @@ checks['iot-wrong-secret'] = async (target) => {
   throw new CheckFailed(
     'ListOTAFirmware signed with a wrong secret was accepted: ' +
       JSON.stringify(answer).slice(0, 200)
+  );
+};
+
+checks['iot-multi-files'] = async (target) => {
+  // CreateOTAFirmware with MultiFiles (the SDK's flattened MultiFiles.N.*), then
+  // QueryOTAFirmware must report the two files by name and URL.
+  const name = uniqueName('mf').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
+  const client = iotClient(target);
+  const created = await client.request(
+    'CreateOTAFirmware',
+    {
+      FirmwareName: name,
+      DestVersion: '2.0.0',
+      'MultiFiles.1.Name': 'app.bin',
+      'MultiFiles.1.Url': target.iot.firmwareUrl,
+      'MultiFiles.2.Name': 'boot.img',
+      'MultiFiles.2.Url': target.iot.firmwareUrl,
+    },
+    { method: 'POST' }
+  );
+  const firmwareId = created.Data && created.Data.FirmwareId;
+  expect(created.Success === true && typeof firmwareId === 'string' && firmwareId.length > 0,
+    `CreateOTAFirmware with MultiFiles answered ${JSON.stringify(created).slice(0, 200)}`);
+  const queried = await client.request('QueryOTAFirmware', { FirmwareId: firmwareId }, {
+    method: 'POST',
+  });
+  const files = ((queried.FirmwareInfo || {}).MultiFiles || []).map((f) => [f.Name, f.Url]);
+  const expected = [['app.bin', target.iot.firmwareUrl], ['boot.img', target.iot.firmwareUrl]];
+  expect(
+    JSON.stringify(files) === JSON.stringify(expected),
+    `QueryOTAFirmware reported MultiFiles ${JSON.stringify(files)}, not ${JSON.stringify(expected)}`
+  );
+  return { firmwareId, name };
+};
+
+checks['iot-verify-too-many-devices'] = async (target) => {
+  // CreateOTAVerifyJob takes at most 10 TargetDeviceName.N: an eleventh is refused.
+  const client = iotClient(target);
+  const params = { FirmwareId: target.iot.firmwareId, ProductKey: 'a1Conformance' };
+  for (let i = 1; i <= 11; i += 1) {
+    params[`TargetDeviceName.${i}`] = `device-${String(i).padStart(2, '0')}`;
+  }
+  let answer;
+  try {
+    answer = await client.request('CreateOTAVerifyJob', params, { method: 'POST' });
+  } catch (error) {
+    const data = error.data || {};
+    expect(
+      error.code === 'iot.system.IllegalRequest',
+      `eleven devices were refused with code ${JSON.stringify(error.code)}, not ` +
+        `iot.system.IllegalRequest (${error.message})`
+    );
+    expect(
+      typeof data.ErrorMessage === 'string' && data.ErrorMessage.includes('TargetDeviceName'),
+      `the refusal does not name TargetDeviceName: ${JSON.stringify(data.ErrorMessage)}`
+    );
+    return { code: error.code };
+  }
+  throw new CheckFailed(
+    'CreateOTAVerifyJob with eleven devices was accepted: ' + JSON.stringify(answer).slice(0, 200)
   );
 };
 

@@ -39,10 +39,19 @@ PACKAGE = b"firmware bytes for the conformance suite"
 CHECKS: list[tuple[str, str | None]] = [
     *[
         (check, style)
-        for check in ("oss-put", "oss-get", "oss-head", "oss-presigned-url", "oss-wrong-secret")
+        for check in (
+            "oss-put",
+            "oss-get",
+            "oss-head",
+            "oss-presigned-url",
+            "oss-list",
+            "oss-wrong-secret",
+        )
         for style in ("virtual", "path")
     ],
     ("iot-refused-parameter", None),
+    ("iot-multi-files", None),
+    ("iot-verify-too-many-devices", None),
     ("iot-wrong-secret", None),
     ("mns-publish", None),
     ("mns-wrong-secret", None),
@@ -66,12 +75,14 @@ class Cloud:
     target: dict[str, Any]
 
 
-def _target(oss_port: int, iot_url: str, mns_url: str, firmware_url: str) -> dict[str, Any]:
+def _target(
+    oss_port: int, iot_url: str, mns_url: str, firmware_url: str, firmware_id: str = "none"
+) -> dict[str, Any]:
     return {
         "accessKeyId": DEFAULT_ACCESS_KEY_ID,
         "accessKeySecret": DEFAULT_ACCESS_KEY_SECRET,
         "oss": {"port": oss_port, "region": REGION, "bucket": BUCKET},
-        "iot": {"endpoint": iot_url, "firmwareUrl": firmware_url},
+        "iot": {"endpoint": iot_url, "firmwareUrl": firmware_url, "firmwareId": firmware_id},
         "mns": {"endpoint": mns_url, "accountId": ACCOUNT_ID, "topic": TOPIC},
     }
 
@@ -95,11 +106,18 @@ def cloud() -> Iterator[Cloud]:
             oss.put_object(BUCKET, PACKAGE_KEY, PACKAGE)
             mns.create_topic(TOPIC)
             firmware_url = oss.url_for(BUCKET, PACKAGE_KEY)
+            (verifiable,) = iot.seed_packages(1, product_key="a1Conformance", name_prefix="cf")
             yield Cloud(
                 oss,
                 iot,
                 mns,
-                _target(oss_server.port, iot_server.url, mns_server.url, firmware_url),
+                _target(
+                    oss_server.port,
+                    iot_server.url,
+                    mns_server.url,
+                    firmware_url,
+                    verifiable.firmware_id,
+                ),
             )
     finally:
         oss.close()
@@ -113,7 +131,10 @@ def _md5(data: bytes) -> str:
 def _confirm_side_effects(cloud: Cloud, result: CheckResult) -> None:
     """What the stand-in itself holds after a passing check: the client's view is not enough."""
     seen = result.seen or {}
-    if result.check in ("oss-put", "oss-get", "oss-head", "oss-presigned-url"):
+    if result.check == "oss-list":
+        for key in seen["keys"]:
+            assert cloud.oss.head(BUCKET, key) is not None, f"{key} is not in bucket {BUCKET}"
+    elif result.check in ("oss-put", "oss-get", "oss-head", "oss-presigned-url"):
         stored = cloud.oss.head(BUCKET, seen["key"])
         assert stored is not None, f"{seen['key']} is not in bucket {BUCKET}"
         if result.check == "oss-put":
@@ -121,7 +142,14 @@ def _confirm_side_effects(cloud: Cloud, result: CheckResult) -> None:
     elif result.check == "oss-wrong-secret":
         assert cloud.oss.head(BUCKET, seen["key"]) is None, "a forged PutObject stored the object"
     elif result.check == "iot-refused-parameter":
-        assert cloud.iot.firmwares() == [], "a refused CreateOTAFirmware registered a package"
+        names = [p.firmware_name for p in cloud.iot.firmwares()]
+        assert seen["name"] not in names, "a refused CreateOTAFirmware registered a package"
+    elif result.check == "iot-multi-files":
+        (package,) = [p for p in cloud.iot.firmwares() if p.firmware_id == seen["firmwareId"]]
+        assert [f.name for f in package.multi_files or ()] == ["app.bin", "boot.img"]
+    elif result.check == "iot-verify-too-many-devices":
+        firmware_id = cloud.target["iot"]["firmwareId"]
+        assert cloud.iot.backend.jobs_of(firmware_id) == [], "a refused verification job exists"
     elif result.check == "mns-publish":
         received = {m.message_id: m for m in cloud.mns.messages(TOPIC)}
         message = received.get(seen["messageId"])
