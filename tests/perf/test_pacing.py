@@ -99,6 +99,18 @@ def test_the_first_call_waits_a_random_part_of_one_slot() -> None:
     assert len(waits) == 20, "each pacer draws its own offset"
 
 
+def test_only_the_pacers_first_call_waits_for_its_random_offset() -> None:
+    # A release calls three actions in turn: the offset that de-synchronises instances is
+    # drawn once, not once per action (which cost a cold release up to three slots).
+    clock = FakeClock()
+    pacer = ActionPacer(10.0, margin=0.0, clock=clock, sleep=clock.sleep, rng=random.Random(3))
+    first = pacer.plan("ListOTAFirmware")
+    assert first.planned > clock.now
+    clock.sleep(1.0)
+    for action in ("GenerateOTAUploadURL", "CreateOTAFirmware"):
+        assert pacer.plan(action).planned == clock.now
+
+
 def test_actions_are_paced_independently_like_the_platforms_per_action_limit() -> None:
     pacer, clock = fake_pacer(1.0, 3, margin=0.0)
     with pacer.call("ListOTAFirmware"):

@@ -106,6 +106,9 @@ class ActionPacer:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._queues: dict[str, deque[PacerTicket]] = {}
+        #: the random start is drawn once per pacer: it shifts this instance's timeline
+        #: against other instances', and later actions keep that shift
+        self._offset_drawn = False
         self._slowdowns: dict[str, _Slowdown] = {}
 
     def plan(self, action: str) -> PacerTicket:
@@ -115,7 +118,10 @@ class ActionPacer:
             queue = self._queues.get(action)
             if queue is None:
                 queue = self._queues[action] = deque(maxlen=self.limit)
-                planned = now + self._rng.uniform(0, self.window / self.limit)
+                planned = now
+                if not self._offset_drawn:
+                    self._offset_drawn = True
+                    planned += self._rng.uniform(0, self.window / self.limit)
             else:
                 planned = max(now, queue[-1].planned)
                 if len(queue) == self.limit:
