@@ -125,7 +125,7 @@ class Adapters:
 
 
 def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapters:
-    from ota_release.adapters.deferred import DeferredPlatform
+    from ota_release.adapters.iot import IotOtaPlatform, shared_pacer
     from ota_release.adapters.mns import MnsNotifier
     from ota_release.adapters.oss import OssObjectStore
     from ota_release.adapters.staging import TicketedStaging
@@ -136,19 +136,13 @@ def build_adapters(settings: Settings, credentials: CloudCredentials) -> Adapter
         settings.oss_public_endpoint,
         region=settings.region,
     )
-
-    def iot_platform() -> OtaPlatform:
-        from ota_release.adapters.iot import IotOtaPlatform, shared_pacer
-
-        return IotOtaPlatform(
-            credentials,
-            settings.iot_endpoint,
-            settings.region,
-            protocol=settings.iot_protocol,
-            pacer=shared_pacer(settings.iot_qps),
-        )
-
-    platform = DeferredPlatform(iot_platform)  # built by the first IoT call, if any
+    platform = IotOtaPlatform(
+        credentials,
+        settings.iot_endpoint,
+        settings.region,
+        protocol=settings.iot_protocol,
+        pacer=shared_pacer(settings.iot_qps),
+    )
     return Adapters(
         store=store,
         platform=platform,

@@ -220,6 +220,17 @@ def _job(item: Any) -> OtaJob:
     )
 
 
+def _without(body: Any, operation: str, field: str) -> TransientError:
+    """A successful answer that lacks what the call is for: worth asking again."""
+    return TransientError(
+        "iot",
+        operation,
+        "EmptyResponse",
+        f"Success=true without a {field}",
+        request_id=body.request_id,
+    )
+
+
 def _firmware_items(body: Any) -> list[Any]:
     """ListOTAFirmware's packages on one page."""
     return list(body.firmware_info.simple_firmware_info or []) if body.firmware_info else []
@@ -439,13 +450,7 @@ class IotOtaPlatform:
         body = self._invoke("CreateOTAFirmware", call)
         data = body.data
         if data is None or not data.firmware_id:
-            raise TransientError(
-                "iot",
-                "CreateOTAFirmware",
-                "EmptyResponse",
-                "Success=true without a FirmwareId",
-                request_id=body.request_id,
-            )
+            raise _without(body, "CreateOTAFirmware", "FirmwareId")
         return CreatedFirmware(data.firmware_id, data.utc_create, body.request_id)
 
     def create_verify_job(
@@ -477,13 +482,7 @@ class IotOtaPlatform:
         body = self._invoke("CreateOTAVerifyJob", call)
         data = body.data
         if data is None or not data.job_id:
-            raise TransientError(
-                "iot",
-                "CreateOTAVerifyJob",
-                "EmptyResponse",
-                "Success=true without a JobId",
-                request_id=body.request_id,
-            )
+            raise _without(body, "CreateOTAVerifyJob", "JobId")
         return str(data.job_id), body.request_id
 
     def list_packages(
@@ -522,13 +521,7 @@ class IotOtaPlatform:
             ),
         )
         if body.total is None:
-            raise TransientError(
-                "iot",
-                "ListOTAFirmware",
-                "EmptyResponse",
-                "Success=true without a Total",
-                request_id=body.request_id,
-            )
+            raise _without(body, "ListOTAFirmware", "Total")
         return int(body.total)
 
     def delete_firmware(self, firmware_id: str, iot_instance_id: str | None) -> str | None:

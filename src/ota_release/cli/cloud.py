@@ -330,6 +330,16 @@ def iot_endpoint_option(func: F) -> F:
     return func
 
 
+def iot_instance_option(func: F) -> F:
+    """``--iot-instance-id``, read like the function reads ``OTA_IOT_INSTANCE_ID``."""
+    return click.option(
+        "--iot-instance-id",
+        envvar="OTA_IOT_INSTANCE_ID",
+        metavar="ID",
+        help="IoT instance id (purchased instances) [env OTA_IOT_INSTANCE_ID].",
+    )(func)
+
+
 def fc_endpoint_options(func: F) -> F:
     func = click.option(
         "--account-id",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ota_release.cli.cloud import credential_options, iot_endpoint_option
+from ota_release.cli.cloud import credential_options, iot_endpoint_option, iot_instance_option
 
 if TYPE_CHECKING:
     from ota_release.cli.prune_plan import PruneReport, Selection
@@ -45,12 +45,7 @@ Exit status: 0 done (or listed), 1 a call or a deletion failed, 2 usage error.
     help="Only packages created longer ago than AGE: a number and s, m, h, d or w (30d).",
 )
 @click.option("--yes", is_flag=True, help="Delete (DeleteOTAFirmware); without it, only list.")
-@click.option(
-    "--iot-instance-id",
-    envvar="OTA_IOT_INSTANCE_ID",
-    metavar="ID",
-    help="IoT instance id (purchased instances) [env OTA_IOT_INSTANCE_ID].",
-)
+@iot_instance_option
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @credential_options
 @iot_endpoint_option

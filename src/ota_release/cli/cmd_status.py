@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ota_release.cli.cloud import credential_options, iot_endpoint_option, oss_endpoint_option
+from ota_release.cli.cloud import (
+    credential_options,
+    iot_endpoint_option,
+    iot_instance_option,
+    oss_endpoint_option,
+)
 from ota_release.settings import DEFAULT_RESULTS_PREFIX
 
 if TYPE_CHECKING:
@@ -66,12 +71,7 @@ Exit status: 0 found, 1 not found or the call failed, 2 usage error.
 @click.option("--name", metavar="NAME", help="FirmwareName to look up (unique per account).")
 @click.option("--version", "version", metavar="V", help="DestVersion; narrows a --name search.")
 @click.option("--product-key", metavar="KEY", help="ProductKey; narrows a --name search.")
-@click.option(
-    "--iot-instance-id",
-    envvar="OTA_IOT_INSTANCE_ID",
-    metavar="ID",
-    help="IoT instance id (purchased instances) [env OTA_IOT_INSTANCE_ID].",
-)
+@iot_instance_option
 @click.option("--json", "as_json", is_flag=True, help="Print the package as JSON.")
 @credential_options
 @iot_endpoint_option

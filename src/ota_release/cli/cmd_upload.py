@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,6 +24,7 @@ from ota_release.results import Upload
 from ota_release.settings import DEFAULT_RESULTS_PREFIX
 
 if TYPE_CHECKING:
+    from ota_release.cli.checks import ReleaseCheck
     from ota_release.digest import Digest
     from ota_release.sidecar import ReleaseSpec
 
@@ -417,13 +418,6 @@ def _checked(
 ) -> tuple[ReleaseSpec, Digest]:
     """The release's spec and digest, or exit with every problem the check found."""
     from ota_release.cli.checks import check_release
-    from ota_release.cli.common import (
-        EXIT_FAILED,
-        emit_json,
-        escape,
-        print_violations,
-        stdout_console,
-    )
 
     check = check_release(
         sidecar,
@@ -433,13 +427,7 @@ def _checked(
         suffixes=suffixes,
     )
     if not check.ok:
-        if as_json:
-            emit_json({"uploaded": False, "check": check.as_dict()})
-        else:
-            console = stdout_console()
-            console.print(f"[red]not uploaded[/red]: {escape(sidecar)} is invalid")
-            print_violations(console, check.errors)
-        raise click.exceptions.Exit(EXIT_FAILED)
+        _refuse(check, f"{sidecar} is invalid", as_json)
     assert check.spec is not None and check.digest is not None
     return check.spec, check.digest
 
@@ -554,6 +542,25 @@ def _upload_file(oss: Any, key: str, path: Path, size: int, threshold: int, part
         )
 
 
+def _refuse(check: ReleaseCheck, what: str, as_json: bool) -> NoReturn:
+    """Nothing is uploaded: say why (every problem, or the check as JSON) and exit 1."""
+    from ota_release.cli.common import (
+        EXIT_FAILED,
+        emit_json,
+        escape,
+        print_violations,
+        stdout_console,
+    )
+
+    if as_json:
+        emit_json({"uploaded": False, "check": check.as_dict()})
+    else:
+        console = stdout_console()
+        console.print(f"[red]not uploaded[/red]: {escape(what)}")
+        print_violations(console, check.errors)
+    raise click.exceptions.Exit(EXIT_FAILED)
+
+
 @dataclass(frozen=True)
 class _Folder:
     """A checked multi-file release: its files' keys, its sidecar's, and its spec."""
@@ -582,13 +589,6 @@ def _checked_folder(
     ``suffixes`` is the sidecar's suffix and every configured one.
     """
     from ota_release.cli.checks import check_release
-    from ota_release.cli.common import (
-        EXIT_FAILED,
-        emit_json,
-        escape,
-        print_violations,
-        stdout_console,
-    )
     from ota_release.pairing import naming_problem
 
     (suffix, configured), stem = suffixes, prefix + folder.name
@@ -596,13 +596,7 @@ def _checked_folder(
         sidecar, folder, firmware_key=stem, default_product_key=settings.product_key
     )
     if not check.ok:
-        if as_json:
-            emit_json({"uploaded": False, "check": check.as_dict()})
-        else:
-            console = stdout_console()
-            console.print(f"[red]not uploaded[/red]: {escape(folder)} is not a valid release")
-            print_violations(console, check.errors)
-        raise click.exceptions.Exit(EXIT_FAILED)
+        _refuse(check, f"{folder} is not a valid release", as_json)
     assert check.spec is not None
     files = [(f"{stem}/{n}", folder / n, d.size) for n, d in check.files.items()]
     for key in [stem + suffix, *(k for k, _, _ in files)]:
